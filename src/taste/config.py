@@ -1,0 +1,79 @@
+"""The one place that reads params.yaml: entry points (notebooks, CLI, benchmarks) call these helpers."""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ParamsError(ValueError):
+    """params.yaml (or a profile overlay) is missing or malformed."""
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """Read the study's parameters; raises ParamsError naming the file when it is absent or not a mapping."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: parameters file not found (run from the repository root)")
+    with path.open(encoding="utf-8") as fh:
+        params = yaml.safe_load(fh)
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path}: expected a YAML mapping at the top level")
+    return params
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Return a new dict: `overlay` wins key by key, nested mappings are merged recursively."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def apply_profile(params_path: str | os.PathLike, profile_path: str | os.PathLike) -> dict[str, Any]:
+    """Merge a profile overlay into params.yaml in place (DVC then sees an ordinary params change)."""
+    params = load_params(params_path)
+    overlay = load_params(profile_path)
+    merged = deep_merge(params, overlay)
+    with Path(params_path).open("w", encoding="utf-8") as fh:
+        yaml.safe_dump(merged, fh, sort_keys=False, default_flow_style=None, width=120)
+    return merged
+
+
+def set_threads(n: int) -> None:
+    """Pin torch's intra-op threads (2 on the reference machine; 1 per process when two jobs share it)."""
+    import torch
+
+    torch.set_num_threads(int(n))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set once in this process
+        pass
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch; ask torch for deterministic kernels where it has them."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def stage_dir(params: dict[str, Any], stage: str) -> Path:
+    """outputs/<stage>/ (created), where a stage writes metrics, figures and its executed notebook."""
+    out = Path(params["shared"]["paths"]["outputs"]) / stage
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    return out

@@ -1,0 +1,183 @@
+"""The one training loop every model of the study shares: data in, loss out, accelerate around it.
+
+Each model folder brings its model, its dataset/collate and a `loss_fn(model, batch) -> (loss, logs)`.
+The loop owns sampling (seeded, resumable by step), AdamW with warmup + cosine decay, gradient clipping,
+optional bf16 autocast, progress, atomic checkpoints and resume. Under `accelerate launch` with several
+processes each rank draws its own slice of every global batch and gradients are averaged across ranks
+after backward, so loss functions may call any method of the model (no DDP forward wrapper needed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from taste.training.checkpoint import find_checkpoint, load_training_state, save_training_state
+
+LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
+
+
+class EmptyDatasetError(ValueError):
+    """The training set has no items."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    checkpoint_every: int = 200
+    log_every: int = 20
+    seed: int = 0
+    mixed_precision: str = "no"  # "no" | "bf16"
+    betas: tuple[float, float] = (0.9, 0.98)
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    peak_memory_mb: float = 0.0
+    resumed_from: int = 0
+    final_step: int = 0
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warmup to 1, then cosine decay to 0.1 at `total`."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def batch_indices(step: int, batch_size: int, n_items: int, seed: int, rank: int = 0, world: int = 1) -> list[int]:
+    """Indices of this rank's share of global batch `step`.
+
+    The data order is an endless chain of seeded permutations (one per epoch); global batch `step` is the
+    slice [step * B * world, (step + 1) * B * world) of that chain and rank r takes the r-th B-sized piece.
+    Depends only on (step, seed), which is what makes resume exact.
+    """
+    start = (step * world + rank) * batch_size
+    out: list[int] = []
+    epoch_cache: dict[int, np.ndarray] = {}
+    for pos in range(start, start + batch_size):
+        epoch, offset = divmod(pos, n_items)
+        if epoch not in epoch_cache:
+            epoch_cache[epoch] = np.random.default_rng([seed, epoch]).permutation(n_items)
+        out.append(int(epoch_cache[epoch][offset]))
+    return out
+
+
+def _peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _average_gradients(params: Sequence[torch.nn.Parameter], world: int) -> None:
+    import torch.distributed as dist
+
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= world
+
+
+def _read_history(path: Path, upto_step: int) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if r["step"] <= upto_step]
+
+
+def train(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    collate: Callable[[list[Any]], Any],
+    loss_fn: LossFn,
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    trainable: Iterable[torch.nn.Parameter] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train `model` for `config.steps` optimizer steps, resuming from `out_dir/checkpoint` when present.
+
+    Returns the training curve (`history`, one row per `log_every` steps plus a final eval row when
+    `eval_fn` is given), wall time and peak resident memory. `model` ends with the final weights.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    n_items = len(dataset)  # type: ignore[arg-type]
+    if n_items == 0:
+        raise EmptyDatasetError(f"training set for {out_dir} is empty")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(cpu=True, mixed_precision=config.mixed_precision)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    torch.manual_seed(config.seed)
+    params = [p for p in (trainable if trainable is not None else model.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    start_step = 0
+    ckpt = find_checkpoint(out_dir / "checkpoint")
+    if ckpt is not None:
+        start_step = int(load_training_state(ckpt, model, optimizer)["step"])
+    history = _read_history(out_dir / "history.jsonl", start_step)
+    t0 = time.perf_counter()
+    model.train()
+    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, mininterval=10,
+               disable=not (progress and accelerator.is_main_process), desc=out_dir.name)
+    running: dict[str, float] = {}
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * lr_factor(step, config.warmup_steps, config.steps)
+        batch = collate([dataset[i] for i in batch_indices(step, config.batch_size, n_items, config.seed, rank, world)])
+        with accelerator.autocast():
+            loss, logs = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{out_dir}: loss became {loss.item()} at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if world > 1:
+            _average_gradients(params, world)
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        for k, v in {"loss": float(loss.detach()), **logs}.items():
+            running[k] = running.get(k, 0.0) + float(v)
+        done = step + 1
+        if done % config.log_every == 0 or done == config.steps:
+            n = config.log_every if done % config.log_every == 0 else done % config.log_every
+            row = {"step": done, "lr": optimizer.param_groups[0]["lr"], **{k: v / n for k, v in running.items()}}
+            running = {}
+            history.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if accelerator.is_main_process:
+                with (out_dir / "history.jsonl").open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row) + "\n")
+        if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
+            save_training_state(out_dir / "checkpoint", model, optimizer, done, {"config": _jsonable(config)})
+        accelerator.wait_for_everyone()
+    if eval_fn is not None:
+        model.eval()
+        with torch.no_grad():
+            history.append({"step": config.steps, **{f"eval_{k}": float(v) for k, v in eval_fn(model).items()}})
+    model.eval()
+    return TrainResult(history=history, wall_time_s=time.perf_counter() - t0, peak_memory_mb=_peak_memory_mb(),
+                       resumed_from=start_step, final_step=config.steps)
+
+
+def _jsonable(config: TrainConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(config)))
