@@ -1,0 +1,40 @@
+# Two commands do all the set-up on a fresh Linux machine with Python 3.11:
+#   make study   - create/reuse .venv, materialise the corpus (checked against data.dvc), dvc repro
+#   make test    - create/reuse .venv, run the test suite (unit tests + the end-to-end smoke study)
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.taste-installed
+
+.PHONY: setup study test smoke bench sync-notebooks review clean-outputs
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.9.1 torchaudio==2.9.1
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -e . --no-deps
+	$(PY) -m ipykernel install --sys-prefix --name taste --display-name "Python (taste)" >/dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+study: setup
+	$(VENV)/bin/taste materialise
+	$(VENV)/bin/dvc repro
+	$(VENV)/bin/dvc metrics show
+
+test: setup
+	$(VENV)/bin/pytest
+
+smoke: setup
+	$(VENV)/bin/pytest tests/e2e -x
+
+bench: setup
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+sync-notebooks: setup
+	$(VENV)/bin/jupytext --sync notebooks/*.py
+
+review: setup
+	$(VENV)/bin/taste review

@@ -1,0 +1,77 @@
+"""`taste` command line: study plumbing (materialise, stage, profile) plus each stage's own commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+# Stage folders that contribute subcommands through `commands.register(subparsers)`.
+COMMAND_MODULES = ("taste.tokenizer.commands", "taste.swap.commands", "taste.lm.commands",
+                   "taste.evaluation.commands", "taste.data.commands")
+
+
+def _materialise(args: argparse.Namespace) -> int:
+    from taste.config import REPO_ROOT, load_params
+    from taste.data.materialise import materialise
+    from taste.pin import materialise_pinned
+
+    params = load_params(args.params)
+    pin = REPO_ROOT / "data.dvc"
+    if args.repin and pin.exists():
+        pin.unlink()
+    materialise_pinned(REPO_ROOT, params, lambda out: materialise(params, out))
+    return 0
+
+
+def _stage(args: argparse.Namespace) -> int:
+    from taste.stages import run_stage
+
+    run_stage(args.name, params_path=args.params)
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from taste.config import apply_profile
+
+    profile = Path("profiles") / f"{args.name}.yaml"
+    if not profile.exists():
+        raise SystemExit(f"{profile}: no such profile (see profiles/)")
+    merged = apply_profile(args.params, profile)
+    print(f"applied {profile} to {args.params} (profile: {merged.get('profile')})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taste", description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("materialise", help="generate data/raw from its seed and check it against data.dvc")
+    p.add_argument("--repin", action="store_true", help="accept the regenerated corpus as the new pin")
+    p.set_defaults(func=_materialise)
+    p = sub.add_parser("stage", help="run one study stage's notebook (what dvc.yaml calls)")
+    p.add_argument("name")
+    p.set_defaults(func=_stage)
+    p = sub.add_parser("profile", help="merge profiles/NAME.yaml into params.yaml")
+    p.add_argument("action", choices=["apply"])
+    p.add_argument("name")
+    p.set_defaults(func=_profile)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

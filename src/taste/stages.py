@@ -1,0 +1,56 @@
+"""Runs one study stage: its notebook through papermill, timed, into outputs/<stage>/."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+from taste.config import REPO_ROOT
+
+STAGE_NOTEBOOKS: dict[str, str] = {
+    "prepare": "01_data_prep",
+    "units": "02a_units",
+    "vocoder": "02b_vocoder",
+    "asr": "02c_asr",
+    "tokenizer": "02d_tokenizer",
+    "taslm": "03_taslm",
+    "swap": "04_token_swap",
+    "evaluate": "05_evaluate",
+}
+KERNEL_NAME = "taste"
+
+
+class UnknownStageError(ValueError):
+    pass
+
+
+def run_stage(stage: str, params_path: str = "params.yaml", repo: Path = REPO_ROOT, outputs: str = "outputs") -> dict:
+    """Execute the stage's notebook; write outputs/<stage>/<notebook>.ipynb and stage_time.json."""
+    import papermill
+
+    if stage not in STAGE_NOTEBOOKS:
+        raise UnknownStageError(f"unknown stage {stage!r}; stages are {', '.join(STAGE_NOTEBOOKS)}")
+    name = STAGE_NOTEBOOKS[stage]
+    source = repo / "notebooks" / f"{name}.ipynb"
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: notebook for stage {stage!r} not found")
+    out_dir = repo / outputs / stage
+    out_dir.mkdir(parents=True, exist_ok=True)  # papermill does not create it
+    env_threads = os.environ.get("TASTE_THREADS")
+    t0 = time.perf_counter()
+    papermill.execute_notebook(
+        str(source), str(out_dir / f"{name}.ipynb"), parameters={"params_path": params_path},
+        kernel_name=KERNEL_NAME, cwd=str(repo), progress_bar=False, log_output=True,
+    )
+    timing = {
+        "stage": stage,
+        "wall_time_s": round(time.perf_counter() - t0, 1),
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1),
+        "threads_override": env_threads,
+    }
+    (out_dir / "stage_time.json").write_text(json.dumps(timing, indent=2) + "\n", encoding="utf-8")
+    print(f"stage {stage}: {timing['wall_time_s']} s, peak memory {timing['peak_memory_mb']} MB")
+    return timing
