@@ -19,16 +19,19 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+# Stage commands call `taste`, so the venv's bin comes first on PATH.
+RUN := PATH="$(abspath $(VENV))/bin:$$PATH"
+
 study: setup
-	$(VENV)/bin/taste materialise
-	$(VENV)/bin/dvc repro
-	$(VENV)/bin/dvc metrics show
+	$(RUN) taste materialise
+	$(RUN) dvc repro
+	$(RUN) dvc metrics show
 
 test: setup
-	$(VENV)/bin/pytest
+	$(RUN) pytest
 
 smoke: setup
-	$(VENV)/bin/pytest tests/e2e -x
+	$(RUN) pytest tests/e2e -x
 
 bench: setup
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
@@ -37,4 +40,4 @@ sync-notebooks: setup
 	$(VENV)/bin/jupytext --sync notebooks/*.py
 
 review: setup
-	$(VENV)/bin/taste review
+	$(RUN) taste review
