@@ -1,0 +1,221 @@
+"""Likelihood probes in miniature: a spoken StoryCloze analog and a SALMon-style acoustic-consistency probe.
+
+Every system is seen through one small protocol, `LikelihoodScorer.score(utterance) -> log-likelihood`. Adapters turn
+the study's models into scorers: TASLM = text + TASTE log-likelihood, S3-unit LM = unit log-likelihood,
+cascade = text-LM log-likelihood. A system wins an item when it gives the natural candidate the higher score.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SAMPLE_RATE = 16000
+GAP_SECONDS = 0.15  # silence between a StoryCloze context and its ending
+
+
+@dataclass(frozen=True)
+class ProbeUtterance:
+    """What a scorer sees: the words and the 16 kHz waveform that speaks them (wav: float32 [T])."""
+
+    text: str
+    wav: np.ndarray
+
+
+@runtime_checkable
+class LikelihoodScorer(Protocol):
+    def score(self, utterance: ProbeUtterance) -> float:
+        """Total natural-log likelihood of the utterance under the system (higher = more plausible)."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Adapters: each wraps the callables one system needs
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class TextScorer:
+    """Cascade: only the words count, scored by the text LM (the audio is what the ASR would read)."""
+
+    text_loglik: Callable[[str], float]
+
+    def score(self, utterance: ProbeUtterance) -> float:
+        return float(self.text_loglik(utterance.text))
+
+
+@dataclass
+class UnitScorer:
+    """S3-unit LM: the waveform becomes units, scored with the text that accompanies them."""
+
+    encode_units: Callable[[np.ndarray], Sequence[int]]
+    unit_loglik: Callable[[str, Sequence[int]], float]
+
+    def score(self, utterance: ProbeUtterance) -> float:
+        return float(self.unit_loglik(utterance.text, self.encode_units(utterance.wav)))
+
+
+@dataclass
+class TaslmScorer:
+    """TASLM: words + one TASTE token per word; the score is text log-likelihood + TASTE log-likelihood."""
+
+    encode_codes: Callable[[np.ndarray, str], Tensor]  # (wav, text) -> codes [N_words, n_q]
+    joint_loglik: Callable[[str, Tensor], tuple[float, float]]  # (text, codes) -> (text_ll, taste_ll)
+
+    def score(self, utterance: ProbeUtterance) -> float:
+        text_ll, taste_ll = self.joint_loglik(utterance.text, self.encode_codes(utterance.wav, utterance.text))
+        return float(text_ll + taste_ll)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Model-level log-likelihoods (batch of one, no gradients)
+# ---------------------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def causal_lm_loglik(model, ids: Sequence[int]) -> float:
+    """Sum of log p(ids[t] | ids[:t]) for t >= 1 under a transformers causal LM (ids include bos/eos)."""
+    if len(ids) < 2:
+        raise ValueError("need at least two token ids (bos + one token) to score")
+    x = torch.tensor([list(ids)], dtype=torch.long)
+    logp = F.log_softmax(model(input_ids=x).logits[0, :-1].float(), dim=-1)  # (T-1, V)
+    return float(logp.gather(1, x[0, 1:, None]).sum())
+
+
+def gaussian_loglik(target: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
+    """Diagonal Gaussian log-density summed over the last dim. target, mean, logvar: [..., D] -> [...]."""
+    return -0.5 * (logvar + (target - mean) ** 2 * torch.exp(-logvar) + np.log(2 * np.pi)).sum(-1)
+
+
+@torch.no_grad()
+def taslm_loglik(model, batch: dict[str, Tensor]) -> tuple[float, float]:
+    """(text_ll, taste_ll) of one collate_taslm batch (B = 1) under a TASLM.
+
+    Token variant: sum of log p(code) over codebooks at word-start targets; embed variant: Gaussian log-density of
+    the target TASTE vector under the predicted mean and log-variance (a density, so not comparable across variants).
+    """
+    out = model(batch["input_ids"], batch["taste_vectors"], batch["has_taste"], batch["attention_mask"])
+    labels = batch["next_ids"]
+    mask = labels >= 0
+    logp = F.log_softmax(out.text_logits.float(), dim=-1)
+    text_ll = float(logp.gather(-1, labels.clamp(min=0)[..., None])[..., 0][mask].sum())
+    has_target = batch["has_target"]
+    hidden = out.hidden[has_target]  # (M, d)
+    if model.config.variant == "token":
+        code_logp = F.log_softmax(model.code_logits(hidden).float(), dim=-1)  # (M, n_q, K)
+        targets = batch["target_codes"][has_target]  # (M, n_q)
+        taste_ll = float(code_logp.gather(-1, targets[..., None]).sum())
+    else:
+        mean, logvar = model.vector_stats(hidden)
+        taste_ll = float(gaussian_loglik(batch["target_vectors"][has_target].float(), mean.float(), logvar.float()).sum())
+    return text_ll, taste_ll
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Probe items
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProbeItem:
+    """One forced choice: the natural candidate should score higher than the other."""
+
+    item_id: str
+    kind: str  # storycloze | rate | pitch | speaker
+    natural: ProbeUtterance
+    unnatural: ProbeUtterance
+
+
+def concatenate(parts: Sequence[ProbeUtterance], gap_s: float = GAP_SECONDS) -> ProbeUtterance:
+    gap = np.zeros(int(gap_s * SAMPLE_RATE), dtype=np.float32)
+    pieces = [p.wav.astype(np.float32) for p in parts]
+    wav = np.concatenate([x for piece in pieces for x in (piece, gap)][:-1])
+    return ProbeUtterance(" ".join(p.text for p in parts), wav)
+
+
+def splice(a: ProbeUtterance, a_words, b: ProbeUtterance, b_words, k: int) -> ProbeUtterance:
+    """a's first k words then b's words from k on (same sentence, two renditions), cut at word starts.
+
+    a_words, b_words: WordAlignment sequences (seconds from the start of each waveform), same length as text.split().
+    """
+    n = len(a.text.split())
+    if a.text != b.text or len(a_words) != n or len(b_words) != n:
+        raise ValueError("splice needs two renditions of the same text with one alignment per word")
+    if not 0 < k < n:
+        raise ValueError(f"splice point {k} must fall inside the {n} words")
+    cut_a = int(round(a_words[k].start * SAMPLE_RATE))
+    cut_b = int(round(b_words[k].start * SAMPLE_RATE))
+    return ProbeUtterance(a.text, np.concatenate([a.wav[:cut_a], b.wav[cut_b:]]).astype(np.float32))
+
+
+def storycloze_items(utterances, sentence_index: Callable, load: Callable, n: int, seed: int = 0) -> list[ProbeItem]:
+    """Context sentence i of a story followed by its true next sentence vs a sentence of another story.
+
+    utterances: Utterance records with story_id; sentence_index(utt) -> position of its text in its story (or None);
+    load(utt) -> ProbeUtterance. The distractor is by the same speaker when possible (speaker is not the cue) and
+    has the true ending's word count when possible (length is not the cue).
+    """
+    by_story: dict[str, dict[int, object]] = defaultdict(dict)
+    for u in utterances:
+        i = sentence_index(u) if u.story_id else None
+        if i is not None:
+            by_story[u.story_id][i] = u
+    pairs = [(s[i], s[j]) for s in by_story.values() for i in sorted(s) for j in sorted(s) if j == i + 1]
+    rng = random.Random(seed)
+    rng.shuffle(pairs)
+    items = []
+    for context, ending in pairs[:n]:
+        others = [u for u in utterances if u.story_id and u.story_id != context.story_id]
+        if not others:
+            break
+        n_words = len(ending.text.split())
+        distractor = min(others, key=lambda u: (u.speaker != ending.speaker, abs(len(u.text.split()) - n_words),
+                                                rng.random()))
+        ctx = load(context)
+        items.append(ProbeItem(f"cloze_{context.id}", "storycloze", concatenate([ctx, load(ending)]),
+                               concatenate([ctx, load(distractor)])))
+    return items
+
+
+def consistency_items(utterances, load: Callable, n: int, seed: int = 0) -> list[ProbeItem]:
+    """From pair sets (same sentence, two renditions: slow/fast, low/high pitch): a rendition vs a splice that
+    switches to the other rendition mid-way. Both directions are used, so a length bias cancels out on average."""
+    kinds = {"global_rate": "rate", "global_pitch": "pitch"}
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for u in utterances:
+        if u.pair is not None and u.pair.set in kinds and u.words:
+            groups[(u.pair.set, u.pair.pair_id)].append(u)
+    items = []
+    for (set_name, pair_id), pair in sorted(groups.items()):
+        if len(pair) != 2 or pair[0].text != pair[1].text or len(pair[0].words) < 2:
+            continue
+        a, b = sorted(pair, key=lambda u: u.pair.role)
+        wa, wb = load(a), load(b)
+        k = len(a.words) // 2
+        items.append(ProbeItem(f"{pair_id}_ab", kinds[set_name], wa, splice(wa, a.words, wb, b.words, k)))
+        items.append(ProbeItem(f"{pair_id}_ba", kinds[set_name], wb, splice(wb, b.words, wa, a.words, k)))
+    random.Random(seed).shuffle(items)
+    return items[:n]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Running a probe
+# ---------------------------------------------------------------------------------------------------------------------
+def run_probe(scorer: LikelihoodScorer, items: Sequence[ProbeItem]) -> np.ndarray:
+    """1.0 where the natural candidate scores higher, 0.5 on a tie, 0.0 otherwise -> float [N]."""
+    wins = np.zeros(len(items))
+    for i, item in enumerate(items):
+        good, bad = scorer.score(item.natural), scorer.score(item.unnatural)
+        wins[i] = 1.0 if good > bad else 0.5 if good == bad else 0.0
+    return wins
+
+
+def accuracy_with_ci(wins: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    from taste.evaluation.stats import bootstrap_ci
+
+    if len(wins) == 0:
+        return {"accuracy": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
+    lo, hi = bootstrap_ci(wins, statistic=np.mean, n=n_boot, seed=seed)
+    return {"accuracy": float(np.mean(wins)), "lo": lo, "hi": hi, "n": int(len(wins))}

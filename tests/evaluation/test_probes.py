@@ -1,0 +1,192 @@
+"""Probes: item construction (splice vs slow reference), scorer adapters with fakes, TASLM/LM log-likelihoods."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from taste.data.records import PairInfo, Utterance, WordAlignment
+from taste.evaluation.coherence import KneserNeyLM
+from taste.evaluation.probes import (
+    SAMPLE_RATE,
+    LikelihoodScorer,
+    ProbeUtterance,
+    TaslmScorer,
+    TextScorer,
+    UnitScorer,
+    accuracy_with_ci,
+    causal_lm_loglik,
+    consistency_items,
+    run_probe,
+    splice,
+    storycloze_items,
+    taslm_loglik,
+)
+
+STORIES = {
+    "s1": ["anna walked to the barn", "she fed the goat some hay", "the goat ate the hay"],
+    "s2": ["tom sailed from the harbour", "the boat rocked on the waves", "tom saw a whale in the sea"],
+    "s3": ["the baker made fresh bread", "the bread smelled warm and sweet", "people bought the sweet bread"],
+}
+
+
+def _utt(uid, text, speaker="spk1", story=None, pair=None, level=0.1, word_s=0.2):
+    n = len(text.split())
+    words = tuple(WordAlignment(w, i * word_s, word_s) for i, w in enumerate(text.split()))
+    return Utterance(uid, f"{uid}.wav", n * word_s, SAMPLE_RATE, text, speaker, "test", None, None, words,
+                     story_id=story, pair=pair), level
+
+
+def _loader(levels):
+    def load(u):
+        n = int(round(u.duration * SAMPLE_RATE))
+        return ProbeUtterance(u.text, np.full(n, levels[u.id], dtype=np.float32))
+    return load
+
+
+def test_splice_matches_plain_slicing():
+    text = "one two three four"
+    a = ProbeUtterance(text, np.arange(40, dtype=np.float32))
+    b = ProbeUtterance(text, -np.arange(80, dtype=np.float32))
+    wa = [WordAlignment(w, i * 10 / SAMPLE_RATE, 10 / SAMPLE_RATE) for i, w in enumerate(text.split())]
+    wb = [WordAlignment(w, i * 20 / SAMPLE_RATE, 20 / SAMPLE_RATE) for i, w in enumerate(text.split())]
+    for k in (1, 2, 3):
+        out = splice(a, wa, b, wb, k)
+        assert np.array_equal(out.wav, np.concatenate([a.wav[: 10 * k], b.wav[20 * k:]]))
+    with pytest.raises(ValueError, match="inside"):
+        splice(a, wa, b, wb, 0)
+    with pytest.raises(ValueError, match="same text"):
+        splice(a, wa, ProbeUtterance("other text here now", b.wav), wb, 2)
+
+
+def _story_utterances():
+    rows, levels = [], {}
+    for sid, sentences in STORIES.items():
+        for i, s in enumerate(sentences):
+            u, lv = _utt(f"{sid}_{i}", s, story=sid, speaker="spk1" if sid != "s3" else "spk2")
+            rows.append(u)
+            levels[u.id] = lv
+    return rows, levels
+
+
+def test_storycloze_with_text_lm_scorer():
+    utts, levels = _story_utterances()
+    index = {(sid, s): i for sid, ss in STORIES.items() for i, s in enumerate(ss)}
+    items = storycloze_items(utts, lambda u: index.get((u.story_id, u.text)), _loader(levels), n=10, seed=0)
+    assert len(items) == 6  # two (i, i+1) pairs per story
+    for item in items:
+        assert item.natural.text.split()[:3] == item.unnatural.text.split()[:3]  # shared context
+        assert item.natural.text != item.unnatural.text
+    lm = KneserNeyLM().fit(" ".join(ss) for ss in STORIES.values())  # a "system" that knows the stories
+    scorer = TextScorer(lambda t: lm.log_prob(t)[0])
+    assert isinstance(scorer, LikelihoodScorer)
+    wins = run_probe(scorer, items)
+    assert wins.mean() == 1.0
+    # An LM that knows nothing cannot tell the endings apart better than chance-level bookkeeping.
+    blind = run_probe(TextScorer(lambda t: 0.0), items)
+    assert np.all(blind == 0.5)
+
+
+def _pair_utterances():
+    rows, levels = [], {}
+    for p, text in enumerate(["the cat sat on the mat", "a dog ran in the park today"]):
+        slow, lv1 = _utt(f"p{p}_slow", text, pair=PairInfo("global_rate", f"p{p}", "slow"), level=0.1, word_s=0.3)
+        fast, lv2 = _utt(f"p{p}_fast", text, pair=PairInfo("global_rate", f"p{p}", "fast"), level=0.5, word_s=0.15)
+        rows += [slow, fast]
+        levels.update({slow.id: lv1, fast.id: lv2})
+    return rows, levels
+
+
+class ConsistencyUnitLM:
+    """A fake unit LM that pays -1 for every change of unit value: a mid-way switch costs it."""
+
+    @staticmethod
+    def encode(wav):
+        return list(np.round(wav[:: SAMPLE_RATE // 25] * 10).astype(int))  # 25 Hz "units"
+
+    @staticmethod
+    def loglik(text, units):
+        return -float(np.sum(np.diff(units) != 0)) - 0.001 * len(units)
+
+
+def test_consistency_probe_with_unit_scorer():
+    utts, levels = _pair_utterances()
+    items = consistency_items(utts, _loader(levels), n=10, seed=0)
+    assert len(items) == 4 and {i.kind for i in items} == {"rate"}
+    for item in items:
+        assert item.natural.text == item.unnatural.text
+    scorer = UnitScorer(ConsistencyUnitLM.encode, ConsistencyUnitLM.loglik)
+    assert run_probe(scorer, items).mean() == 1.0
+    # A pure length preference wins one direction and loses the other: 50%.
+    longer = TextScorer(lambda t: 0.0)
+    length_only = UnitScorer(lambda w: [0] * len(w), lambda t, u: float(len(u)))
+    assert run_probe(length_only, items).mean() == 0.5
+    assert run_probe(longer, items).mean() == 0.5
+
+
+def test_taslm_scorer_sums_text_and_taste():
+    seen = []
+
+    def encode(wav, text):
+        seen.append(text)
+        return torch.zeros(len(text.split()), 2, dtype=torch.long)
+
+    scorer = TaslmScorer(encode, lambda text, codes: (-1.5 * codes.shape[0], -0.25))
+    assert scorer.score(ProbeUtterance("a b c", np.zeros(10, np.float32))) == pytest.approx(-4.75)
+    assert seen == ["a b c"]
+
+
+def test_accuracy_with_ci():
+    res = accuracy_with_ci(np.array([1, 1, 0, 1.0]), n_boot=100)
+    assert res["accuracy"] == 0.75 and res["lo"] <= 0.75 <= res["hi"] and res["n"] == 4
+    assert np.isnan(accuracy_with_ci(np.array([]))["accuracy"])
+
+
+def _debug_llama(vocab=40):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_causal_lm_loglik_matches_hf_loss():
+    model = _debug_llama()
+    ids = [1, 5, 7, 9, 2]
+    with torch.no_grad():
+        loss = model(input_ids=torch.tensor([ids]), labels=torch.tensor([ids])).loss
+    assert causal_lm_loglik(model, ids) == pytest.approx(-float(loss) * (len(ids) - 1), rel=1e-4)
+    with pytest.raises(ValueError):
+        causal_lm_loglik(model, [1])
+
+
+@pytest.mark.parametrize("variant", ["token", "embed"])
+def test_taslm_loglik_against_reference(variant):
+    from taste.lm.data import build_taslm_example, collate_taslm
+    from taste.lm.taslm import TASLM, debug_config
+
+    cfg = debug_config(variant)
+    model = TASLM(_debug_llama(), cfg, keep_reference=False).eval()
+    ids, word_index = [1, 5, 6, 7, 8, 2], [-1, 0, 0, 1, 2, 3]
+    codes = torch.randint(0, cfg.codebook_size, (3, cfg.n_q))
+    vectors = torch.randn(3, cfg.taste_dim)
+    batch = collate_taslm([build_taslm_example(ids, word_index, codes, vectors)], pad_id=0)
+    text_ll, taste_ll = taslm_loglik(model, batch)
+    with torch.no_grad():
+        out = model(batch["input_ids"], batch["taste_vectors"], batch["has_taste"], batch["attention_mask"])
+        ref_text = -F.cross_entropy(out.text_logits[0, :-1], torch.tensor(ids[1:]), reduction="sum")
+        assert text_ll == pytest.approx(float(ref_text), rel=1e-4)
+        h = out.hidden[batch["has_target"]]
+        assert h.shape[0] == 3  # one TASTE target per word
+        if variant == "token":
+            logits = model.code_logits(h)
+            ref = -F.cross_entropy(logits.flatten(0, 1), batch["target_codes"][batch["has_target"]].flatten(),
+                                   reduction="sum")
+        else:
+            mean, logvar = model.vector_stats(h)
+            dist = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
+            ref = dist.log_prob(batch["target_vectors"][batch["has_target"]]).sum()
+    assert taste_ll == pytest.approx(float(ref), rel=1e-4)
