@@ -1,0 +1,65 @@
+"""Training data for the unit tokenizer: (log-mel, CTC phone targets) items, their collate and the loss."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from taste.data.records import Utterance
+from taste.units.model import MEL_PAD_VALUE, UnitTokenizer, ctc_loss
+from taste.units.phones import PhoneVocab
+
+
+class MelSource(Protocol):
+    """Anything with `.get(utt_id) -> Tensor[n_mels, frames]` (taste.data.loaders.FeatureStore, or a dict)."""
+
+    def get(self, utt_id: str) -> Tensor: ...
+
+
+class MelPhoneDataset(Dataset):
+    """Items: {"id", "mel": Tensor[n_mels, F] float32, "targets": LongTensor[P] (1-based phone ids)}."""
+
+    def __init__(self, utterances: Sequence[Utterance], features: MelSource, vocab: PhoneVocab):
+        self.utterances = list(utterances)
+        self.features = features
+        self.targets = [torch.tensor(vocab.ctc_targets(u.phones), dtype=torch.long) for u in self.utterances]
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        utt = self.utterances[i]
+        mel = self.features.get(utt.id)
+        if mel is None:
+            raise KeyError(f"no log-mel features for utterance {utt.id}")
+        return {"id": utt.id, "mel": mel.float(), "targets": self.targets[i]}
+
+
+def pad_mels(mels: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """List of Tensor[n_mels, F_i] -> (Tensor[B, n_mels, F_max] padded with log-silence, lengths [B])."""
+    lengths = torch.tensor([m.shape[-1] for m in mels], dtype=torch.long)
+    out = torch.full((len(mels), mels[0].shape[0], int(lengths.max())), MEL_PAD_VALUE)
+    for i, m in enumerate(mels):
+        out[i, :, : m.shape[-1]] = m
+    return out, lengths
+
+
+def collate_mel_phones(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """-> {"ids", "mel" [B, n_mels, F], "lengths" [B], "targets" [sum P] (concatenated), "target_lengths" [B]}."""
+    mel, lengths = pad_mels([it["mel"] for it in items])
+    return {"ids": [it["id"] for it in items], "mel": mel, "lengths": lengths,
+            "targets": torch.cat([it["targets"] for it in items]),
+            "target_lengths": torch.tensor([len(it["targets"]) for it in items], dtype=torch.long)}
+
+
+def unit_tokenizer_loss(model: UnitTokenizer, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
+    """CTC over phones + VQ commitment; the loss_fn of taste.training.train."""
+    out = model(batch["mel"], batch["lengths"])
+    ctc = ctc_loss(out, batch["targets"], batch["target_lengths"])
+    loss = ctc + out["commit_loss"]
+    units = out["units"][out["units"] >= 0]
+    used = float(torch.unique(units).numel()) if units.numel() else 0.0
+    return loss, {"ctc": float(ctc), "commit": float(out["commit_loss"]), "batch_codes_used": used}

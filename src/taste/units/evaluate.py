@@ -1,0 +1,39 @@
+"""Unit tokenizer evaluation on a split: codebook usage, phone purity / PNMI, greedy-CTC phone error rate."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from taste.data.records import Utterance
+from taste.units.data import MelSource, pad_mels
+from taste.units.metrics import codebook_usage, ctc_greedy_decode, phone_error_rate, purity_pnmi
+from taste.units.model import UnitTokenizer
+from taste.units.phones import PhoneVocab, unit_phone_labels
+
+
+@torch.no_grad()
+def evaluate_unit_tokenizer(model: UnitTokenizer, utterances: Sequence[Utterance], features: MelSource,
+                            vocab: PhoneVocab, batch_size: int = 16) -> dict:
+    """-> {"metrics": {...}, "units": [np.ndarray], "labels": [np.ndarray]} (units and labels aligned per utterance)."""
+    model.eval()
+    all_units, all_labels, refs, hyps = [], [], [], []
+    for start in range(0, len(utterances), batch_size):
+        chunk = utterances[start: start + batch_size]
+        mel, lengths = pad_mels([features.get(u.id).float() for u in chunk])
+        out = model(mel, lengths)
+        for utt, units, n, hyp in zip(chunk, out["units"], out["unit_lengths"].tolist(),
+                                      ctc_greedy_decode(out["logits"], out["unit_lengths"])):
+            all_units.append(units[:n].numpy())
+            all_labels.append(unit_phone_labels(utt.phones, n, model.cfg.rate_hz, vocab))
+            refs.append(vocab.ctc_targets(utt.phones))
+            hyps.append(hyp)
+    metrics = codebook_usage(all_units, model.cfg.codebook_size)
+    metrics.update(purity_pnmi(np.concatenate(all_units), np.concatenate(all_labels),
+                               model.cfg.codebook_size, vocab.n_phones))
+    metrics["per"] = phone_error_rate(refs, hyps)
+    metrics["n_utterances"] = len(utterances)
+    metrics["bitrate_bps"] = model.cfg.rate_hz * float(np.log2(model.cfg.codebook_size))
+    return {"metrics": metrics, "units": all_units, "labels": all_labels}

@@ -1,0 +1,92 @@
+"""Stage 02a as functions: build configs from params, train the unit tokenizer, evaluate it, write unit streams.
+
+Entry points (notebook, CLI, benchmark) pass the params dict from taste.config.load_params; nothing here reads files
+other than the prepared data it is pointed at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from taste.data.loaders import FeatureStore
+from taste.data.records import read_manifest
+from taste.training import TrainConfig, TrainResult, train
+from taste.units.data import MelPhoneDataset, collate_mel_phones, unit_tokenizer_loss
+from taste.units.extract import extract_units, save_units
+from taste.units.model import UnitTokenizer, UnitTokenizerConfig
+from taste.units.phones import PhoneVocab, load_phone_vocab
+
+SPLITS = ("train", "dev", "test", "swap_global", "swap_local")
+
+
+def unit_config(params: dict[str, Any], n_phones: int) -> UnitTokenizerConfig:
+    """UnitTokenizerConfig from params["units"] and params["shared"]["features"]."""
+    u, feats = params["units"], params["shared"]["features"]
+    return UnitTokenizerConfig(
+        n_mels=feats["n_mels"], frame_rate_hz=params["shared"]["sample_rate"] // feats["hop_length"],
+        rate_hz=u["rate_hz"], d_model=u["d_model"], encoder_layers=u["encoder_layers"], head_layers=u["head_layers"],
+        n_heads=u["n_heads"], codebook_size=u["codebook_size"], commitment_weight=u["commitment_weight"],
+        ema_decay=u.get("ema_decay", 0.95), dead_code_threshold=u.get("dead_code_threshold", 2.0), n_phones=n_phones)
+
+
+def train_config(section: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
+    """TrainConfig from a stage's `train:` block plus the shared seed / mixed precision."""
+    t = section["train"]
+    return TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], warmup_steps=t["warmup_steps"],
+                       checkpoint_every=t.get("checkpoint_every", 200), log_every=t.get("log_every", 20),
+                       seed=params["shared"]["seed"], mixed_precision=params["shared"].get("mixed_precision", "no"))
+
+
+def fresh_run_dir(out_dir: Path, fingerprint: dict[str, Any]) -> Path:
+    """Keep out_dir (so an interrupted run resumes) only if it was started with the same settings; else wipe it."""
+    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
+    stamp = out_dir / "fingerprint.txt"
+    if out_dir.exists() and (not stamp.exists() or stamp.read_text().strip() != key):
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key)
+    return out_dir
+
+
+def prepared_paths(params: dict[str, Any]) -> dict[str, Path]:
+    root = Path(params["shared"]["paths"]["prepared"])
+    return {"root": root, "phones": root / "phones.json", "speakers": root / "speaker_embeddings.safetensors"}
+
+
+def load_split(params: dict[str, Any], split: str):
+    """(utterances, FeatureStore) of a prepared split."""
+    root = prepared_paths(params)["root"]
+    return read_manifest(root / f"{split}.jsonl"), FeatureStore(root / "features" / f"{split}.safetensors")
+
+
+def train_unit_tokenizer(params: dict[str, Any], model_dir: Path, progress: bool = True
+                         ) -> tuple[UnitTokenizer, PhoneVocab, TrainResult]:
+    """Train on the train split (resuming from model_dir/training), save to model_dir (config.json + safetensors)."""
+    vocab = load_phone_vocab(prepared_paths(params)["phones"])
+    cfg, tcfg = unit_config(params, vocab.n_phones), train_config(params["units"], params)
+    utts, feats = load_split(params, "train")
+    model = UnitTokenizer(cfg)
+    run_dir = fresh_run_dir(Path(model_dir) / "training", {"model": cfg, "train": tcfg, "n": len(utts)})
+    result = train(model, MelPhoneDataset(utts, feats, vocab), collate_mel_phones, unit_tokenizer_loss, tcfg, run_dir,
+                   progress=progress)
+    model.save_pretrained(model_dir)
+    (Path(model_dir) / "phones.json").write_text(json.dumps(list(vocab.phones)), encoding="utf-8")
+    return model, vocab, result
+
+
+def write_unit_streams(model: UnitTokenizer, params: dict[str, Any], splits=SPLITS, batch_size: int = 32) -> dict[str, int]:
+    """data/units/{split}.safetensors for every prepared split present; returns utterances per split."""
+    out_root = Path(params["shared"]["paths"]["units"])
+    counts = {}
+    for split in splits:
+        if not (prepared_paths(params)["root"] / f"{split}.jsonl").exists():
+            continue
+        utts, feats = load_split(params, split)
+        units = extract_units(model, feats, [u.id for u in utts], batch_size=batch_size)
+        save_units(units, out_root / f"{split}.safetensors")
+        counts[split] = len(units)
+    return counts

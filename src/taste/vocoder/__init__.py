@@ -1,0 +1,5 @@
+"""Units (+ speaker embedding) -> log-mel -> Griffin-Lim waveform (stage 02b)."""
+
+from taste.vocoder.model import UnitVocoder, VocoderConfig, build_debug_vocoder, debug_config
+
+__all__ = ["UnitVocoder", "VocoderConfig", "build_debug_vocoder", "debug_config"]

@@ -1,0 +1,166 @@
+"""Non-autoregressive units (+ speaker embedding) -> log-mel regression model; Griffin-Lim turns the mel into audio.
+
+A Transformer runs at the unit rate (cheap), frames are upsampled by repetition to 100 fps with a learned
+position-within-unit embedding, and a small conv stack smooths the frame sequence before the mel projection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from taste.training.checkpoint import load_safetensors, save_safetensors_atomic
+from taste.units.model import MEL_PAD_VALUE, padding_mask, sinusoids
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class VocoderError(ValueError):
+    """A vocoder folder or its input is malformed."""
+
+
+@dataclass(frozen=True)
+class VocoderConfig:
+    n_units: int = 512
+    unit_rate_hz: int = 25
+    frame_rate_hz: int = 100
+    n_mels: int = 80
+    speaker_dim: int = 256
+    d_model: int = 192
+    layers: int = 4
+    n_heads: int = 4
+    ffn_mult: int = 4
+    conv_layers: int = 2
+    dropout: float = 0.1
+    griffin_lim_iters: int = 32
+
+    def __post_init__(self) -> None:
+        if self.frame_rate_hz % self.unit_rate_hz:
+            raise VocoderError(f"frame_rate_hz {self.frame_rate_hz} is not a multiple of unit_rate_hz {self.unit_rate_hz}")
+
+    @property
+    def upsample(self) -> int:
+        return self.frame_rate_hz // self.unit_rate_hz
+
+
+def debug_config(**overrides) -> VocoderConfig:
+    base = dict(n_units=32, speaker_dim=16, d_model=32, layers=2, n_heads=2, conv_layers=1, dropout=0.0,
+                griffin_lim_iters=4)
+    base.update(overrides)
+    return VocoderConfig(**base)
+
+
+class ConvSmoother(nn.Module):
+    """Residual conv blocks over frames: Tensor[B, F, D] -> Tensor[B, F, D]."""
+
+    def __init__(self, d_model: int, layers: int, kernel_size: int = 5):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv1d(d_model, d_model, kernel_size, padding=kernel_size // 2) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(layers))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for conv, norm in zip(self.convs, self.norms):
+            x = x + F.gelu(conv(norm(x).transpose(1, 2))).transpose(1, 2)
+        return x
+
+
+class UnitVocoder(nn.Module):
+    """units LongTensor[B, U] + speaker Tensor[B, speaker_dim] -> log-mel Tensor[B, n_mels, U * upsample]."""
+
+    def __init__(self, cfg: VocoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.unit_embed = nn.Embedding(cfg.n_units + 1, cfg.d_model)   # last row = padding
+        self.speaker_proj = nn.Linear(cfg.speaker_dim, cfg.d_model)
+        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.ffn_mult * cfg.d_model, cfg.dropout,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, norm=nn.LayerNorm(cfg.d_model), enable_nested_tensor=False)
+        self.subframe = nn.Embedding(cfg.upsample, cfg.d_model)       # where inside its unit a frame sits
+        self.smoother = ConvSmoother(cfg.d_model, cfg.conv_layers)
+        self.to_mel = nn.Linear(cfg.d_model, cfg.n_mels)
+
+    def forward(self, units: Tensor, speaker: Tensor, unit_lengths: Tensor) -> Tensor:
+        """units: LongTensor[B, U] (values < 0 are padding), speaker: [B, speaker_dim] -> log-mel [B, n_mels, U*r]."""
+        if units.dim() != 2:
+            raise VocoderError(f"expected units LongTensor[B, U], got shape {tuple(units.shape)}")
+        if speaker.shape != (units.shape[0], self.cfg.speaker_dim):
+            raise VocoderError(f"expected speaker Tensor[{units.shape[0]}, {self.cfg.speaker_dim}], got {tuple(speaker.shape)}")
+        if units.numel() and int(units.max()) >= self.cfg.n_units:
+            raise VocoderError(f"unit id {int(units.max())} out of range for a codebook of {self.cfg.n_units}")
+        mask = padding_mask(unit_lengths.to(units.device), units.shape[1])
+        ids = units.masked_fill(~mask | (units < 0), self.cfg.n_units)
+        x = self.unit_embed(ids) + self.speaker_proj(F.normalize(speaker.float(), dim=-1))[:, None]  # (B, U, D)
+        x = x + sinusoids(x.shape[1], x.shape[2]).to(x)
+        x = self.encoder(x, src_key_padding_mask=~mask)
+        r = self.cfg.upsample
+        x = x.repeat_interleave(r, dim=1) + self.subframe.weight.repeat(units.shape[1], 1)[None]   # (B, U*r, D)
+        frame_mask = mask.repeat_interleave(r, dim=1)
+        x = self.smoother(x * frame_mask[..., None])
+        mel = self.to_mel(x).transpose(1, 2)                                                         # (B, n_mels, F)
+        return mel.masked_fill(~frame_mask[:, None], MEL_PAD_VALUE)
+
+    @torch.no_grad()
+    def units_to_mel(self, units: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Inference: units LongTensor[B, U], speaker Tensor[B, speaker_dim], lengths [B] -> Tensor[B, n_mels, U*r]."""
+        was_training = self.training
+        self.eval()
+        try:
+            if lengths is None:
+                lengths = torch.full((units.shape[0],), units.shape[1], dtype=torch.long)
+            return self(units.long(), speaker, lengths)
+        finally:
+            self.train(was_training)
+
+    def synthesise(self, units: Tensor, speaker: Tensor, mel_cfg=None, n_iter: int | None = None) -> np.ndarray:
+        """One utterance: units LongTensor[U], speaker Tensor[speaker_dim] -> float32 waveform [U*r*hop] (Griffin-Lim)."""
+        from taste.vocoder.griffin_lim import default_mel_config, mel_to_wave
+
+        units = torch.as_tensor(units).long().reshape(1, -1)
+        speaker = torch.as_tensor(speaker).float().reshape(1, -1)
+        if units.shape[1] == 0:
+            raise VocoderError("synthesise: no units to speak")
+        mel = self.units_to_mel(units, speaker)[0]
+        return mel_to_wave(mel, mel_cfg or default_mel_config(), n_iter or self.cfg.griffin_lim_iters)
+
+    # --- persistence -------------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2), encoding="utf-8")
+        save_safetensors_atomic(self.state_dict(), directory / WEIGHTS_FILE)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> "UnitVocoder":
+        directory = Path(directory)
+        config_path = directory / CONFIG_FILE
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{config_path}: vocoder config not found")
+        try:
+            cfg = VocoderConfig(**json.loads(config_path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, TypeError) as e:
+            raise VocoderError(f"{config_path}: bad vocoder config ({e})") from e
+        model = cls(cfg)
+        try:
+            model.load_state_dict(load_safetensors(directory / WEIGHTS_FILE))
+        except RuntimeError as e:
+            raise VocoderError(f"{directory / WEIGHTS_FILE}: weights do not match config ({e})") from e
+        return model.eval()
+
+
+def build_debug_vocoder(**overrides) -> UnitVocoder:
+    return UnitVocoder(debug_config(**overrides))
+
+
+def masked_l1(pred: Tensor, target: Tensor, lengths: Tensor) -> Tensor:
+    """Mean L1 over valid frames. pred, target: Tensor[B, n_mels, F] (same F), lengths: [B] valid frames."""
+    mask = padding_mask(lengths.to(pred.device), pred.shape[-1])[:, None, :].to(pred.dtype)
+    return ((pred - target).abs() * mask).sum() / (mask.sum() * pred.shape[1]).clamp_min(1.0)
