@@ -1,0 +1,141 @@
+"""Text-aligned aggregator: Whisper-decoder layers whose queries are subword tokens, with cross-attention
+KEYS from the last encoder layer and VALUES from a shallow one, pooled to exactly one vector per word."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from taste.tokenizer.config import AggregatorConfig
+
+
+def position_sinusoid(pos: Tensor, dim: int) -> Tensor:
+    """Sinusoidal features of normalised positions. pos: Tensor[...] in [0, 1] -> Tensor[..., dim]."""
+    half = dim // 2
+    freqs = math.pi * torch.exp(torch.arange(half, device=pos.device) * (math.log(64.0) / max(half - 1, 1)))
+    angles = pos.unsqueeze(-1).float() * freqs  # (..., half)
+    feats = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+    return F.pad(feats, (0, dim - 2 * half))
+
+
+def pool_words(hidden: Tensor, word_index: Tensor, n_words: int) -> tuple[Tensor, Tensor]:
+    """Mean of the subword outputs of each word.
+
+    hidden: Tensor[B, L, D]; word_index: LongTensor[B, L] (word of each token, -1 = no word / padding).
+    Returns (vectors: Tensor[B, N, D], word_mask: BoolTensor[B, N]); N = n_words.
+    """
+    onehot = (word_index.unsqueeze(-1) == torch.arange(n_words, device=hidden.device)).to(hidden.dtype)  # (B, L, N)
+    sums = onehot.transpose(1, 2) @ hidden  # (B, N, D)
+    counts = onehot.sum(1)  # (B, N)
+    return sums / counts.clamp(min=1).unsqueeze(-1), counts > 0
+
+
+class Attention(nn.Module):
+    """Whisper-style multi-head attention (k_proj without bias), names match transformers for weight copying."""
+
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model, bias=False)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def _heads(self, x: Tensor) -> Tensor:  # (B, T, D) -> (B, H, T, D/H)
+        b, t, d = x.shape
+        return x.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> Tensor:
+        """query: [B, L, D], key/value: [B, T, D], mask: Bool[B, 1 or L, T] (True = attend)."""
+        q, k, v = self._heads(self.q_proj(query)), self._heads(self.k_proj(key)), self._heads(self.v_proj(value))
+        attn_mask = None if mask is None else mask.unsqueeze(1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, L, D/H)
+        return self.out_proj(out.transpose(1, 2).reshape(query.shape))
+
+
+class AggregatorLayer(nn.Module):
+    """Pre-LN Whisper decoder layer: causal self-attention, cross-attention (K and V from different layers), MLP."""
+
+    def __init__(self, cfg: AggregatorConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.self_attn = Attention(d, cfg.n_heads)
+        self.self_attn_layer_norm = nn.LayerNorm(d)
+        self.encoder_attn = Attention(d, cfg.n_heads)
+        self.encoder_attn_layer_norm = nn.LayerNorm(d)
+        self.fc1 = nn.Linear(d, cfg.ffn_dim)
+        self.fc2 = nn.Linear(cfg.ffn_dim, d)
+        self.final_layer_norm = nn.LayerNorm(d)
+
+    def forward(self, h: Tensor, self_mask: Tensor, query_pos: Tensor, keys: Tensor, values: Tensor,
+                cross_mask: Tensor) -> Tensor:
+        x = self.self_attn_layer_norm(h)
+        h = h + self.self_attn(x, x, x, self_mask)
+        x = self.encoder_attn_layer_norm(h)
+        h = h + self.encoder_attn(x + query_pos, keys, values, cross_mask)
+        return h + self.fc2(F.gelu(self.fc1(self.final_layer_norm(h))))
+
+
+class Aggregator(nn.Module):
+    """Subword queries x speech -> one vector per word."""
+
+    def __init__(self, cfg: AggregatorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.embed_positions = nn.Embedding(cfg.max_tokens, cfg.d_model)
+        self.layers = nn.ModuleList(AggregatorLayer(cfg) for _ in range(cfg.layers))
+        self.layer_norm = nn.LayerNorm(cfg.d_model)
+        self.reset_value_projections()
+
+    def reset_value_projections(self) -> None:
+        """v_proj of cross-attention = identity, so a word vector starts as an average of shallow-layer states."""
+        with torch.no_grad():
+            for layer in self.layers:
+                layer.encoder_attn.v_proj.weight.copy_(torch.eye(self.cfg.d_model))
+                layer.encoder_attn.v_proj.bias.zero_()
+
+    def load_whisper_decoder(self, decoder: nn.Module) -> list[str]:
+        """Copy matching weights from a transformers WhisperDecoder (embeddings, layers, final LN); returns names copied."""
+        ours = self.state_dict()
+        copied = []
+        for name, tensor in decoder.state_dict().items():
+            if name not in ours:
+                continue
+            target = ours[name]
+            if name == "embed_positions.weight":
+                tensor = tensor[: target.shape[0]]
+            if tensor.shape == target.shape:
+                ours[name] = tensor.clone()
+                copied.append(name)
+        self.load_state_dict(ours)
+        self.reset_value_projections()
+        return copied
+
+    def forward(self, token_ids: Tensor, word_index: Tensor, n_words: Tensor, keys: Tensor, values: Tensor,
+                frame_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """token_ids, word_index: LongTensor[B, L] (-1 word index = padding); n_words: LongTensor[B];
+        keys, values: Tensor[B, T, D] (last / shallow encoder layer); frame_lengths: LongTensor[B].
+        Returns (word vectors Tensor[B, N, D], word_mask Bool[B, N]) with N = n_words.max()."""
+        b, length = token_ids.shape
+        if length > self.cfg.max_tokens:
+            raise ValueError(f"transcript has {length} subword tokens; the aggregator takes at most {self.cfg.max_tokens}")
+        token_mask = token_ids >= 0
+        positions = torch.arange(length, device=token_ids.device)
+        h = self.embed_tokens(token_ids.clamp(min=0)) + self.embed_positions(positions)
+        causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=h.device))
+        self_mask = causal.unsqueeze(0) & token_mask.unsqueeze(1)
+        self_mask = self_mask | torch.eye(length, dtype=torch.bool, device=h.device)  # padded rows attend to themselves
+        t = keys.shape[1]
+        frame_mask = torch.arange(t, device=h.device).unsqueeze(0) < frame_lengths.unsqueeze(1)  # (B, T)
+        qpos = (word_index.clamp(min=0).float() + 0.5) / n_words.clamp(min=1).unsqueeze(1).float()
+        kpos = torch.arange(t, device=h.device).unsqueeze(0).float() / frame_lengths.clamp(min=1).unsqueeze(1).float()
+        query_pos = position_sinusoid(qpos, self.cfg.d_model)
+        keys = keys + position_sinusoid(kpos, self.cfg.d_model)
+        for layer in self.layers:
+            h = layer(h, self_mask, query_pos, keys, values, frame_mask.unsqueeze(1))
+        h = self.layer_norm(h)
+        return pool_words(h, word_index, int(n_words.max()))

@@ -1,0 +1,141 @@
+"""Configuration of the TASTE tokenizer: aggregator, residual VQ and unit decoder (frozen, JSON-serialisable)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONDITIONING_MODES = ("word_sync", "prefix")
+
+
+class TokenizerConfigError(ValueError):
+    """A tokenizer config file or value is malformed."""
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    """Whisper-decoder-style text-aligned cross-attention (queries = subword tokens)."""
+
+    vocab_size: int = 2000        # BPE vocabulary (must match the ASR decoder's embedding)
+    d_model: int = 192            # = the speech encoder's width (K and V come from it)
+    layers: int = 2
+    n_heads: int = 4
+    ffn_dim: int = 768
+    max_tokens: int = 128         # learned token positions (copied from the ASR decoder)
+    value_layer: int = 1          # encoder layer whose states are the cross-attention VALUES
+    key_layer: int = -1           # last layer, after the final LayerNorm
+
+
+@dataclass(frozen=True)
+class RVQConfig:
+    """Residual VQ over word vectors (vector-quantize-pytorch ResidualVQ)."""
+
+    n_quantizers: int = 4
+    codebook_size: int = 512
+    codebook_dim: int = 64
+    decay: float = 0.99
+    kmeans_init: bool = True
+    quantizer_dropout: bool = True
+    commitment_weight: float = 1.0
+    dead_code_threshold: float = 2.0   # restart codes used < this (EMA count); METHOD.md 6 saw level-2 collapse
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """CosyVoice-LM-shaped unit decoder at CPU size."""
+
+    n_units: int = 512            # S3-style unit vocabulary (units.codebook_size)
+    d_model: int = 192
+    layers: int = 4
+    n_heads: int = 4
+    branch_layers: int = 1        # layers of the text and the TASTE branch encoders
+    speaker_dim: int = 256
+    max_len: int = 1024            # positions of the causal decoder (units + boundaries + prefix)
+    max_word_units: int = 64      # in-word position embedding size; also a per-word cap when decoding
+    max_words: int = 64           # word-position embeddings
+    max_tokens: int = 128         # subword positions of the text branch
+    top_k: int = 25
+    min_len_ratio: float = 2.0    # prefix mode: units per word bounds at inference
+    max_len_ratio: float = 20.0
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class TasteConfig:
+    """The whole tokenizer."""
+
+    aggregator: AggregatorConfig = field(default_factory=AggregatorConfig)
+    rvq: RVQConfig = field(default_factory=RVQConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    conditioning: str = "word_sync"
+    unit_rate_hz: float = 25.0
+    encoder_rate_hz: float = 50.0       # Whisper encoder frames/s (100 mel frames/s, stride 2)
+    max_encoder_frames: int = 500       # 2 x max_source_positions of the encoder: longer audio is rejected
+
+    def __post_init__(self) -> None:
+        if self.conditioning not in CONDITIONING_MODES:
+            raise TokenizerConfigError(f"conditioning must be one of {CONDITIONING_MODES}, got {self.conditioning!r}")
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TasteConfig":
+        try:
+            return cls(
+                aggregator=AggregatorConfig(**data.get("aggregator", {})),
+                rvq=RVQConfig(**data.get("rvq", {})),
+                decoder=DecoderConfig(**data.get("decoder", {})),
+                **{k: v for k, v in data.items() if k not in ("aggregator", "rvq", "decoder")},
+            )
+        except TypeError as exc:
+            raise TokenizerConfigError(f"bad tokenizer config: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "TasteConfig":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: tokenizer config not found")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise TokenizerConfigError(f"{path}: not valid JSON ({exc})") from exc
+        return cls.from_dict(data)
+
+
+def debug_config(conditioning: str = "word_sync", vocab_size: int = 50, n_units: int = 32) -> TasteConfig:
+    """2-layer, 16-32-dim tokenizer for tests."""
+    return TasteConfig(
+        aggregator=AggregatorConfig(vocab_size=vocab_size, d_model=16, layers=2, n_heads=2, ffn_dim=32,
+                                    max_tokens=64, value_layer=1),
+        rvq=RVQConfig(n_quantizers=4, codebook_size=16, codebook_dim=8, kmeans_init=False),
+        decoder=DecoderConfig(n_units=n_units, d_model=32, layers=2, n_heads=2, branch_layers=1, speaker_dim=256,
+                              max_len=256, max_word_units=16, max_words=32, max_tokens=64, top_k=5, dropout=0.0),
+        conditioning=conditioning,
+        max_encoder_frames=200,
+    )
+
+
+def config_from_params(params: dict[str, Any], *, vocab_size: int, encoder_width: int, encoder_heads: int,
+                       max_tokens: int, max_encoder_frames: int, conditioning: str | None = None,
+                       value_layer: int | None = None) -> TasteConfig:
+    """Build a TasteConfig from params.yaml (entry points only) plus facts read off the trained ASR model."""
+    tp, rv, dec = params["tokenizer"], params["tokenizer"]["rvq"], params["tokenizer"]["decoder"]
+    return TasteConfig(
+        aggregator=AggregatorConfig(
+            vocab_size=vocab_size, d_model=encoder_width, layers=tp["aggregator_layers"], n_heads=encoder_heads,
+            ffn_dim=4 * encoder_width, max_tokens=max_tokens,
+            value_layer=tp["value_layer"] if value_layer is None else value_layer),
+        rvq=RVQConfig(n_quantizers=rv["n_quantizers"], codebook_size=rv["codebook_size"], codebook_dim=rv["codebook_dim"],
+                      decay=rv["decay"], kmeans_init=rv["kmeans_init"], quantizer_dropout=rv["quantizer_dropout"],
+                      commitment_weight=rv["commitment_weight"], dead_code_threshold=rv.get("dead_code_threshold", 2.0)),
+        decoder=DecoderConfig(n_units=params["units"]["codebook_size"], d_model=dec["d_model"], layers=dec["layers"],
+                              n_heads=dec["n_heads"], top_k=dec["top_k"], min_len_ratio=dec["min_len_ratio"],
+                              max_len_ratio=dec["max_len_ratio"]),
+        conditioning=conditioning or tp["conditioning"],
+        unit_rate_hz=float(params["units"]["rate_hz"]),
+        max_encoder_frames=max_encoder_frames,
+    )

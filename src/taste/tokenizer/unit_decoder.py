@@ -1,0 +1,198 @@
+"""Unit decoder (CosyVoice-LM shape at CPU size): text branch + TASTE branch, softmax-weighted fusion,
+speaker embedding, a causal Transformer over units (+ BND in word_sync mode) + EOS; KV-cached batched sampling."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from taste.tokenizer.aggregator import pool_words
+from taste.tokenizer.config import DecoderConfig
+from taste.tokenizer.streams import stream_word_features
+
+
+class CausalBlock(nn.Module):
+    """Pre-LN causal self-attention block with an optional KV cache."""
+
+    def __init__(self, d: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads, self.dropout = n_heads, dropout
+        self.ln1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, key_valid: Tensor, cache: dict | None = None) -> Tensor:
+        """x: [B, T_new, D]; key_valid: Bool[B, T_total] over cached + new positions; cache holds k, v [B, H, T, D/H]."""
+        b, t, d = x.shape
+        q, k, v = (z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)
+                   for z in self.qkv(self.ln1(x)).chunk(3, dim=-1))
+        if cache is not None:
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+        total = k.shape[2]
+        causal = torch.ones(t, total, dtype=torch.bool, device=x.device).tril(diagonal=total - t)
+        mask = (causal.unsqueeze(0) & key_valid[:, None, :]).unsqueeze(1)  # (B, 1, T_new, T_total)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(b, t, d)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+def _branch(d: int, n_heads: int, layers: int, dropout: float) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(d, n_heads, 4 * d, dropout, batch_first=True, norm_first=True)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+def sample_top_k(logits: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """logits: [B, V] (-inf = forbidden) -> Long[B]; k = 1 is greedy."""
+    if k <= 1:
+        return logits.argmax(-1)
+    values, idx = logits.topk(min(k, logits.shape[-1]), dim=-1)
+    probs = torch.softmax(values, dim=-1)
+    choice = torch.multinomial(probs, 1, generator=generator)
+    return idx.gather(-1, choice).squeeze(-1)
+
+
+class UnitDecoder(nn.Module):
+    """(subword text, optional word vectors, speaker) -> unit stream. Token ids: units 0..n-1, BND n, EOS n+1."""
+
+    def __init__(self, cfg: DecoderConfig, conditioning: str, text_vocab: int, taste_dim: int) -> None:
+        super().__init__()
+        self.cfg, self.conditioning = cfg, conditioning
+        d = cfg.d_model
+        self.bnd, self.eos, self.n_out = cfg.n_units, cfg.n_units + 1, cfg.n_units + 2
+        self.text_emb = nn.Embedding(text_vocab, d)
+        self.text_pos = nn.Embedding(cfg.max_tokens, d)
+        self.text_branch = _branch(d, cfg.n_heads, cfg.branch_layers, cfg.dropout)
+        self.taste_proj = nn.Linear(taste_dim, d)
+        self.taste_branch = _branch(d, cfg.n_heads, cfg.branch_layers, cfg.dropout)
+        self.fusion_logits = nn.Parameter(torch.zeros(2))  # softmax-weighted sum of text and TASTE branches
+        self.word_pos = nn.Embedding(cfg.max_words, d)
+        self.speaker_proj = nn.Linear(cfg.speaker_dim, d)
+        self.task = nn.Parameter(torch.randn(d) * 0.02)
+        self.token_emb = nn.Embedding(self.n_out, d)
+        self.pos_emb = nn.Embedding(cfg.max_len, d)
+        self.in_word_emb = nn.Embedding(cfg.max_word_units, d)
+        self.blocks = nn.ModuleList(CausalBlock(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, self.n_out)
+
+    # -- conditioning -------------------------------------------------------------------------------
+    def condition(self, token_ids: Tensor, word_index: Tensor, n_words: Tensor,
+                  taste: Tensor | None) -> tuple[Tensor, Tensor]:
+        """token_ids, word_index: Long[B, L] (-1 = pad); n_words: Long[B]; taste: [B, N, taste_dim] or None (text-only).
+        Returns (fused word vectors [B, N, d], word_mask Bool[B, N])."""
+        n_max = int(n_words.max())
+        if n_max > self.cfg.max_words:
+            raise ValueError(f"{n_max} words; the decoder takes at most {self.cfg.max_words}")
+        pos = torch.arange(token_ids.shape[1], device=token_ids.device)
+        h = self.text_emb(token_ids.clamp(min=0)) + self.text_pos(pos)
+        h = self.text_branch(h, src_key_padding_mask=token_ids < 0)
+        text_words, word_mask = pool_words(h, word_index, n_max)
+        word_pos = self.word_pos(torch.arange(n_max, device=h.device))
+        if taste is None:
+            return text_words + word_pos, word_mask
+        t = self.taste_branch(self.taste_proj(taste) + word_pos, src_key_padding_mask=~word_mask)
+        w = torch.softmax(self.fusion_logits, dim=0)
+        return w[0] * text_words + w[1] * t + word_pos, word_mask
+
+    def _prefix(self, fused: Tensor, word_mask: Tensor, speaker: Tensor) -> tuple[Tensor, Tensor]:
+        """Prefix embeddings [B, P, d] and validity [B, P]: [speaker] or [speaker, words..., task]."""
+        spk = self.speaker_proj(speaker).unsqueeze(1)
+        ones = torch.ones(fused.shape[0], 1, dtype=torch.bool, device=fused.device)
+        if self.conditioning == "word_sync":
+            return spk, ones
+        task = self.task.expand(fused.shape[0], 1, -1)
+        return torch.cat([spk, fused, task], dim=1), torch.cat([ones, word_mask, ones], dim=1)
+
+    def _token_inputs(self, tokens: Tensor, fused: Tensor, word: Tensor, in_word: Tensor) -> Tensor:
+        """Embeddings of stream tokens [B, S]; word_sync adds the current word's vector and in-word position."""
+        x = self.token_emb(tokens.clamp(min=0))
+        if self.conditioning == "word_sync":
+            idx = word.clamp(min=0, max=fused.shape[1] - 1)
+            cur = fused.gather(1, idx.unsqueeze(-1).expand(-1, -1, fused.shape[-1]))
+            x = x + self.in_word_emb(in_word) + cur * (word >= 0).unsqueeze(-1)
+        return x
+
+    def _run(self, x: Tensor, key_valid: Tensor, caches: list[dict] | None = None) -> Tensor:
+        for i, block in enumerate(self.blocks):
+            x = block(x, key_valid, None if caches is None else caches[i])
+        return self.head(self.ln_f(x))
+
+    # -- teacher forcing ---------------------------------------------------------------------------
+    def forward(self, fused: Tensor, word_mask: Tensor, speaker: Tensor, stream: Tensor) -> Tensor:
+        """stream: Long[B, S] target tokens (-1 = pad). Returns logits [B, S, n_units + 2]; logits[:, i] predicts stream[:, i]."""
+        prefix, valid = self._prefix(fused, word_mask, speaker)
+        inputs = stream[:, :-1]
+        word, in_word = stream_word_features(inputs, self.bnd, self.cfg.max_word_units)
+        x = torch.cat([prefix, self._token_inputs(inputs, fused, word, in_word)], dim=1)
+        valid = torch.cat([valid, inputs >= 0], dim=1)
+        pos = (torch.cumsum(valid.long(), dim=1) - 1).clamp(min=0)
+        if int(pos.max()) >= self.cfg.max_len:
+            raise ValueError(f"sequence of {int(pos.max()) + 1} positions exceeds decoder max_len {self.cfg.max_len}")
+        logits = self._run(x + self.pos_emb(pos), valid)
+        return logits[:, prefix.shape[1] - 1 :]
+
+    # -- sampling ----------------------------------------------------------------------------------
+    def _constrain(self, logits: Tensor, n_words: Tensor, done: Tensor, in_word: Tensor, n_units: Tensor,
+                   finished: Tensor) -> Tensor:
+        """Mask forbidden tokens. word_sync: BND first, no empty words, no EOS before all words, no BND after;
+        prefix: EOS only within [min_len_ratio, max_len_ratio] x words."""
+        allow = torch.ones_like(logits, dtype=torch.bool)
+        units_ok, bnd_ok, eos_ok = allow[:, : self.bnd], allow[:, self.bnd], allow[:, self.eos]
+        if self.conditioning == "word_sync":
+            started = done > 0
+            capped = in_word >= self.cfg.max_word_units - 1
+            units_ok &= (started & ~capped).unsqueeze(-1)
+            bnd_ok &= (done < n_words) & ((in_word > 0) | ~started)
+            eos_ok &= (done >= n_words) & (in_word > 0)
+        else:
+            bnd_ok &= False
+            eos_ok &= n_units >= (self.cfg.min_len_ratio * n_words).long()
+            units_ok &= (n_units < (self.cfg.max_len_ratio * n_words).long()).unsqueeze(-1)
+        allow[finished] = False
+        allow[finished, self.eos] = True
+        return logits.masked_fill(~allow, float("-inf"))
+
+    @torch.no_grad()
+    def generate(self, fused: Tensor, word_mask: Tensor, speaker: Tensor, *, seed: int = 0,
+                 top_k: int | None = None) -> list[list[int]]:
+        """Batched KV-cached top-k sampling. fused: [B, N, d]; speaker: [B, speaker_dim] -> one stream per row (EOS excluded)."""
+        b, device = fused.shape[0], fused.device
+        gen = torch.Generator(device=device).manual_seed(int(seed))
+        k = self.cfg.top_k if top_k is None else top_k
+        n_words = word_mask.sum(1)
+        prefix, valid = self._prefix(fused, word_mask, speaker)
+        pos = (torch.cumsum(valid.long(), 1) - 1).clamp(min=0)
+        caches: list[dict] = [{} for _ in self.blocks]
+        logits = self._run(prefix + self.pos_emb(pos), valid, caches)[:, -1]
+        next_pos = valid.sum(1)
+        done, in_word, n_units = (torch.zeros(b, dtype=torch.long, device=device) for _ in range(3))
+        finished = torch.zeros(b, dtype=torch.bool, device=device)
+        out: list[list[int]] = [[] for _ in range(b)]
+        if self.conditioning == "word_sync":
+            max_steps = int(n_words.max()) * self.cfg.max_word_units + 1
+        else:
+            max_steps = int(self.cfg.max_len_ratio * int(n_words.max())) + 1
+        max_steps = min(max_steps, self.cfg.max_len - int(next_pos.max()))
+        for _ in range(max_steps):
+            tok = sample_top_k(self._constrain(logits, n_words, done, in_word, n_units, finished), k, gen)
+            for i in torch.nonzero(~finished).flatten().tolist():
+                if int(tok[i]) != self.eos:
+                    out[i].append(int(tok[i]))
+            is_b = tok == self.bnd
+            done, n_units = done + is_b.long(), n_units + (tok < self.bnd).long()
+            in_word = torch.where(is_b, torch.zeros_like(in_word), in_word + 1)
+            finished = finished | (tok == self.eos)
+            if bool(finished.all()):
+                break
+            x = self._token_inputs(tok[:, None], fused, (done - 1)[:, None],
+                                   in_word.clamp(max=self.cfg.max_word_units - 1)[:, None])
+            valid = torch.cat([valid, torch.ones(b, 1, dtype=torch.bool, device=device)], dim=1)
+            logits = self._run(x + self.pos_emb(next_pos.clamp(max=self.cfg.max_len - 1))[:, None], valid, caches)[:, -1]
+            next_pos = next_pos + 1
+        return out
