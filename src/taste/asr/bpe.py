@@ -6,6 +6,8 @@ one word of `text.split()`, the word segmentation used everywhere in the project
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -74,14 +76,24 @@ def special_id(tok: Tokenizer, token: str) -> int:
 
 
 def word_ids(tok: Tokenizer, text: str) -> tuple[list[int], list[int]]:
-    """Subword ids of `text` (no special tokens) and, per token, the index of its word in `text.split()`."""
-    if not text.split():
+    """Subword ids of `text` (no special tokens) and, per token, the index of its word in `text.split()`.
+
+    Words are found from character offsets, not from the pre-tokenizer's pieces, so the result holds for any
+    tokenizer (Whisper's byte-level BPE splits "don't" into two pre-tokens; it is one word here).
+    """
+    words = text.split()
+    if not words:
         raise TranscriptError(f"transcript has no words: {text!r}")
-    enc = tok.encode(" ".join(text.split()), add_special_tokens=False)
-    words = enc.word_ids
-    if any(w is None for w in words):
-        raise TranscriptError(f"tokens without a word in {text!r}")
-    return list(enc.ids), [int(w) for w in words]
+    joined = " ".join(words)
+    starts = list(itertools.accumulate((len(w) + 1 for w in words[:-1]), initial=0))
+    enc = tok.encode(joined, add_special_tokens=False)
+    index = []
+    for _, end in enc.offsets:
+        c = max(0, end - 1)
+        if c < len(joined) and joined[c] == " ":  # a bare word-start marker belongs to the next word
+            c += 1
+        index.append(bisect.bisect_right(starts, c) - 1)
+    return list(enc.ids), index
 
 
 def decode_text(tok: Tokenizer, ids: Iterable[int]) -> str:
