@@ -1,0 +1,140 @@
+"""Training items for the tokenizer. The speech encoder is frozen, so its key/value states are computed once
+per utterance here and cached in memory (float16) instead of running the encoder at every step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from taste.tokenizer.model import TasteTokenizer, TextBatch
+from taste.tokenizer.streams import build_stream, word_boundaries
+
+
+@dataclass(frozen=True)
+class TasteItem:
+    """One utterance, ready for the tokenizer. keys/values: Tensor[T, D] float16; units: Long[U]."""
+
+    id: str
+    text: str
+    token_ids: tuple[int, ...]
+    word_index: tuple[int, ...]
+    keys: Tensor
+    values: Tensor
+    speaker: Tensor
+    units: Tensor
+    boundaries: tuple[int, ...]
+    word_starts_s: tuple[float, ...]
+    word_durations_s: tuple[float, ...]
+
+    @property
+    def n_words(self) -> int:
+        return len(self.boundaries)
+
+
+def load_units(path: str | Path) -> dict[str, Tensor]:
+    """data/units/{split}.safetensors -> {utt id: Long[U]}."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: unit file not found (run the units stage first)")
+    return {k: v.long() for k, v in load_file(str(path)).items()}
+
+
+def _word_starts(utt, n_units: int, rate_hz: float) -> tuple[list[float], list[float]]:
+    """Ground-truth word starts/durations; without alignments (real corpora), spread words by character count."""
+    if utt.words:
+        return [w.start for w in utt.words], [w.duration for w in utt.words]
+    words = utt.text.split()
+    total = n_units / rate_hz
+    weights = [len(w) + 1 for w in words]
+    starts = [total * sum(weights[:j]) / sum(weights) for j in range(len(words))]
+    return starts, [total * w / sum(weights) for w in weights]
+
+
+def build_items(model: TasteTokenizer, utterances: Sequence, mels: Mapping[str, Tensor] | object,
+                units: Mapping[str, Tensor], speakers: object, rate_hz: float, batch_size: int = 16) -> list[TasteItem]:
+    """Run the frozen encoder once per utterance (batched) and pair its states with text, units and boundaries.
+
+    mels/speakers: anything with `.get(utt_id)` (e.g. taste.data.loaders.FeatureStore). Utterances with fewer
+    units than words are skipped (they cannot give each word a unit)."""
+    from taste.asr.bpe import word_ids
+    from taste.asr.features import pad_mels
+
+    usable = [u for u in utterances if u.id in units and len(units[u.id]) >= len(u.text.split()) > 0]
+    items: list[TasteItem] = []
+    for start in range(0, len(usable), batch_size):
+        chunk = usable[start : start + batch_size]
+        mel, lengths = pad_mels([mels.get(u.id) for u in chunk])
+        keys, values, frames = model.encoder_states(mel, lengths)
+        for i, utt in enumerate(chunk):
+            ids, widx = word_ids(model.bpe, utt.text)
+            u = units[utt.id]
+            starts, durs = _word_starts(utt, len(u), rate_hz)
+            t = int(frames[i])
+            items.append(TasteItem(
+                id=utt.id, text=utt.text, token_ids=tuple(ids), word_index=tuple(widx),
+                keys=keys[i, :t].half().clone(), values=values[i, :t].half().clone(),
+                speaker=speakers.get(utt.id).float(), units=u,
+                boundaries=tuple(word_boundaries(starts, len(u), rate_hz)),
+                word_starts_s=tuple(starts), word_durations_s=tuple(durs)))
+    return items
+
+
+def with_last_layer_values(items: Sequence[TasteItem]) -> list[TasteItem]:
+    """Ablation: values from the last layer (= the keys) instead of a shallow one."""
+    return [replace(it, values=it.keys) for it in items]
+
+
+class ItemDataset(Dataset):
+    def __init__(self, items: Sequence[TasteItem]) -> None:
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> TasteItem:
+        return self.items[i]
+
+
+@dataclass
+class TasteBatch:
+    """Padded batch. keys/values: [B, T, D]; frame_lengths, n_words: Long[B]; speaker: [B, 256]; stream: Long[B, S] (-1 pad)."""
+
+    ids: list[str]
+    text: TextBatch
+    keys: Tensor
+    values: Tensor
+    frame_lengths: Tensor
+    speaker: Tensor
+    stream: Tensor
+
+
+class Collate:
+    """Pads items and builds the decoder's target stream for the conditioning mode."""
+
+    def __init__(self, mode: str, n_units: int) -> None:
+        self.mode, self.n_units = mode, n_units
+
+    def __call__(self, items: Sequence[TasteItem]) -> TasteBatch:
+        from taste.tokenizer.model import pad_text
+
+        text = pad_text([(it.token_ids, it.word_index) for it in items])
+        t_max, d = max(it.keys.shape[0] for it in items), items[0].keys.shape[1]
+        keys = torch.zeros(len(items), t_max, d)
+        values = torch.zeros(len(items), t_max, d)
+        for i, it in enumerate(items):
+            keys[i, : it.keys.shape[0]] = it.keys.float()
+            values[i, : it.values.shape[0]] = it.values.float()
+        streams = [build_stream(it.units.tolist(), it.boundaries, self.mode, self.n_units) for it in items]
+        stream = torch.full((len(items), max(len(s) for s in streams)), -1, dtype=torch.long)
+        for i, s in enumerate(streams):
+            stream[i, : len(s)] = torch.tensor(s)
+        return TasteBatch(
+            ids=[it.id for it in items], text=text, keys=keys, values=values,
+            frame_lengths=torch.tensor([it.keys.shape[0] for it in items]),
+            speaker=torch.stack([it.speaker for it in items]), stream=stream)
