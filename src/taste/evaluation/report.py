@@ -1,0 +1,231 @@
+"""The reviewers' report: per-continuation measurements, per-system summaries with bootstrap CIs, the paper's
+Table 2 beside ours, the ordering checks (TASLM vs cascade and vs the S3-unit LM) and the headline metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SYSTEMS = ("cascade", "s3_lm", "taslm_token", "taslm_embed")
+SAMPLE_RATE = 16000
+
+# Table 2 of the paper (GPT-4o score 1-5 on the ASR transcript, UTMOS 1-5, human MOS 1-5).
+PAPER_TABLE2 = {
+    "cascade": {"paper_system": "Cascade 1B", "gpt4o": 3.15, "utmos": 4.25, "human_mos": 4.00},
+    "s3_lm": {"paper_system": "Baseline S3", "gpt4o": 1.37, "utmos": 4.04, "human_mos": 2.84},
+    "taslm_token": {"paper_system": "TASLM token", "gpt4o": 3.08, "utmos": 4.07, "human_mos": 3.93},
+    "taslm_embed": {"paper_system": "TASLM embed.", "gpt4o": 3.16, "utmos": 4.22, "human_mos": 4.16},
+}
+PAPER_SCALE = "Llama-3.2-1B + LoRA, LibriSpeech/LibriTTS prompts, GPT-4o judge, human raters"
+
+# judge -> (what it is, higher_is_better)
+JUDGES = {
+    "llm_judge": ("LLM judge 1-5 (paper rubric)", True),
+    "embed_sim": ("MiniLM cosine prompt vs continuation", True),
+    "ref_logppl": ("log perplexity under the held-out reference LM", False),
+    "story_consistency": ("keeps the story's entities and topic, 0-1", True),
+    "dnsmos_ovrl": ("DNSMOS overall 1-5", True),
+    "utmos": ("UTMOS 1-5 (local checkpoint)", True),
+    "speaker_sim": ("resemblyzer cosine prompt vs continuation", True),
+    "rate_diff": ("relative speaking-rate difference prompt vs continuation", False),
+    "asr_ps_wer": ("WER between the study ASR and pocketsphinx transcripts", False),
+}
+COHERENCE_JUDGES = ("llm_judge", "embed_sim", "ref_logppl", "story_consistency")
+
+
+class ContinuationsFileError(ValueError):
+    """continuations.jsonl is missing a field or points at missing audio."""
+
+
+@dataclass(frozen=True)
+class Continuation:
+    system: str
+    prompt_id: str
+    story_id: str | None
+    prompt_text: str
+    prompt_wav: str
+    continuation_text: str
+    wav: str
+
+
+def read_continuations(path: str | Path, system: str) -> list[Continuation]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"continuations not found: {path} (run the taslm stage)")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            rows.append(Continuation(system, str(r["prompt_id"]), r.get("story_id"), r["prompt_text"], r["prompt_wav"],
+                                     r.get("continuation_text", ""), r["wav"]))
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ContinuationsFileError(f"{path}:{n}: bad continuation record ({err})") from err
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Paralinguistic consistency
+# ---------------------------------------------------------------------------------------------------------------------
+def active_seconds(wav: np.ndarray, sr: int = SAMPLE_RATE, threshold_db: float = -35.0) -> float:
+    """Seconds between the first and last 10 ms frame louder than threshold_db below the peak frame."""
+    hop = sr // 100
+    n = len(wav) // hop
+    if n == 0:
+        return 0.0
+    energy = np.sqrt(np.mean(wav[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1)) + 1e-10
+    loud = np.flatnonzero(20 * np.log10(energy / energy.max()) > threshold_db)
+    return (loud[-1] - loud[0] + 1) * hop / sr
+
+
+def speaking_rate(wav: np.ndarray, n_words: int, sr: int = SAMPLE_RATE) -> float:
+    """Words per second of active speech (NaN when nothing was said)."""
+    seconds = active_seconds(wav, sr)
+    return n_words / seconds if n_words and seconds > 0 else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Per-continuation measurements (every model passed in as a callable, so tests use fakes)
+# ---------------------------------------------------------------------------------------------------------------------
+def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarray],
+                  asr: Callable[[list[np.ndarray]], list[str]], recognizer: Callable[[np.ndarray], str],
+                  speaker_embed: Callable[[np.ndarray], np.ndarray], quality: Callable[[np.ndarray], dict],
+                  utmos: Callable[[np.ndarray], float] | None = None) -> pd.DataFrame:
+    """One row per continuation: transcripts (study ASR, pocketsphinx), DNSMOS, speaker similarity, rates."""
+    from taste.evaluation.speaker import cosine
+    from taste.evaluation.wer import wer
+
+    wavs = [read(c.wav) for c in items]
+    prompts = {c.prompt_wav: read(c.prompt_wav) for c in items}
+    prompt_emb = {p: speaker_embed(w) for p, w in prompts.items()}
+    asr_texts = asr(wavs)
+    rows = []
+    for c, wav, asr_text in zip(items, wavs, asr_texts, strict=True):
+        ps_text = recognizer(wav)
+        q = quality(wav)
+        rate_p = speaking_rate(prompts[c.prompt_wav], len(c.prompt_text.split()))
+        rate_c = speaking_rate(wav, len(asr_text.split()))
+        rows.append({
+            "system": c.system, "prompt_id": c.prompt_id, "story_id": c.story_id, "prompt_text": c.prompt_text,
+            "intended_text": c.continuation_text, "asr_text": asr_text, "ps_text": ps_text,
+            "asr_ps_wer": wer([asr_text], [ps_text]) if asr_text.strip() else float("nan"),
+            "dnsmos_ovrl": q["ovrl"], "dnsmos_sig": q["sig"], "dnsmos_bak": q["bak"],
+            "utmos": utmos(wav) if utmos else float("nan"),
+            "speaker_sim": cosine(prompt_emb[c.prompt_wav], speaker_embed(wav)),
+            "rate_prompt": rate_p, "rate_cont": rate_c, "rate_diff": abs(rate_c - rate_p) / rate_p,
+            "duration_s": len(wav) / SAMPLE_RATE,
+        })
+    return pd.DataFrame(rows)
+
+
+def add_text_judges(df: pd.DataFrame, encoder, ref_lm, consistency, judge=None, text_column: str = "asr_text"
+                    ) -> tuple[pd.DataFrame, list[str]]:
+    """Coherence judges on the transcript. An empty transcript scores 0 similarity and consistency and the
+    reference LM's uniform-guess log perplexity, so saying nothing is never rewarded. Returns (df, judge errors)."""
+    from taste.evaluation.coherence import embedding_similarity
+
+    df = df.copy()
+    texts = df[text_column].fillna("").tolist()
+    df["embed_sim"] = embedding_similarity(encoder, df["prompt_text"].tolist(), texts)
+    uniform = math.log(len(ref_lm.vocab) + 1)
+    df["ref_logppl"] = [math.log(ref_lm.perplexity(t)) if t.strip() else uniform for t in texts]
+    scores = [consistency.score(s, t) if isinstance(s, str) and s in consistency.stories else None
+              for s, t in zip(df["story_id"], texts)]
+    df["story_consistency"] = [s["story_consistency"] if s else np.nan for s in scores]
+    df["entity_precision"] = [s["entity_precision"] if s else np.nan for s in scores]
+    errors: list[str] = []
+    if judge is not None:
+        df["llm_judge"], errors = judge.score_all(df["prompt_text"].tolist(), texts)
+    else:
+        df["llm_judge"] = np.nan
+    return df, errors
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Summaries
+# ---------------------------------------------------------------------------------------------------------------------
+def summarise(df: pd.DataFrame, judges: Sequence[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Mean and 95% bootstrap CI per (system, judge), NaNs dropped -> DataFrame(system, judge, mean, lo, hi, n)."""
+    from taste.evaluation.stats import bootstrap_ci
+
+    rows = []
+    for system, group in df.groupby("system", sort=False):
+        for judge in judges:
+            if judge not in group:
+                continue
+            values = group[judge].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            if values.size == 0:
+                continue
+            lo, hi = bootstrap_ci(values, n=n_boot, seed=seed) if values.size > 1 else (values[0], values[0])
+            rows.append({"system": system, "judge": judge, "mean": float(values.mean()), "lo": lo, "hi": hi,
+                         "n": int(values.size)})
+    return pd.DataFrame(rows, columns=["system", "judge", "mean", "lo", "hi", "n"])
+
+
+def _value(summary: pd.DataFrame, system: str, judge: str) -> float:
+    hit = summary[(summary["system"] == system) & (summary["judge"] == judge)]
+    return float(hit["mean"].iloc[0]) if len(hit) else float("nan")
+
+
+def ordering_ratios(summary: pd.DataFrame, judges: Sequence[str] = COHERENCE_JUDGES) -> dict[str, float]:
+    """TASLM / cascade and TASLM / S3 for each coherence judge, oriented so that > 1 means TASLM is better.
+
+    Log perplexity is turned back into perplexity first (ratio of perplexities, inverted)."""
+    out = {}
+    for judge in judges:
+        higher = JUDGES[judge][1]
+        for taslm in ("taslm_token", "taslm_embed"):
+            for other in ("cascade", "s3_lm"):
+                a, b = _value(summary, taslm, judge), _value(summary, other, judge)
+                if judge == "ref_logppl":
+                    a, b = math.exp(a), math.exp(b)
+                ratio = (a / b if higher else b / a) if b and a else float("nan")
+                out[f"{judge}.{taslm}_over_{other}"] = ratio
+    return out
+
+
+def paper_comparison(summary: pd.DataFrame, study_scale: str) -> pd.DataFrame:
+    """Our judges beside the paper's Table 2, one row per system, each study's scale stated."""
+    rows = []
+    for system in SYSTEMS:
+        paper = PAPER_TABLE2[system]
+        rows.append({
+            "system": system, "paper_system": paper["paper_system"],
+            "paper_gpt4o": paper["gpt4o"], "paper_utmos": paper["utmos"], "paper_human_mos": paper["human_mos"],
+            **{f"ours_{j}": _value(summary, system, j) for j in ("llm_judge", "embed_sim", "ref_logppl",
+                                                                   "story_consistency", "dnsmos_ovrl", "utmos")},
+            "paper_scale": PAPER_SCALE, "our_scale": study_scale,
+        })
+    return pd.DataFrame(rows)
+
+
+def headline_metrics(summary: pd.DataFrame, probes: dict[str, dict[str, dict]], ordering: dict[str, float],
+                     extra: dict | None = None) -> dict:
+    """{system: {judge: mean}} plus probe accuracies and ordering ratios: two levels, so `dvc metrics show` prints
+    keys like `taslm_embed.embed_sim`."""
+    out: dict[str, dict] = {}
+    for _, r in summary.iterrows():
+        out.setdefault(r["system"], {})[r["judge"]] = round(float(r["mean"]), 4)
+    for system, by_probe in probes.items():
+        for probe, res in by_probe.items():
+            if np.isfinite(res.get("accuracy", float("nan"))):
+                out.setdefault(system, {})[f"probe_{probe}"] = round(float(res["accuracy"]), 4)
+    out["ordering"] = {k: round(v, 4) for k, v in ordering.items() if np.isfinite(v)}
+    if extra:
+        out["run"] = extra
+    return out
+
+
+def write_metrics(metrics: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return path
