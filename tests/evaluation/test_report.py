@@ -1,0 +1,141 @@
+"""Report: continuation records, speaking rate, per-item measurements with fakes, summaries, ordering, headline."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from taste.evaluation.coherence import KneserNeyLM, Story, StoryConsistency
+from taste.evaluation.report import (
+    PAPER_TABLE2,
+    SYSTEMS,
+    Continuation,
+    ContinuationsFileError,
+    active_seconds,
+    add_text_judges,
+    headline_metrics,
+    measure_audio,
+    ordering_ratios,
+    paper_comparison,
+    read_continuations,
+    speaking_rate,
+    summarise,
+    write_metrics,
+)
+
+SR = 16000
+
+
+def _speech(seconds_silence: float, seconds_speech: float) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    pad = np.zeros(int(seconds_silence * SR), np.float32)
+    return np.concatenate([pad, 0.3 * rng.standard_normal(int(seconds_speech * SR)).astype(np.float32), pad])
+
+
+def test_active_seconds_and_rate():
+    wav = _speech(0.5, 2.0)
+    assert active_seconds(wav) == pytest.approx(2.0, abs=0.02)
+    assert speaking_rate(wav, 5) == pytest.approx(2.5, rel=0.02)
+    assert math.isnan(speaking_rate(wav, 0))
+    assert active_seconds(np.zeros(10, np.float32)) == 0.0
+
+
+def test_read_continuations(tmp_path):
+    path = tmp_path / "continuations.jsonl"
+    row = {"prompt_id": "p1", "story_id": "s1", "prompt_text": "a b", "prompt_wav": "p.wav",
+           "continuation_text": "c d", "wav": "c.wav", "timings": {"total_s": 1.0}}
+    path.write_text(json.dumps(row) + "\n\n")
+    (c,) = read_continuations(path, "cascade")
+    assert c == Continuation("cascade", "p1", "s1", "a b", "p.wav", "c d", "c.wav")
+    path.write_text('{"prompt_id": "p1"}\n')
+    with pytest.raises(ContinuationsFileError, match="continuations.jsonl:1"):
+        read_continuations(path, "cascade")
+    with pytest.raises(FileNotFoundError, match="taslm stage"):
+        read_continuations(tmp_path / "none.jsonl", "cascade")
+
+
+class FakeEncoder:
+    def encode(self, texts, **kwargs):
+        out = np.zeros((len(texts), 26), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for ch in t:
+                if "a" <= ch <= "z":
+                    out[i, ord(ch) - 97] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def _items():
+    audio = {"p.wav": _speech(0.2, 1.0), "good.wav": _speech(0.2, 1.0), "fast.wav": _speech(0.2, 0.5)}
+    items = [Continuation("cascade", "p1", "s1", "anna went to the barn", "p.wav", "x", "good.wav"),
+             Continuation("s3_lm", "p1", "s1", "anna went to the barn", "p.wav", "x", "fast.wav")]
+    transcripts = {id(audio["good.wav"]): "anna fed the goat in the barn", id(audio["fast.wav"]): ""}
+    return audio, items, transcripts
+
+
+def test_measure_audio_and_text_judges():
+    audio, items, transcripts = _items()
+    df = measure_audio(
+        items, read=audio.__getitem__, asr=lambda wavs: [transcripts[id(w)] for w in wavs],
+        recognizer=lambda w: transcripts[id(w)] or "um", speaker_embed=lambda w: np.array([1.0, len(w) / SR]),
+        quality=lambda w: {"ovrl": 3.0, "sig": 3.5, "bak": 4.0})
+    assert list(df["system"]) == ["cascade", "s3_lm"]
+    assert df.loc[0, "asr_ps_wer"] == 0.0 and math.isnan(df.loc[1, "asr_ps_wer"])
+    assert df.loc[0, "rate_prompt"] == pytest.approx(5.0, rel=0.05)
+    assert df.loc[0, "rate_cont"] == pytest.approx(7.0, rel=0.05)
+    assert math.isnan(df.loc[1, "rate_cont"])  # nothing heard
+    assert df.loc[0, "speaker_sim"] == pytest.approx(1.0) and df.loc[1, "speaker_sim"] < 1.0
+    lm = KneserNeyLM().fit(["anna fed the goat in the barn", "tom sailed the boat"])
+    stories = [Story("s1", "farm", ("anna",), ("the barn",), ("a goat",), ("anna went to the barn",)),
+               Story("s2", "sea", ("tom",), ("the harbour",), ("a boat",), ("tom sailed the boat",))]
+    judged, errors = add_text_judges(df, FakeEncoder(), lm, StoryConsistency(stories))
+    assert errors == [] and judged["llm_judge"].isna().all()
+    good, empty = judged.iloc[0], judged.iloc[1]
+    assert good["embed_sim"] > 0.5 and empty["embed_sim"] == 0.0
+    assert good["story_consistency"] == 1.0 and empty["story_consistency"] == 0.0
+    assert empty["ref_logppl"] == pytest.approx(math.log(len(lm.vocab) + 1))  # saying nothing is not rewarded
+    assert good["ref_logppl"] < empty["ref_logppl"]
+
+
+def _per_item():
+    rng = np.random.default_rng(0)
+    rows = []
+    means = {"cascade": 0.6, "s3_lm": 0.2, "taslm_token": 0.55, "taslm_embed": 0.58}
+    for system, m in means.items():
+        for i in range(30):
+            rows.append({"system": system, "embed_sim": m + 0.05 * rng.standard_normal(),
+                         "ref_logppl": math.log(20 if system != "s3_lm" else 80) + 0.01 * rng.standard_normal(),
+                         "dnsmos_ovrl": np.nan if i == 0 else 3.0})
+    return pd.DataFrame(rows)
+
+
+def test_summarise_against_plain_mean():
+    df = _per_item()
+    summary = summarise(df, ["embed_sim", "ref_logppl", "dnsmos_ovrl", "absent"], n_boot=100)
+    row = summary[(summary.system == "cascade") & (summary.judge == "embed_sim")].iloc[0]
+    assert row["mean"] == pytest.approx(df[df.system == "cascade"]["embed_sim"].mean())
+    assert row["lo"] < row["mean"] < row["hi"] and row["n"] == 30
+    assert summary[(summary.judge == "dnsmos_ovrl")]["n"].eq(29).all()  # NaNs dropped
+    assert "absent" not in set(summary.judge)
+
+
+def test_ordering_ratios_and_headline(tmp_path):
+    summary = summarise(_per_item(), ["embed_sim", "ref_logppl"], n_boot=50)
+    ratios = ordering_ratios(summary, ["embed_sim", "ref_logppl"])
+    assert ratios["embed_sim.taslm_embed_over_s3_lm"] > 1.5
+    assert 0.9 < ratios["embed_sim.taslm_token_over_cascade"] < 1.0
+    # Lower perplexity is better: TASLM at ppl 20 vs S3 at ppl 80 is a 4x improvement.
+    assert ratios["ref_logppl.taslm_token_over_s3_lm"] == pytest.approx(4.0, rel=0.05)
+    probes = {"cascade": {"storycloze": {"accuracy": 0.9}, "rate": {"accuracy": float("nan")}}}
+    metrics = headline_metrics(summary, probes, ratios, extra={"n_items": 30})
+    assert metrics["cascade"]["probe_storycloze"] == 0.9 and "probe_rate" not in metrics["cascade"]
+    assert set(SYSTEMS) <= set(metrics) and "ordering" in metrics
+    path = write_metrics(metrics, tmp_path / "out" / "metrics.json")
+    assert json.loads(path.read_text()) == json.loads(json.dumps(metrics))
+    table = paper_comparison(summary, "2 h synthetic speech")
+    assert list(table.system) == list(SYSTEMS)
+    assert table.set_index("system").loc["taslm_embed", "paper_gpt4o"] == PAPER_TABLE2["taslm_embed"]["gpt4o"]
+    assert (table.our_scale == "2 h synthetic speech").all()
