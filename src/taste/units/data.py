@@ -62,4 +62,4 @@ def unit_tokenizer_loss(model: UnitTokenizer, batch: dict[str, Any]) -> tuple[Te
     loss = ctc + out["commit_loss"]
     units = out["units"][out["units"] >= 0]
     used = float(torch.unique(units).numel()) if units.numel() else 0.0
-    return loss, {"ctc": float(ctc), "commit": float(out["commit_loss"]), "batch_codes_used": used}
+    return loss, {"ctc": float(ctc.detach()), "commit": float(out["commit_loss"].detach()), "batch_codes_used": used}
