@@ -34,9 +34,12 @@ class Codebook(Protocol):
     def quantize(self, vectors: Tensor) -> Tensor: ...  # [N, D] -> [N, n_q]
 
 
-def sample_top_p(logits: Tensor, history: list[int], s: Sampling, generator: torch.Generator) -> int:
-    """logits: [V]. Repetition penalty on seen ids (CTRL style), temperature, nucleus sampling."""
+def sample_top_p(logits: Tensor, history: list[int], s: Sampling, generator: torch.Generator,
+                 banned: tuple[int, ...] = ()) -> int:
+    """logits: [V]. Repetition penalty on seen ids (CTRL style), temperature, nucleus sampling; never `banned`."""
     logits = logits.float().clone()
+    if banned:
+        logits[list(banned)] = float("-inf")
     if history and s.repetition_penalty != 1.0:
         seen = torch.tensor(sorted(set(history)), dtype=torch.long)
         vals = logits[seen]
@@ -76,6 +79,12 @@ class _WordCounter:
         return len(self.text.split())
 
 
+def _banned(vocab: LMVocab, words: _WordCounter, n_prompt: int, target_words: int) -> tuple[int, ...]:
+    """bos and pad never; eos until the continuation has its target number of words."""
+    early = words.n_words - n_prompt < target_words
+    return (vocab.bos, vocab.pad, vocab.eos) if early else (vocab.bos, vocab.pad)
+
+
 @dataclass
 class TextGeneration:
     text: str  # continuation only
@@ -92,7 +101,7 @@ def generate_text(lm, tokenizer, vocab: LMVocab, prompt_text: str, target_words:
     out = lm(input_ids=torch.tensor([ids]), use_cache=True)
     steps, generated = 0, []
     for _ in range(target_words * s.max_tokens_per_word):
-        token = sample_top_p(out.logits[0, -1], ids, s, generator)
+        token = sample_top_p(out.logits[0, -1], ids, s, generator, _banned(vocab, words, n_prompt, target_words))
         if token == vocab.eos or (words.starts_word(token) and words.n_words - n_prompt >= target_words):
             break
         words.push(token)
@@ -149,7 +158,7 @@ def generate_taslm(model, codebook: Codebook, tokenizer, vocab: LMVocab, word_id
     steps = 0
     for _ in range(target_words * s.max_tokens_per_word):
         hidden = out.hidden[0, -1]
-        token = sample_top_p(out.text_logits[0, -1], ids, s, generator)
+        token = sample_top_p(out.text_logits[0, -1], ids, s, generator, _banned(vocab, words, n_prompt, target_words))
         new_word = token == vocab.eos or words.starts_word(token)
         done = token == vocab.eos or (new_word and words.n_words - n_prompt >= target_words)
         if new_word and words.n_words > 0:
@@ -203,7 +212,7 @@ def generate_s3(model, tokenizer, vocab: LMVocab, prompt_text: str, prompt_units
         elif text_done:
             next_text = vocab.pad
         else:
-            next_text = sample_top_p(text_logits[0, -1], text, s, generator)
+            next_text = sample_top_p(text_logits[0, -1], text, s, generator, _banned(vocab, words, n_prompt, target_words))
             if next_text == vocab.eos or (words.starts_word(next_text) and words.n_words - n_prompt >= target_words):
                 next_text, text_done = vocab.eos, True
             words.push(next_text)
