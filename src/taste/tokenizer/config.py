@@ -119,23 +119,24 @@ def debug_config(conditioning: str = "word_sync", vocab_size: int = 50, n_units:
     )
 
 
-def config_from_params(params: dict[str, Any], *, vocab_size: int, encoder_width: int, encoder_heads: int,
-                       max_tokens: int, max_encoder_frames: int, conditioning: str | None = None,
+def config_from_params(params: dict[str, Any], asr_config: Any, *, conditioning: str | None = None,
                        value_layer: int | None = None) -> TasteConfig:
-    """Build a TasteConfig from params.yaml (entry points only) plus facts read off the trained ASR model."""
+    """Build a TasteConfig from params.yaml (entry points only); the aggregator's shape is read off the
+    trained Whisper's config (transformers WhisperConfig), so its decoder weights can initialise it."""
     tp, rv, dec = params["tokenizer"], params["tokenizer"]["rvq"], params["tokenizer"]["decoder"]
     return TasteConfig(
         aggregator=AggregatorConfig(
-            vocab_size=vocab_size, d_model=encoder_width, layers=tp["aggregator_layers"], n_heads=encoder_heads,
-            ffn_dim=4 * encoder_width, max_tokens=max_tokens,
+            vocab_size=asr_config.vocab_size, d_model=asr_config.d_model, layers=tp["aggregator_layers"],
+            n_heads=asr_config.decoder_attention_heads, ffn_dim=asr_config.decoder_ffn_dim,
+            max_tokens=asr_config.max_target_positions,
             value_layer=tp["value_layer"] if value_layer is None else value_layer),
         rvq=RVQConfig(n_quantizers=rv["n_quantizers"], codebook_size=rv["codebook_size"], codebook_dim=rv["codebook_dim"],
                       decay=rv["decay"], kmeans_init=rv["kmeans_init"], quantizer_dropout=rv["quantizer_dropout"],
                       commitment_weight=rv["commitment_weight"], dead_code_threshold=rv.get("dead_code_threshold", 2.0)),
         decoder=DecoderConfig(n_units=params["units"]["codebook_size"], d_model=dec["d_model"], layers=dec["layers"],
                               n_heads=dec["n_heads"], top_k=dec["top_k"], min_len_ratio=dec["min_len_ratio"],
-                              max_len_ratio=dec["max_len_ratio"]),
+                              max_len_ratio=dec["max_len_ratio"], max_tokens=asr_config.max_target_positions),
         conditioning=conditioning or tp["conditioning"],
         unit_rate_hz=float(params["units"]["rate_hz"]),
-        max_encoder_frames=max_encoder_frames,
+        max_encoder_frames=2 * asr_config.max_source_positions,
     )
