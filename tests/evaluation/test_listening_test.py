@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
@@ -116,3 +117,31 @@ def test_page_in_headless_chromium(tmp_path):
     assert sorted(set(ratings["rating"])) == [1, 2, 3, 4, 5]
     assert set(ratings["system"]) == set(SYSTEMS)
     assert "12 of 12 rated" in dom
+
+
+def test_cli_build_and_score(tmp_path, capsys):
+    import argparse
+
+    from taste.evaluation.commands import register
+
+    items = _items(tmp_path, n_prompts=2)
+    for system in SYSTEMS:
+        rows = [{"prompt_id": i.prompt_id, "story_id": None, "prompt_text": "a", "prompt_wav": i.prompt_wav,
+                 "continuation_text": "b", "wav": i.wav} for i in items if i.system == system]
+        (tmp_path / "cont" / system).mkdir(parents=True)
+        (tmp_path / "cont" / system / "continuations.jsonl").write_text("\n".join(map(json.dumps, rows)))
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    kit = tmp_path / "kit"
+    args = parser.parse_args(["listening-test", "build", "--continuations", str(tmp_path / "cont"), "-o", str(kit)])
+    assert args.func(args) == 0
+    key = json.loads((kit / "key.json").read_text())
+    lines = ["rater,trial,sample,rating"] + [f"r,{v['trial']},{s},{5 if v['system'] == 'cascade' else 2}"
+                                             for s, v in key.items()]
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    args = parser.parse_args(["listening-test", "score", str(tmp_path / "r.csv"), "--key", str(kit / "key.json"),
+                              "--bootstrap", "50", "-o", str(tmp_path / "mos.csv")])
+    assert args.func(args) == 0
+    assert "cascade" in capsys.readouterr().out
+    mos = pd.read_csv(tmp_path / "mos.csv").set_index("system")
+    assert mos.loc["cascade", "mos"] == 5.0 and mos.loc["s3_lm", "mos"] == 2.0
