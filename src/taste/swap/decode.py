@@ -1,0 +1,72 @@
+"""Decode swap jobs with the TASTE tokenizer, batched and de-duplicated, into units and per-word durations.
+
+Codes against the tokenizer contract: `decode(transcript, codes, speaker, seed) -> DecodeResult` with `units` and
+either `word_durations_s` or `word_boundaries` (unit index where each word starts); `decode_batch(transcripts,
+codes_list, speakers, seed)` is used when the tokenizer offers it (KV-cached batched sampling: METHOD.md 6).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from taste.swap.jobs import SwapJob
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One generated utterance: unit ids [U] and the decoder's own per-word durations (seconds) [N_words]."""
+
+    units: tuple[int, ...]
+    word_durations_s: tuple[float, ...]
+
+
+def word_durations_from_boundaries(boundaries: Sequence[int], n_units: int, rate_hz: float) -> tuple[float, ...]:
+    """Unit index where each word starts -> seconds per word (the last word runs to the end of the units)."""
+    ends = list(boundaries[1:]) + [n_units]
+    return tuple((int(e) - int(b)) / rate_hz for b, e in zip(boundaries, ends))
+
+
+def to_decoded(result: Any, n_words: int, rate_hz: float) -> Decoded:
+    """Normalise a tokenizer DecodeResult into Decoded; raises ValueError when it has no per-word timing."""
+    units = tuple(int(u) for u in torch.as_tensor(result.units).reshape(-1).tolist())
+    if getattr(result, "word_durations_s", None) is not None:
+        durs = tuple(float(x) for x in result.word_durations_s)
+    elif getattr(result, "word_boundaries", None) is not None:
+        durs = word_durations_from_boundaries(list(result.word_boundaries), len(units), rate_hz)
+    else:
+        raise ValueError("decode result has neither word_durations_s nor word_boundaries")
+    if len(durs) != n_words:
+        raise ValueError(f"decoder returned {len(durs)} word durations for {n_words} words")
+    return Decoded(units, durs)
+
+
+def _job_key(job: SwapJob) -> tuple:
+    # Jobs sharing speaker, text and codes decode identically for a given seed and batch: decode once.
+    return (job.pair.recipient_id, job.pair.text, tuple(job.codes.reshape(-1).tolist()))
+
+
+def decode_jobs(tokenizer: Any, jobs: Sequence[SwapJob], speakers: Mapping[str, Tensor], seed: int,
+                rate_hz: float, batch_size: int = 64) -> list[Decoded]:
+    """Decode every job (recipient's speaker embedding) at one seed -> one Decoded per job, in order."""
+    unique: dict[tuple, int] = {}
+    order: list[SwapJob] = []
+    for job in jobs:
+        if _job_key(job) not in unique:
+            unique[_job_key(job)] = len(order)
+            order.append(job)
+    results: list[Decoded] = []
+    batched = hasattr(tokenizer, "decode_batch")
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        texts = [j.pair.text for j in chunk]
+        codes = [j.codes.long() for j in chunk]
+        spk = [speakers[j.pair.recipient_id].float() for j in chunk]
+        if batched:
+            raw = tokenizer.decode_batch(texts, codes, torch.stack(spk), seed=seed + start)
+        else:
+            raw = [tokenizer.decode(t, c, s, seed=seed + start + k) for k, (t, c, s) in enumerate(zip(texts, codes, spk))]
+        results.extend(to_decoded(r, len(t.split()), rate_hz) for r, t in zip(raw, texts))
+    return [results[unique[_job_key(job)]] for job in jobs]

@@ -1,0 +1,139 @@
+"""The token-swap study: plan every pair's decode jobs, decode them at several seeds, measure per-word duration
+(from the decoder's word boundaries) and, on a subset, duration / F0 / WER from vocoded audio."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from taste.data.loaders import FeatureStore
+from taste.data.records import Utterance, read_manifest
+from taste.swap.decode import Decoded, decode_jobs
+from taste.swap.jobs import SwapJob, SwapPair, build_pairs, jobs_for_pair
+from taste.swap.measure import compare_pair, noise_rows
+from taste.swap.spans import SPAN_RULES
+
+SWAP_SETS = ("swap_global", "swap_local")
+
+
+@dataclass(frozen=True)
+class SwapSettings:
+    """Knobs of the study (params.yaml `swap:`); rate_hz = unit rate of the decoder's output (params units.rate_hz)."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    spans: tuple[str, ...] = SPAN_RULES
+    mismatch_span: str | None = "first_third"
+    batch_size: int = 64
+    max_pairs: int | None = None
+    min_contrast_s: float = 0.04
+    min_contrast_hz: float = 5.0
+    audio_pairs: int = 3
+    rate_hz: float = 25.0
+
+
+def load_inputs(prepared_dir: str | Path, codes_dir: str | Path, names: Sequence[str] = SWAP_SETS
+                ) -> tuple[list[Utterance], dict[str, Tensor], dict[str, Tensor]]:
+    """Swap manifests, TASTE codes (id -> Long[N_words, n_q]) and speaker embeddings (id -> [256])."""
+    prepared_dir, codes_dir = Path(prepared_dir), Path(codes_dir)
+    utts: list[Utterance] = []
+    codes: dict[str, Tensor] = {}
+    for name in names:
+        part = read_manifest(prepared_dir / f"{name}.jsonl")
+        store = FeatureStore(codes_dir / f"{name}.safetensors")
+        missing = [u.id for u in part if u.id not in store]
+        if missing:
+            raise KeyError(f"{store.path}: no codes for {len(missing)} utterances, e.g. {missing[:3]}")
+        codes.update({u.id: store.get(u.id).long() for u in part})
+        utts += part
+    spk = FeatureStore(prepared_dir / "speaker_embeddings.safetensors")
+    speakers = {u.id: spk.get(u.id) for u in utts}
+    return utts, codes, speakers
+
+
+def plan_jobs(pairs: Sequence[SwapPair], codes: Mapping[str, Tensor], settings: SwapSettings) -> list[list[SwapJob]]:
+    """Decode jobs per directed pair (references first)."""
+    return [jobs_for_pair(p, codes[p.recipient_id], codes[p.donor_id], settings.spans, settings.mismatch_span)
+            for p in pairs]
+
+
+def run_decoder(tokenizer: Any, plan: Sequence[Sequence[SwapJob]], speakers: Mapping[str, Tensor],
+                settings: SwapSettings) -> tuple[pd.DataFrame, dict[int, list[list[Decoded]]], float]:
+    """Decode all jobs at every seed -> (per-word rows for measure 'duration', decoded[seed][pair][job], seconds)."""
+    flat = [job for jobs in plan for job in jobs]
+    decoded: dict[int, list[list[Decoded]]] = {}
+    t0 = time.perf_counter()
+    for seed in settings.seeds:
+        out = iter(decode_jobs(tokenizer, flat, speakers, seed, settings.rate_hz, settings.batch_size))
+        decoded[seed] = [[next(out) for _ in jobs] for jobs in plan]
+    seconds = time.perf_counter() - t0
+    rows: list[dict] = []
+    seeds = list(settings.seeds)
+    for seed, nxt in zip(seeds, seeds[1:] + seeds[:1]):
+        for jobs, dec, dec_next in zip(plan, decoded[seed], decoded[nxt]):
+            values = [d.word_durations_s for d in dec]
+            rows += compare_pair(jobs, values, "duration", seed, settings.min_contrast_s)
+            if nxt != seed:
+                rows += noise_rows(jobs, values, [d.word_durations_s for d in dec_next], "duration", seed,
+                                   settings.min_contrast_s)
+    return pd.DataFrame(rows), decoded, seconds
+
+
+def audio_subset(plan: Sequence[Sequence[SwapJob]], n_per_set: int) -> list[int]:
+    """Indices into `plan` of the first `n_per_set` forward pairs of each set (the vocoded, force-aligned subset)."""
+    taken: dict[str, int] = {}
+    out = []
+    for i, jobs in enumerate(plan):
+        pair = jobs[0].pair
+        if pair.forward and taken.get(pair.set, 0) < n_per_set:
+            taken[pair.set] = taken.get(pair.set, 0) + 1
+            out.append(i)
+    return out
+
+
+def _measure_audio(wav: np.ndarray, text: str, recognizer: Any, f0_fn) -> dict:
+    from taste.evaluation.recognizer import AlignmentError
+    from taste.evaluation.wer import per_utterance_wer
+
+    hyp = recognizer.transcribe(wav)
+    out = {"hyp": hyp, "wer": per_utterance_wer([text], [hyp])[0], "durations": None, "f0": None}
+    try:
+        words = recognizer.align(wav, text)
+    except AlignmentError:
+        return out
+    out["durations"] = [w.duration for w in words]
+    out["f0"] = list(f0_fn(wav, words))
+    return out
+
+
+def run_audio(vocoder: Any, recognizer: Any, plan: Sequence[Sequence[SwapJob]],
+              decoded: Mapping[int, Sequence[Sequence[Decoded]]], speakers: Mapping[str, Tensor],
+              settings: SwapSettings, f0_fn=None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Vocode the audio subset at the first seed, force-align, F0 per word, transcribe.
+
+    -> (per-word rows for measures duration_audio / f0, one row per utterance (condition, wer, hyp), wavs by key).
+    """
+    if f0_fn is None:
+        from taste.evaluation.prosody import word_f0 as f0_fn
+    seed = settings.seeds[0]
+    rows, utt_rows, wavs = [], [], {}
+    for i in audio_subset(plan, settings.audio_pairs):
+        jobs, dec = plan[i], decoded[seed][i]
+        measured = []
+        for job, d in zip(jobs, dec):
+            spk = speakers[job.pair.recipient_id]
+            wav = vocoder.synthesise(torch.tensor(d.units, dtype=torch.long), spk)
+            wavs[job.key] = wav
+            m = _measure_audio(wav, job.pair.text, recognizer, f0_fn)
+            measured.append(m)
+            utt_rows.append({"set": job.pair.set, "pair_id": job.pair.pair_id, "direction": job.pair.direction,
+                             "condition": job.condition, "span": job.span, "wer": m["wer"], "hyp": m["hyp"],
+                             "aligned": m["durations"] is not None, "seconds": len(wav) / 16000})
+        rows += compare_pair(jobs, [m["durations"] for m in measured], "duration_audio", seed, settings.min_contrast_s)
+        rows += compare_pair(jobs, [m["f0"] for m in measured], "f0", seed, settings.min_contrast_hz)
+    return pd.DataFrame(rows), pd.DataFrame(utt_rows), wavs

@@ -1,0 +1,94 @@
+"""From per-word rows to the stage's metrics: medians with bootstrap CIs of transfer, leakage and control movement."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from taste.evaluation.stats import summarise
+
+GOALS = {"transfer_min": 0.8, "leakage_max": 0.1, "control_max": 0.1}
+
+
+def _stat(values, n_boot: int, seed: int = 0, absolute: bool = False) -> dict:
+    vals = np.asarray(values, dtype=np.float64)
+    return summarise(np.abs(vals) if absolute else vals, statistic=np.median, n=n_boot, seed=seed)
+
+
+def _global_summary(df: pd.DataFrame, n_boot: int) -> dict:
+    swap = df[df.condition == "swap"]
+    out = {"transfer": _stat(swap[swap.swapped].ratio, n_boot),
+           "leakage": _stat(swap[~swap.swapped].ratio, n_boot),
+           "leakage_abs": _stat(swap[~swap.swapped].ratio, n_boot, absolute=True),
+           "by_span": {}}
+    for span, part in swap.groupby("span"):
+        out["by_span"][span] = {"transfer": _stat(part[part.swapped].ratio, n_boot),
+                                "leakage": _stat(part[~part.swapped].ratio, n_boot)}
+    mm = df[(df.condition == "mismatch") & df.swapped]
+    out["mismatch_transfer"] = _stat(mm.ratio, n_boot)
+    return out
+
+
+def _local_summary(df: pd.DataFrame, n_boot: int) -> dict:
+    swap, control = df[df.condition == "swap"], df[df.condition == "control"]
+    mm = df[(df.condition == "mismatch") & df.swapped]
+    return {"transfer": _stat(swap[swap.is_changed_word].ratio, n_boot),
+            "leakage": _stat(swap[~swap.swapped].ratio, n_boot),
+            "leakage_abs": _stat(swap[~swap.swapped].ratio, n_boot, absolute=True),
+            "control_movement": _stat(control[control.is_changed_word].ratio, n_boot),
+            "control_movement_abs": _stat(control[control.is_changed_word].ratio, n_boot, absolute=True),
+            "control_others_transfer": _stat(control[control.swapped].ratio, n_boot),
+            "mismatch_transfer": _stat(mm.ratio, n_boot)}
+
+
+def _noise_summary(df: pd.DataFrame, n_boot: int) -> dict:
+    noise = df[df.condition == "noise"]
+    return {"ratio": _stat(noise.ratio, n_boot), "ratio_abs": _stat(noise.ratio, n_boot, absolute=True)}
+
+
+def summarise_measure(rows: pd.DataFrame, measure: str, n_boot: int = 1000) -> dict:
+    """Metrics of one measure (duration | duration_audio | f0) per swap set."""
+    out: dict = {}
+    if rows.empty:
+        return out
+    df = rows[rows.measure == measure]
+    for set_name, part in df.groupby("set"):
+        body = _local_summary(part, n_boot) if set_name == "local" else _global_summary(part, n_boot)
+        if (part.condition == "noise").any():
+            body["decoder_noise"] = _noise_summary(part, n_boot)
+        out[set_name] = body
+    return out
+
+
+def wer_table(utt_rows: pd.DataFrame) -> dict:
+    """Mean recogniser WER of the vocoded subset by set and condition (intelligibility under the mismatch ablation)."""
+    if utt_rows.empty:
+        return {}
+    table = utt_rows.groupby(["set", "condition"]).wer.mean()
+    return {s: {c: float(v) for (s2, c), v in table.items() if s2 == s} for s in utt_rows.set.unique()}
+
+
+def goals(metrics: dict) -> dict:
+    """Did the decoder-duration medians meet the issue's goals (transfer >= 0.8, leakage <= 0.1, control <= 0.1)?"""
+    dur = metrics.get("duration", {})
+    out = {}
+    for set_name in ("global_rate", "local"):
+        m = dur.get(set_name)
+        if not m:
+            continue
+        out[f"{set_name}_transfer_met"] = bool(m["transfer"]["value"] >= GOALS["transfer_min"])
+        out[f"{set_name}_leakage_met"] = bool(abs(m["leakage"]["value"]) <= GOALS["leakage_max"])
+        if set_name == "local":
+            out["local_control_met"] = bool(abs(m["control_movement"]["value"]) <= GOALS["control_max"])
+    return out
+
+
+def build_metrics(rows: pd.DataFrame, audio_rows: pd.DataFrame, utt_rows: pd.DataFrame, n_boot: int,
+                  extra: dict | None = None) -> dict:
+    """The stage's metrics.json body."""
+    metrics = {"duration": summarise_measure(rows, "duration", n_boot)}
+    metrics["duration_audio"] = summarise_measure(audio_rows, "duration_audio", n_boot)
+    metrics["f0"] = summarise_measure(audio_rows, "f0", n_boot)
+    metrics["wer_audio_subset"] = wer_table(utt_rows)
+    metrics["goals"] = goals(metrics)
+    metrics.update(extra or {})
+    return metrics

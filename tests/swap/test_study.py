@@ -1,0 +1,140 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fakes import RATE_HZ, FakeTokenizer, make_pairs
+from taste.data.loaders import save_tensor_map
+from taste.data.records import write_manifest
+from taste.swap.decode import decode_jobs, word_durations_from_boundaries
+from taste.swap.jobs import build_pairs, jobs_for_pair
+from taste.swap.measure import ratios
+from taste.swap.study import SwapSettings, load_inputs, plan_jobs, run_audio, run_decoder
+from taste.swap.summary import build_metrics
+
+SETTINGS = SwapSettings(seeds=(0, 1), batch_size=8, rate_hz=RATE_HZ, audio_pairs=1)
+
+
+def run(tokenizer, settings=SETTINGS):
+    utts, codes, speakers = make_pairs()
+    plan = plan_jobs(build_pairs(utts), codes, settings)
+    rows, decoded, _ = run_decoder(tokenizer, plan, speakers, settings)
+    return rows, decoded, plan, speakers
+
+
+def test_ratio_definition():
+    r = ratios([1.0, 1.0, 1.0], [2.0, 1.01, 3.0], [1.5, 1.0, 3.0], [1.0, 0.01, 2.0], min_contrast=0.04)
+    assert r[0] == pytest.approx(0.5) and math.isnan(r[1]) and r[2] == pytest.approx(1.0)
+
+
+def test_perfect_word_tokens_give_full_transfer_no_leakage():
+    rows, _, _, _ = run(FakeTokenizer(leak=0.0))
+    metrics = build_metrics(rows, pd.DataFrame(), pd.DataFrame(), n_boot=50)
+    g, loc = metrics["duration"]["global_rate"], metrics["duration"]["local"]
+    assert g["transfer"]["value"] == pytest.approx(1.0) and g["leakage"]["value"] == pytest.approx(0.0)
+    assert set(g["by_span"]) == {"single", "first_third", "middle_third", "every_other"}
+    assert loc["transfer"]["value"] == pytest.approx(1.0)
+    assert loc["control_movement"]["value"] == pytest.approx(0.0)
+    assert metrics["goals"] == {"global_rate_transfer_met": True, "global_rate_leakage_met": True,
+                                "local_transfer_met": True, "local_leakage_met": True, "local_control_met": True}
+    # Both directions of every pair, every seed.
+    assert set(rows.direction) == {"fast->slow", "slow->fast", "variant->base", "base->variant"}
+    assert set(rows.seed) == {0, 1}
+
+
+def test_global_rate_leak_is_detected():
+    rows, _, _, _ = run(FakeTokenizer(leak=0.8))
+    metrics = build_metrics(rows, pd.DataFrame(), pd.DataFrame(), n_boot=50)
+    g, loc = metrics["duration"]["global_rate"], metrics["duration"]["local"]
+    assert g["transfer"]["value"] < 0.9 and g["leakage"]["value"] > 0.1
+    # Swapping word j alone moves the others through the sentence mean; the control moves nothing, because the
+    # other words' codes are the same in both renditions of a local pair.
+    assert loc["leakage"]["value"] > 0.05 and loc["control_movement"]["value"] == pytest.approx(0.0)
+    assert not metrics["goals"]["global_rate_leakage_met"]
+
+
+def test_noise_floor_measured_with_several_seeds():
+    rows, _, _, _ = run(FakeTokenizer(noise=1.0))
+    noise = rows[rows.condition == "noise"]
+    assert len(noise) > 0 and np.nanmedian(np.abs(noise.ratio)) > 0
+    metrics = build_metrics(rows, pd.DataFrame(), pd.DataFrame(), n_boot=50)
+    assert metrics["duration"]["global_rate"]["decoder_noise"]["ratio_abs"]["n"] > 0
+
+
+def test_batched_decode_matches_contract_and_dedupes():
+    utts, codes, speakers = make_pairs(n_pairs=2)
+    plan = plan_jobs(build_pairs(utts), codes, SETTINGS)
+    flat = [j for jobs in plan for j in jobs]
+    tok = FakeTokenizer(batched=True)
+    out = decode_jobs(tok, flat, speakers, seed=0, rate_hz=RATE_HZ, batch_size=5)
+    assert len(out) == len(flat) and tok.calls < len(flat)  # identical (speaker, text, codes) decoded once
+    for job, dec in zip(flat, out):
+        expected = (job.codes[:, 0].double() + 1.0) / RATE_HZ
+        assert np.allclose(dec.word_durations_s, expected.numpy())
+    assert word_durations_from_boundaries([0, 2, 5], 9, 25.0) == (0.08, 0.12, 0.16)
+
+
+def test_local_jobs_and_bad_pairs():
+    utts, codes, _ = make_pairs(n_pairs=1)
+    pairs = [p for p in build_pairs(utts) if p.set == "local"]
+    jobs = jobs_for_pair(pairs[0], codes[pairs[0].recipient_id], codes[pairs[0].donor_id])
+    assert [j.condition for j in jobs] == ["recon_recipient", "recon_donor", "swap", "control", "mismatch"]
+    assert jobs[2].words == (0,) and jobs[3].words == (1, 2, 3, 4, 5)
+    broken = [u for u in utts if u.id != "g0_fast"]
+    with pytest.raises(ValueError, match="roles"):
+        build_pairs(broken)
+    other = [u.replace(text="a b c d e f") if u.id == "g0_fast" else u for u in utts]
+    with pytest.raises(ValueError, match="different words"):
+        build_pairs(other)
+    assert len(build_pairs(utts, max_pairs=1)) == 4
+
+
+def test_load_inputs_round_trip(tmp_path):
+    utts, codes, speakers = make_pairs(n_pairs=1)
+    prepared, codes_dir = tmp_path / "prepared", tmp_path / "codes"
+    write_manifest(prepared / "swap_global.jsonl", [u for u in utts if u.pair.set != "local"])
+    write_manifest(prepared / "swap_local.jsonl", [u for u in utts if u.pair.set == "local"])
+    for name, keep in (("swap_global", lambda u: u.pair.set != "local"), ("swap_local", lambda u: u.pair.set == "local")):
+        save_tensor_map(codes_dir / f"{name}.safetensors", {u.id: codes[u.id].to(torch.int16) for u in utts if keep(u)})
+    save_tensor_map(prepared / "speaker_embeddings.safetensors", speakers)
+    u2, c2, s2 = load_inputs(prepared, codes_dir)
+    assert [u.id for u in u2] == [u.id for u in utts if u.pair.set != "local"] + [u.id for u in utts if u.pair.set == "local"]
+    assert all(torch.equal(c2[k], codes[k]) for k in codes) and s2[utts[0].id].shape == (256,)
+    with pytest.raises(FileNotFoundError):
+        load_inputs(prepared, tmp_path / "nowhere")
+
+
+class FakeVocoder:
+    """Audio whose length encodes the units: 40 ms of tone per unit."""
+
+    def synthesise(self, units, speaker):
+        t = np.arange(len(units) * 640) / 16000
+        return (0.3 * np.sin(2 * np.pi * 120 * t)).astype(np.float32)
+
+
+class FakeRecognizer:
+    def __init__(self):
+        self.last = None
+
+    def transcribe(self, wav):
+        return "w0x0 w0x1"
+
+    def align(self, wav, text):
+        from taste.data.records import WordAlignment
+
+        n = len(text.split())
+        d = len(wav) / 16000 / n
+        return tuple(WordAlignment(w, i * d, d) for i, w in enumerate(text.split()))
+
+
+def test_audio_subset_rows():
+    rows, decoded, plan, speakers = run(FakeTokenizer())
+    f0 = lambda wav, words: [120.0] * len(words)  # noqa: E731 - pitch is not what this test checks
+    audio_rows, utt_rows, wavs = run_audio(FakeVocoder(), FakeRecognizer(), plan, decoded, speakers, SETTINGS, f0)
+    assert set(utt_rows.set) == {"global_rate", "local"} and len(utt_rows) == len(wavs)
+    assert set(audio_rows.measure) == {"duration_audio", "f0"}
+    assert utt_rows.wer.between(0, 10).all()
+    metrics = build_metrics(rows, audio_rows, utt_rows, n_boot=20)
+    assert metrics["wer_audio_subset"]["global_rate"]["recon_recipient"] > 0
