@@ -54,4 +54,4 @@ def vocoder_loss(model: UnitVocoder, batch: dict[str, Any]) -> tuple[Tensor, dic
     """L1 between predicted and ground-truth log-mel over valid frames; the loss_fn of taste.training.train."""
     pred = model(batch["units"], batch["speaker"], batch["unit_lengths"])
     loss = masked_l1(pred, batch["mel"], batch["mel_lengths"])
-    return loss, {"l1": float(loss)}
+    return loss, {"l1": float(loss.detach())}
