@@ -1,0 +1,103 @@
+"""Text LM pretraining pieces, the S3-unit LM baseline and the cascade's text continuation."""
+
+import math
+
+import pytest
+import torch
+from fakes import SENTENCES, fake_units
+
+from taste.lm import text_lm
+from taste.lm.data import S3Dataset, collate_s3
+from taste.lm.generate import Sampling, generate_s3, generate_text
+from taste.lm.s3_lm import S3LMConfig, S3UnitLM, s3_loss
+
+
+def test_vocab_reuses_tokenizer_specials(bpe, vocab):
+    assert vocab.bos == bpe.token_to_id("<|startoftranscript|>")
+    assert vocab.eos == bpe.token_to_id("<|endoftext|>")
+    assert vocab.size == bpe.get_vocab_size()
+
+
+def test_text_pool_packing_and_perplexity(tmp_path, bpe, vocab, tiny_lm):
+    pool = tmp_path / "text_pool.txt"
+    pool.write_text("\n".join(SENTENCES[:4]) + "\n\n" + "\n".join(SENTENCES[4:]) + "\n")
+    stories = text_lm.read_text_pool(pool)
+    assert [len(s) for s in stories] == [4, 4]
+    train, held = text_lm.split_stories(stories, heldout_share=0.5)
+    assert len(train) == len(held) == 1
+    ds = text_lm.PackedTextDataset(bpe, stories, vocab, context=16)
+    assert ds[0][0] == vocab.bos and ds.blocks.shape[1] == 16
+    before = text_lm.perplexity(tiny_lm, ds)
+    assert before > vocab.size / 4  # a random model is close to uniform
+    opt = torch.optim.AdamW(tiny_lm.parameters(), lr=1e-2)
+    for _ in range(30):
+        loss, _ = text_lm.text_lm_loss(tiny_lm, text_lm.collate_blocks([ds[i] for i in range(len(ds))]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = text_lm.perplexity(tiny_lm, ds)
+    assert after < before / 3
+    assert math.isclose(math.log(after), float(text_lm.text_lm_loss(tiny_lm, {"input_ids": ds.blocks})[0].detach()), rel_tol=1e-3)
+
+
+def test_text_pool_errors(tmp_path, bpe, vocab):
+    with pytest.raises(FileNotFoundError, match="text pool"):
+        text_lm.read_text_pool(tmp_path / "missing.txt")
+    (tmp_path / "empty.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match="empty"):
+        text_lm.read_text_pool(tmp_path / "empty.txt")
+    with pytest.raises(ValueError, match="block"):
+        text_lm.PackedTextDataset(bpe, [["the cat"]], vocab, context=64)
+
+
+def test_s3_text_padded_to_unit_length(utts, bpe, vocab):
+    units = fake_units(utts)
+    ds = S3Dataset(utts, units, bpe, vocab, n_units=16)
+    ex = ds[0]
+    n_tok = len(bpe.encode(utts[0].text).ids)
+    assert len(ex.unit_ids) == len(ex.text_ids) == len(units["u0"]) + 2
+    assert ex.text_ids[0] == vocab.bos and ex.text_ids[n_tok + 1] == vocab.eos
+    assert (ex.text_ids[n_tok + 2:] == vocab.pad).all()
+    with pytest.raises(ValueError, match="n_units"):
+        S3Dataset(utts, units, bpe, vocab, n_units=4)
+
+
+def test_s3_overfit_and_round_trip(utts, bpe, vocab, tiny_lm, tmp_path):
+    ds = S3Dataset(utts, fake_units(utts), bpe, vocab, n_units=16)
+    batch = collate_s3([ds[i] for i in range(4)], vocab.pad, 16)
+    model = S3UnitLM(tiny_lm, S3LMConfig(n_units=16))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    logs0 = None
+    for _ in range(25):
+        loss, logs = s3_loss(model, batch)
+        logs0 = logs0 or logs
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert logs["unit_ce"] < logs0["unit_ce"] and logs["text_ce"] < logs0["text_ce"]
+    model.eval().save_pretrained(tmp_path / "s3")
+    loaded = S3UnitLM.from_pretrained(tmp_path / "s3")
+    with torch.no_grad():
+        a, b = model(batch["unit_ids"], batch["text_ids"])[0], loaded(batch["unit_ids"], batch["text_ids"])[0]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("max_units", [5, 30])
+def test_s3_generation_lengths(utts, bpe, vocab, tiny_lm, max_units):
+    model = S3UnitLM(tiny_lm, S3LMConfig(n_units=16)).eval()
+    prompt_units = fake_units(utts)["u0"][:12]
+    gen = generate_s3(model, bpe, vocab, "the cat", prompt_units, 3, max_units, Sampling(),
+                      torch.Generator().manual_seed(0))
+    assert len(gen.units) <= max_units
+    assert ((gen.units >= 0) & (gen.units < 16)).all()
+    # One forward step per position after the prefill (the prompt's text is shorter than its units).
+    n_prefill = 1 + len(bpe.encode("the cat").ids)
+    assert gen.lm_steps == (len(prompt_units) + 1 - n_prefill) + len(gen.units)
+    assert len(gen.text.split()) <= 3
+
+
+@pytest.mark.parametrize("target_words", [1, 4])
+def test_text_continuation_length(bpe, vocab, tiny_lm, target_words):
+    gen = generate_text(tiny_lm, bpe, vocab, "the cat", target_words, Sampling(), torch.Generator().manual_seed(0))
+    capped = gen.lm_steps >= target_words * Sampling().max_tokens_per_word - 1
+    assert len(gen.text.split()) == target_words or capped
