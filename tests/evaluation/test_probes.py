@@ -190,3 +190,45 @@ def test_taslm_loglik_against_reference(variant):
             dist = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
             ref = dist.log_prob(batch["target_vectors"][batch["has_target"]]).sum()
     assert taste_ll == pytest.approx(float(ref), rel=1e-4)
+
+
+def test_s3_unit_loglik_against_reference():
+    from taste.lm.data import collate_s3, s3_example
+    from taste.lm.s3_lm import S3UnitLM, debug_config
+    from taste.lm.text_lm import LMVocab
+
+    cfg = debug_config()
+    model = S3UnitLM(_debug_llama(), cfg).eval()
+    vocab = LMVocab(base_size=30, bos=30, eos=31, pad=32)
+    units = torch.tensor([3, 3, 4, 7, 1, 1, 2])
+    batch = collate_s3([s3_example([5, 6], units, vocab, cfg.n_units, 100)], vocab.pad, cfg.n_units)
+    from taste.evaluation.probes import s3_unit_loglik
+
+    ll = s3_unit_loglik(model, batch)
+    with torch.no_grad():
+        logits, _, _ = model(batch["unit_ids"], batch["text_ids"])
+    target = torch.cat([units, torch.tensor([cfg.unit_eos])])
+    ref = -F.cross_entropy(logits[0, :-1], target, reduction="sum")
+    assert ll == pytest.approx(float(ref), rel=1e-4)
+
+
+class _FakeBPE:
+    """Character-level stand-in for the study's BPE tokenizer (ids 1..26)."""
+
+    class _Enc:
+        def __init__(self, ids):
+            self.ids = ids
+
+    def encode(self, text):
+        return self._Enc([ord(c) - 96 for c in text if "a" <= c <= "z"])
+
+
+def test_cascade_scorer_uses_the_text_lm():
+    from taste.evaluation.probes import cascade_scorer
+    from taste.lm.text_lm import LMVocab
+
+    model = _debug_llama()
+    vocab = LMVocab(base_size=30, bos=30, eos=31, pad=32)
+    scorer = cascade_scorer(model, _FakeBPE(), vocab)
+    ids = [30, *[ord(c) - 96 for c in "abc"], 31]
+    assert scorer.score(ProbeUtterance("abc", np.zeros(4, np.float32))) == pytest.approx(causal_lm_loglik(model, ids))

@@ -115,6 +115,58 @@ def taslm_loglik(model, batch: dict[str, Tensor]) -> tuple[float, float]:
     return text_ll, taste_ll
 
 
+@torch.no_grad()
+def s3_unit_loglik(model, batch: dict[str, Tensor]) -> float:
+    """Sum of log p(next unit) over one collate_s3 batch (B = 1) under the S3-unit LM (text stream as input)."""
+    unit_logits, _, _ = model(batch["unit_ids"], batch["text_ids"], batch["attention_mask"])
+    labels = batch["next_units"]
+    mask = labels >= 0
+    logp = F.log_softmax(unit_logits.float(), dim=-1)
+    return float(logp.gather(-1, labels.clamp(min=0)[..., None])[..., 0][mask].sum())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Scorers for the study's trained systems (models loaded by the caller; mel_fn: wav [T] -> log-mel [n_mels, F])
+# ---------------------------------------------------------------------------------------------------------------------
+def cascade_scorer(text_lm, bpe, vocab) -> TextScorer:
+    from taste.lm.text_lm import encode_sentence
+
+    return TextScorer(lambda text: causal_lm_loglik(text_lm, encode_sentence(bpe, text, vocab)))
+
+
+def s3_scorer(s3_lm, unit_tokenizer, bpe, vocab, mel_fn: Callable[[np.ndarray], Tensor], max_len: int = 1000) -> UnitScorer:
+    from taste.lm.data import collate_s3, s3_example
+
+    n_units = s3_lm.config.n_units
+
+    def encode(wav: np.ndarray) -> list[int]:
+        mel = mel_fn(wav)
+        units, lengths = unit_tokenizer.encode(mel[None], torch.tensor([mel.shape[-1]]))
+        return units[0, : int(lengths[0])].tolist()
+
+    def loglik(text: str, units: Sequence[int]) -> float:
+        ex = s3_example(bpe.encode(text).ids, torch.tensor(list(units)), vocab, n_units, max_len)
+        return s3_unit_loglik(s3_lm, collate_s3([ex], vocab.pad, n_units))
+
+    return UnitScorer(encode, loglik)
+
+
+def taslm_scorer(taslm, taste_tokenizer, bpe, vocab, word_ids_fn, mel_fn: Callable[[np.ndarray], Tensor]) -> TaslmScorer:
+    from taste.lm.data import build_taslm_example, collate_taslm, token_stream
+
+    def encode(wav: np.ndarray, text: str) -> Tensor:
+        return taste_tokenizer.encode(mel_fn(wav), text).codes
+
+    def loglik(text: str, codes: Tensor) -> tuple[float, float]:
+        ids, wi = token_stream(bpe, text, vocab, word_ids_fn)
+        with torch.no_grad():
+            vectors = taste_tokenizer.codes_to_vectors(codes).float()
+        ex = build_taslm_example(ids, wi, codes, vectors, taslm.config.delay)
+        return taslm_loglik(taslm, collate_taslm([ex], vocab.pad))
+
+    return TaslmScorer(encode, loglik)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Probe items
 # ---------------------------------------------------------------------------------------------------------------------
