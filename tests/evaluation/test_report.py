@@ -139,3 +139,38 @@ def test_ordering_ratios_and_headline(tmp_path):
     assert list(table.system) == list(SYSTEMS)
     assert table.set_index("system").loc["taslm_embed", "paper_gpt4o"] == PAPER_TABLE2["taslm_embed"]["gpt4o"]
     assert (table.our_scale == "2 h synthetic speech").all()
+
+
+def test_short_audio_gives_nan_not_an_error():
+    audio = {"p.wav": _speech(0.2, 1.0), "tiny.wav": np.zeros(100, np.float32)}
+    items = [Continuation("s3_lm", "p1", "s1", "anna went", "p.wav", "", "tiny.wav")]
+
+    def refuse(w):
+        raise AssertionError("must not be called on audio shorter than 0.1 s")
+
+    df = measure_audio(items, read=audio.__getitem__, asr=lambda wavs: [""] * len(wavs), recognizer=refuse,
+                       speaker_embed=lambda w: refuse(w) if len(w) < 1600 else np.ones(2), quality=refuse)
+    assert df[["dnsmos_ovrl", "speaker_sim", "rate_cont"]].isna().all(axis=None)
+
+
+def test_asr_transcriber_matches_direct_transcription(tmp_path):
+    import torch
+
+    from taste.asr.bpe import train_bpe
+    from taste.asr.whisper import build_asr, debug_config, save_asr, transcribe
+    from taste.data.features import MelConfig, log_mel
+
+    tok = train_bpe(["anna went to the barn", "tom sailed the boat"] * 20, vocab_size=60)
+    save_asr(build_asr(debug_config(), tok), tok, tmp_path / "asr")
+    from taste.evaluation.report import asr_transcriber
+
+    cfg = MelConfig()
+    run = asr_transcriber(tmp_path / "asr", cfg, batch_size=2)
+    wavs = [_speech(0.1, 0.5), np.zeros(50, np.float32), _speech(0.1, 0.8), _speech(0.1, 3.0)]
+    texts = run(wavs)
+    assert len(texts) == 4 and texts[1] == ""
+    from taste.asr.whisper import load_asr
+
+    model = load_asr(tmp_path / "asr")
+    mel = log_mel(wavs[0], cfg)
+    assert texts[0] == transcribe(model, tok, mel[None], torch.tensor([mel.shape[-1]]))[0]

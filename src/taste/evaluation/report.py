@@ -14,6 +14,7 @@ import pandas as pd
 
 SYSTEMS = ("cascade", "s3_lm", "taslm_token", "taslm_embed")
 SAMPLE_RATE = 16000
+MIN_SAMPLES = SAMPLE_RATE // 10
 
 # Table 2 of the paper (GPT-4o score 1-5 on the ASR transcript, UTMOS 1-5, human MOS 1-5).
 PAPER_TABLE2 = {
@@ -108,8 +109,9 @@ def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarra
     asr_texts = asr(wavs)
     rows = []
     for c, wav, asr_text in zip(items, wavs, asr_texts, strict=True):
-        ps_text = recognizer(wav)
-        q = quality(wav)
+        audible = len(wav) >= MIN_SAMPLES  # DNSMOS and the speaker encoder need >= 0.1 s
+        ps_text = recognizer(wav) if audible else ""
+        q = quality(wav) if audible else {"ovrl": np.nan, "sig": np.nan, "bak": np.nan}
         rate_p = speaking_rate(prompts[c.prompt_wav], len(c.prompt_text.split()))
         rate_c = speaking_rate(wav, len(asr_text.split()))
         rows.append({
@@ -117,12 +119,43 @@ def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarra
             "intended_text": c.continuation_text, "asr_text": asr_text, "ps_text": ps_text,
             "asr_ps_wer": wer([asr_text], [ps_text]) if asr_text.strip() else float("nan"),
             "dnsmos_ovrl": q["ovrl"], "dnsmos_sig": q["sig"], "dnsmos_bak": q["bak"],
-            "utmos": utmos(wav) if utmos else float("nan"),
-            "speaker_sim": cosine(prompt_emb[c.prompt_wav], speaker_embed(wav)),
+            "utmos": utmos(wav) if utmos and audible else float("nan"),
+            "speaker_sim": cosine(prompt_emb[c.prompt_wav], speaker_embed(wav)) if audible else float("nan"),
             "rate_prompt": rate_p, "rate_cont": rate_c, "rate_diff": abs(rate_c - rate_p) / rate_p,
             "duration_s": len(wav) / SAMPLE_RATE,
         })
     return pd.DataFrame(rows)
+
+
+def asr_transcriber(asr_dir: str | Path, mel_cfg, batch_size: int = 16) -> Callable[[list[np.ndarray]], list[str]]:
+    """The study's Whisper as wavs -> transcripts; audio longer than the encoder window is cut to it (the first
+    seconds decide coherence anyway) and audio shorter than one hop is transcribed as ''."""
+    import torch
+
+    from taste.asr.bpe import load_bpe
+    from taste.asr.whisper import load_asr, transcribe
+    from taste.data.features import log_mel
+
+    model, tok = load_asr(asr_dir), load_bpe(asr_dir)
+    window = 2 * int(model.config.max_source_positions)
+
+    def run(wavs: list[np.ndarray]) -> list[str]:
+        keep = [i for i, w in enumerate(wavs) if len(w) >= 2 * mel_cfg.hop_length]
+        mels = [log_mel(wavs[i], mel_cfg)[:, :window] for i in keep]
+        order = sorted(range(len(mels)), key=lambda j: mels[j].shape[-1])  # similar lengths batch together
+        texts = [""] * len(wavs)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            lengths = torch.tensor([mels[j].shape[-1] for j in chunk])
+            batch = torch.full((len(chunk), mel_cfg.n_mels, int(lengths.max())), float(np.log(1e-5)))
+            for row, j in enumerate(chunk):
+                batch[row, :, : mels[j].shape[-1]] = mels[j]
+            with torch.no_grad():
+                for j, text in zip(chunk, transcribe(model, tok, batch, lengths, batch_size=batch_size)):
+                    texts[keep[j]] = text
+        return texts
+
+    return run
 
 
 def add_text_judges(df: pd.DataFrame, encoder, ref_lm, consistency, judge=None, text_column: str = "asr_text"
