@@ -22,7 +22,7 @@ class FakeTokenizer:
     def __init__(self, leak: float = 0.0, noise: float = 0.0, batched: bool = False):
         self.leak, self.noise, self.calls = leak, noise, 0
         if batched:
-            self.decode_batch = self._decode_batch
+            self.decode_batch, self.codes_to_vectors = self._decode_batch, self._codes_to_vectors
 
     def decode(self, transcript, codes, speaker, seed=0):
         self.calls += 1
@@ -35,9 +35,13 @@ class FakeTokenizer:
         bounds = np.concatenate([[0], np.cumsum(n)[:-1]]).tolist()
         return FakeResult(units=list(range(int(n.sum()))), word_boundaries=bounds)
 
-    def _decode_batch(self, transcripts, codes_list, speakers, seed=0):
-        assert speakers.shape[0] == len(transcripts)
-        return [self.decode(t, c, s, seed + k) for k, (t, c, s) in enumerate(zip(transcripts, codes_list, speakers))]
+    def _codes_to_vectors(self, codes):  # the real one sums codebook embeddings; here the codes themselves
+        return codes.float()
+
+    def _decode_batch(self, transcripts, vectors, speakers, seed=0):
+        assert speakers.shape[0] == len(transcripts) and vectors[0].dtype == torch.float32
+        return [self.decode(t, v.round().long(), s, seed + k)
+                for k, (t, v, s) in enumerate(zip(transcripts, vectors, speakers))]
 
 
 def make_pairs(n_pairs: int = 3, n_words: int = 6, n_q: int = 2):

@@ -1,8 +1,9 @@
 """Decode swap jobs with the TASTE tokenizer, batched and de-duplicated, into units and per-word durations.
 
 Codes against the tokenizer contract: `decode(transcript, codes, speaker, seed) -> DecodeResult` with `units` and
-either `word_durations_s` or `word_boundaries` (unit index where each word starts); `decode_batch(transcripts,
-codes_list, speakers, seed)` is used when the tokenizer offers it (KV-cached batched sampling: METHOD.md 6).
+either `word_durations_s` or `word_boundaries` (unit index where each word starts). When the tokenizer offers
+`decode_batch(transcripts, vectors, speakers, seed)` and `codes_to_vectors(codes)`, jobs are decoded in batches
+(KV-cached batched sampling: METHOD.md 6).
 """
 from __future__ import annotations
 
@@ -58,14 +59,16 @@ def decode_jobs(tokenizer: Any, jobs: Sequence[SwapJob], speakers: Mapping[str, 
             unique[_job_key(job)] = len(order)
             order.append(job)
     results: list[Decoded] = []
-    batched = hasattr(tokenizer, "decode_batch")
+    batched = hasattr(tokenizer, "decode_batch") and hasattr(tokenizer, "codes_to_vectors")
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         texts = [j.pair.text for j in chunk]
         codes = [j.codes.long() for j in chunk]
         spk = [speakers[j.pair.recipient_id].float() for j in chunk]
         if batched:
-            raw = tokenizer.decode_batch(texts, codes, torch.stack(spk), seed=seed + start)
+            with torch.no_grad():
+                vectors = [tokenizer.codes_to_vectors(c) for c in codes]
+                raw = tokenizer.decode_batch(texts, vectors, torch.stack(spk), seed=seed + start)
         else:
             raw = [tokenizer.decode(t, c, s, seed=seed + start + k) for k, (t, c, s) in enumerate(zip(texts, codes, spk))]
         results.extend(to_decoded(r, len(t.split()), rate_hz) for r, t in zip(raw, texts))
