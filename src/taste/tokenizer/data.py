@@ -138,3 +138,45 @@ class Collate:
             ids=[it.id for it in items], text=text, keys=keys, values=values,
             frame_lengths=torch.tensor([it.keys.shape[0] for it in items]),
             speaker=torch.stack([it.speaker for it in items]), stream=stream)
+
+
+def save_items(path: str | Path, items: Sequence[TasteItem]) -> None:
+    """Cache items (encoder states as float16 safetensors + a JSON sidecar), so a parallel process can train on them."""
+    import json
+
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors, meta = {}, []
+    for it in items:
+        tensors[f"{it.id}/keys"], tensors[f"{it.id}/speaker"] = it.keys.contiguous(), it.speaker.contiguous()
+        tensors[f"{it.id}/units"] = it.units.contiguous()
+        if it.values is not it.keys:
+            tensors[f"{it.id}/values"] = it.values.contiguous()
+        meta.append({"id": it.id, "text": it.text, "token_ids": it.token_ids, "word_index": it.word_index,
+                     "boundaries": it.boundaries, "word_starts_s": it.word_starts_s,
+                     "word_durations_s": it.word_durations_s})
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(path)
+    path.with_suffix(".json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def load_items(path: str | Path) -> list[TasteItem]:
+    """Inverse of save_items."""
+    import json
+
+    path = Path(path)
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        raise FileNotFoundError(f"{path}: item cache (or its .json sidecar) not found")
+    tensors = load_file(str(path))
+    items = []
+    for m in json.loads(path.with_suffix(".json").read_text(encoding="utf-8")):
+        keys = tensors[f"{m['id']}/keys"]
+        items.append(TasteItem(
+            id=m["id"], text=m["text"], token_ids=tuple(m["token_ids"]), word_index=tuple(m["word_index"]),
+            keys=keys, values=tensors.get(f"{m['id']}/values", keys), speaker=tensors[f"{m['id']}/speaker"],
+            units=tensors[f"{m['id']}/units"], boundaries=tuple(m["boundaries"]),
+            word_starts_s=tuple(m["word_starts_s"]), word_durations_s=tuple(m["word_durations_s"])))
+    return items

@@ -1,0 +1,190 @@
+"""Reconstruction table (paper Table 1 at CPU scale): every row measured the same way.
+
+Model rows give teacher-forced unit accuracy and per-word durations from the GENERATED boundaries (word_sync);
+every row with audio is judged by one set of instruments (pocketsphinx WER and forced alignment, DNSMOS,
+resemblyzer speaker similarity). Reference durations for generated boundaries use the same convention as
+training (a word owns the pause after it); forced-alignment durations are compared with the ground-truth
+word durations of the manifest."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from taste.evaluation.duration import duration_consistency
+from taste.evaluation.stats import bootstrap_ci
+from taste.tokenizer.data import Collate, TasteItem
+from taste.tokenizer.model import DecodeResult, TasteTokenizer
+from taste.tokenizer.streams import word_unit_counts
+from taste.tokenizer.train import unit_logits_and_targets
+
+
+def batches(items: Sequence, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@torch.no_grad()
+def teacher_forced_accuracy(model: TasteTokenizer, items: Sequence[TasteItem], n_layers: int | None = None,
+                            batch_size: int = 32) -> pd.DataFrame:
+    """Per utterance: top-1 / top-5 accuracy of the next UNIT (boundaries and EOS excluded)."""
+    model.eval()
+    collate, rows = Collate(model.cfg.conditioning, model.cfg.decoder.n_units), []
+    for chunk in batches(items, batch_size):
+        batch = collate(chunk)
+        logits, targets, _ = unit_logits_and_targets(model, batch, n_layers=n_layers)
+        top5 = logits.topk(5, dim=-1).indices
+        for i, it in enumerate(chunk):
+            is_unit = (targets[i] >= 0) & (targets[i] < model.cfg.decoder.n_units)
+            t = targets[i][is_unit]
+            rows.append({"id": it.id, "top1": float((top5[i][is_unit][:, 0] == t).float().mean()),
+                         "top5": float((top5[i][is_unit] == t[:, None]).any(-1).float().mean())})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def eval_vectors(model: TasteTokenizer, items: Sequence[TasteItem], n_layers: int | None) -> list[torch.Tensor] | None:
+    """Word vectors the decoder gets at inference (quantised with the first n_layers codebooks); None = text-only."""
+    if model.stage == "text_only":
+        return None
+    batch = Collate(model.cfg.conditioning, model.cfg.decoder.n_units)(items)
+    vectors, _ = model.word_vectors(batch.text, batch.keys, batch.values, batch.frame_lengths)
+    if model.stage == "rvq":
+        vectors = model.codes_to_vectors(model.quantize(vectors), n_layers)
+    return [vectors[i, : it.n_words] for i, it in enumerate(items)]
+
+
+@torch.no_grad()
+def reconstruct(model: TasteTokenizer, items: Sequence[TasteItem], n_layers: int | None = None, seed: int = 0,
+                batch_size: int = 32) -> list[DecodeResult]:
+    """Batched sampling of units for each item (its own speaker embedding)."""
+    out: list[DecodeResult] = []
+    for k, chunk in enumerate(batches(items, batch_size)):
+        vecs = eval_vectors(model, chunk, n_layers)
+        speakers = torch.stack([it.speaker for it in chunk])
+        out.extend(model.decode_batch([it.text for it in chunk], vecs, speakers, seed=seed + k))
+    return out
+
+
+@torch.no_grad()
+def encode_items(model: TasteTokenizer, items: Sequence[TasteItem], batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """{utt id: int16 codes [N_words, n_q]} (the data/taste_codes files)."""
+    codes: dict[str, torch.Tensor] = {}
+    for chunk in batches(items, batch_size):
+        batch = Collate(model.cfg.conditioning, model.cfg.decoder.n_units)(chunk)
+        vectors, _ = model.word_vectors(batch.text, batch.keys, batch.values, batch.frame_lengths)
+        c = model.quantize(vectors)
+        for i, it in enumerate(chunk):
+            codes[it.id] = c[i, : it.n_words].to(torch.int16).contiguous()
+    return codes
+
+
+def reference_word_durations(item: TasteItem, rate_hz: float) -> list[float]:
+    """Ground-truth per-word durations in the generated-boundary convention (start to next start)."""
+    return [c / rate_hz for c in word_unit_counts(item.boundaries, len(item.units))]
+
+
+def boundary_durations(items: Sequence[TasteItem], results: Sequence[DecodeResult],
+                       rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, generated) per-word durations pooled over utterances; rows whose word count differs are skipped."""
+    ref, hyp = [], []
+    for it, res in zip(items, results):
+        if len(res.word_durations_s) == it.n_words:
+            ref.extend(reference_word_durations(it, rate_hz))
+            hyp.extend(res.word_durations_s)
+    return np.array(ref), np.array(hyp)
+
+
+def consistency_with_ci(ref: np.ndarray, hyp: np.ndarray, n_boot: int, seed: int = 0) -> dict[str, float]:
+    """duration_consistency plus bootstrap CIs (resampling words)."""
+    if ref.size == 0:
+        return {k: math.nan for k in ("within_25ms", "within_50ms", "pearson_r")}
+    out = {k: v for k, v in duration_consistency(ref, hyp).items() if k != "n"}
+    idx = np.arange(ref.size)
+    stats = {
+        "within_25ms": lambda i: float(np.mean(np.abs(hyp[i] - ref[i]) <= 0.025 + 1e-9)),
+        "within_50ms": lambda i: float(np.mean(np.abs(hyp[i] - ref[i]) <= 0.050 + 1e-9)),
+        "pearson_r": lambda i: float(np.corrcoef(ref[i], hyp[i])[0, 1]) if np.std(hyp[i]) > 0 else math.nan,
+    }
+    for name, fn in stats.items():
+        lo, hi = bootstrap_ci(idx, statistic=fn, n=n_boot, seed=seed)
+        out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
+    return out
+
+
+def bitrate(words_per_second: float, n_layers: int | None, codebook_size: int) -> float:
+    """bits/s of per-word codes: words/s x layers x log2(codebook)."""
+    return words_per_second * (n_layers or 0) * math.log2(codebook_size)
+
+
+@dataclass(frozen=True)
+class AudioJudges:
+    """Instruments applied identically to every row (injectable for tests)."""
+
+    transcribe: Callable[[np.ndarray], str]
+    align: Callable[[np.ndarray, str], Sequence]
+    dnsmos: Callable[[np.ndarray], float]
+    speaker_embed: Callable[[np.ndarray], np.ndarray]
+
+
+def default_audio_judges(corpus_sentences: Sequence[str]) -> AudioJudges:
+    from taste.evaluation.quality import dnsmos
+    from taste.evaluation.recognizer import Pocketsphinx
+    from taste.evaluation.speaker import SpeakerEncoder
+
+    ps, spk = Pocketsphinx(corpus_sentences), SpeakerEncoder()
+    return AudioJudges(ps.transcribe, ps.align, lambda w: dnsmos(w)["ovrl"], spk.embed)
+
+
+def judge_audio(system: str, items: Sequence, texts: Sequence[str], wavs: Sequence[np.ndarray],
+                ref_durations: Sequence[Sequence[float]], ref_speakers: Sequence[np.ndarray],
+                judges: AudioJudges) -> pd.DataFrame:
+    """One row per utterance: hyp, dnsmos, speaker_sim (to the original's embedding), forced-aligned word
+    durations ('fa_durations', None when alignment failed) next to the ground truth ('ref_durations')."""
+    from taste.evaluation.speaker import cosine
+
+    rows = []
+    for utt_id, text, wav, ref_d, ref_spk in zip(items, texts, wavs, ref_durations, ref_speakers):
+        try:
+            fa = [w.duration for w in judges.align(wav, text)]
+        except ValueError:  # AlignmentError: audio cannot hold the words
+            fa = None
+        rows.append({"system": system, "id": utt_id, "text": text, "hyp": judges.transcribe(wav),
+                     "dnsmos": judges.dnsmos(wav), "speaker_sim": cosine(judges.speaker_embed(wav), ref_spk),
+                     "fa_durations": fa, "ref_durations": list(ref_d), "seconds": len(wav) / 16000})
+    return pd.DataFrame(rows)
+
+
+def summarise_audio(per_utt: pd.DataFrame, n_boot: int, seed: int = 0) -> pd.DataFrame:
+    """Per system: WER, DNSMOS, speaker similarity (with CIs) and forced-alignment duration consistency."""
+    from taste.evaluation.wer import per_utterance_wer, wer
+
+    rows = []
+    for name, g in per_utt.groupby("system", sort=False):
+        row = {"system": name, "n_audio": len(g), "wer": wer(list(g["text"]), list(g["hyp"]))}
+        per = np.array(per_utterance_wer(list(g["text"]), list(g["hyp"])))
+        row["wer_lo"], row["wer_hi"] = bootstrap_ci(per, n=n_boot, seed=seed)
+        for col in ("dnsmos", "speaker_sim"):
+            lo, hi = bootstrap_ci(g[col].to_numpy(), n=n_boot, seed=seed)
+            row.update({col: float(g[col].mean()), f"{col}_lo": lo, f"{col}_hi": hi})
+        ok = g[g["fa_durations"].notna()]
+        ref = np.concatenate([np.array(r) for r in ok["ref_durations"]]) if len(ok) else np.array([])
+        hyp = np.concatenate([np.array(h) for h in ok["fa_durations"]]) if len(ok) else np.array([])
+        row["fa_failures"] = int(len(g) - len(ok))
+        row.update({f"fa_{k}": v for k, v in consistency_with_ci(ref, hyp, n_boot, seed).items()})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("system")
+
+
+def ce_loss_of(model: TasteTokenizer, items: Sequence[TasteItem]) -> float:
+    """Mean teacher-forced cross-entropy (a sanity number for the notebook)."""
+    batch = Collate(model.cfg.conditioning, model.cfg.decoder.n_units)(items)
+    with torch.no_grad():
+        logits, targets, _ = unit_logits_and_targets(model, batch)
+    return float(F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-1))
