@@ -1,0 +1,60 @@
+"""The asr stage end to end, for the notebook and the CLI: tokenizer, model, training, evaluation.
+
+Entry points turn params.yaml into the plain arguments these functions take (`config_from_params`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from taste.asr.bpe import train_bpe
+from taste.asr.modeling import AsrWhisper
+from taste.asr.train import AsrDataset, bpe_corpus, make_collate, make_loss_fn
+from taste.asr.whisper import AsrConfig, build_asr
+from taste.training import TrainConfig, TrainResult, train
+
+
+def config_from_params(params: dict) -> tuple[AsrConfig, TrainConfig]:
+    """params.yaml (asr, data.speech.max_seconds, shared) -> the model and training configs."""
+    a, t = params["asr"], params["asr"]["train"]
+    cfg = AsrConfig(
+        n_mels=int(params["shared"]["features"]["n_mels"]), d_model=int(a["d_model"]),
+        encoder_layers=int(a["encoder_layers"]), decoder_layers=int(a["decoder_layers"]),
+        n_heads=int(a["n_heads"]), ffn_dim=int(a["ffn_dim"]),
+        max_seconds=float(params["data"]["speech"]["max_seconds"]),
+        max_target_positions=int(a.get("max_target_positions", 128)),
+    )
+    train_cfg = TrainConfig(
+        steps=int(t["steps"]), batch_size=int(t["batch_size"]), lr=float(t["lr"]),
+        warmup_steps=int(t["warmup_steps"]), checkpoint_every=int(t.get("checkpoint_every", 200)),
+        seed=int(params["shared"]["seed"]), mixed_precision=str(params["shared"].get("mixed_precision", "no")),
+    )
+    return cfg, train_cfg
+
+
+def fit_tokenizer(text_pool: str | Path, transcripts: Sequence[str], vocab_size: int) -> Tokenizer:
+    """BPE on the text pool plus the training transcripts."""
+    return train_bpe(bpe_corpus(text_pool, transcripts), vocab_size=vocab_size)
+
+
+def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[str], store,
+            train_cfg: TrainConfig, out_dir: str | Path, spec_augment: bool = True) -> tuple[AsrWhisper, TrainResult]:
+    """Build and train the Whisper on (ids, texts) with features from `store`; resumes from out_dir/checkpoint."""
+    from taste.asr.train import SpecAugment
+
+    model = build_asr(cfg, tok, seed=train_cfg.seed)
+    dataset = AsrDataset(ids, texts, store, tok)
+    result = train(model, dataset, make_collate(model), make_loss_fn(SpecAugment() if spec_augment else None),
+                   train_cfg, out_dir)
+    return model.eval(), result
+
+
+def write_jsonl(path: str | Path, rows: Sequence[dict]) -> None:
+    """Rows as JSON lines (per-utterance transcripts)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
