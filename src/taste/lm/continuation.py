@@ -1,0 +1,229 @@
+"""Speech continuation: prompts from held-out test utterances, four systems, timed, written for evaluation.
+
+A prompt is the first words (1.5-3 s by the ground-truth word alignment) of a test utterance of an unseen
+speaker; its text comes from the study's ASR on the prompt audio, its TASTE codes from the tokenizer.
+Systems: cascade (ASR -> text LM -> text-only TASTE decoder -> vocoder), s3_lm, taslm_token, taslm_embed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from taste.lm.generate import Sampling, generate_s3, generate_taslm, generate_text
+from taste.lm.text_lm import LMVocab
+
+SYSTEMS = ("cascade", "s3_lm", "taslm_token", "taslm_embed")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    prompt_id: str
+    utt_id: str
+    audio_path: str
+    story_id: str | None
+    speaker: str
+    end_s: float  # the prompt is audio[0:end_s]
+    gt_text: str  # ground-truth words of the prompt (for reference only; systems see the ASR text)
+    full_text: str  # the whole utterance's transcript
+
+
+def select_prompts(utterances: Sequence, n_prompts: int, seconds: tuple[float, float], seed: int) -> list[Prompt]:
+    """A seeded list of prompts: the longest word prefix ending within [min, max] s, leaving >= 1 word after it."""
+    lo, hi = seconds
+    candidates = []
+    for utt in utterances:
+        ends = [w.start + w.duration for w in utt.words]
+        ks = [k for k in range(1, len(ends)) if lo <= ends[k - 1] <= hi]
+        if ks:
+            k = max(ks)
+            candidates.append((utt, k, ends[k - 1]))
+    if not candidates:
+        raise ValueError(f"no test utterance has a word prefix of {lo}-{hi} s (are word alignments present?)")
+    random.Random(seed).shuffle(candidates)
+    return [Prompt(f"p{i:03d}_{u.id}", u.id, u.audio_path, u.story_id, u.speaker, round(end, 3),
+                   " ".join(u.text.split()[:k]), u.text)
+            for i, (u, k, end) in enumerate(candidates[:n_prompts])]
+
+
+@dataclass
+class PreparedPrompt:
+    prompt: Prompt
+    text: str  # the ASR transcript of the prompt audio (ground truth when the ASR returns nothing)
+    text_source: str  # "asr" | "ground_truth"
+    codes: Tensor | None  # TASTE codes of the prompt words [N, n_q]
+    units: Tensor | None  # the prompt's 25 Hz units [U]
+    speaker: Tensor  # [256]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Systems:
+    """Everything continuation needs, loaded once. Missing systems are None and skipped."""
+
+    tokenizer: Any  # LM subword tokenizer
+    vocab: LMVocab
+    text_lm: Any
+    vocoder: Any
+    mel_cfg: Any
+    asr: Any = None
+    asr_tokenizer: Any = None
+    taste: Any = None  # TasteTokenizer (main)
+    taste_text_only: Any = None  # TasteTokenizer (text-only decoder, the cascade's)
+    taslm: dict[str, Any] = field(default_factory=dict)  # variant -> TASLM
+    s3_lm: Any = None
+    unit_rate_hz: int = 25
+
+
+def prepare_prompt(p: Prompt, systems: Systems, units: dict[str, Tensor] | None, speakers) -> PreparedPrompt:
+    """Cut the audio, transcribe it with the study's ASR, extract its TASTE codes and units (timed)."""
+    from taste.asr.whisper import transcribe
+    from taste.data.audio_io import read_audio
+    from taste.data.features import log_mel
+
+    wav = read_audio(p.audio_path, systems.mel_cfg.sample_rate)[: int(round(p.end_s * systems.mel_cfg.sample_rate))]
+    mel = log_mel(torch.from_numpy(wav), systems.mel_cfg)  # (n_mels, F)
+    timings, text, source = {}, p.gt_text, "ground_truth"
+    if systems.asr is not None:
+        t0 = time.perf_counter()
+        hyp = transcribe(systems.asr, systems.asr_tokenizer, mel[None])[0]
+        timings["asr_s"] = time.perf_counter() - t0
+        if hyp.split():
+            text, source = hyp, "asr"
+    codes = None
+    if systems.taste is not None:
+        t0 = time.perf_counter()
+        codes = systems.taste.encode(mel, text).codes
+        timings["encode_s"] = time.perf_counter() - t0
+    prompt_units = None
+    if units is not None and p.utt_id in units:
+        prompt_units = units[p.utt_id][: int(round(p.end_s * systems.unit_rate_hz))]
+    return PreparedPrompt(p, text, source, codes, prompt_units, speakers.get(p.utt_id).float(), timings)
+
+
+def _cut(units: Tensor, boundaries: Sequence[int], n_prompt: int) -> Tensor:
+    """The continuation's units: from the first generated word's start (the decoder speaks prompt + continuation)."""
+    return units[boundaries[n_prompt]:] if len(boundaries) > n_prompt else units[:0]
+
+
+def _speak(systems: Systems, units: Tensor, speaker: Tensor) -> tuple[np.ndarray, float]:
+    t0 = time.perf_counter()
+    wav = systems.vocoder.synthesise(units, speaker) if len(units) else np.zeros(1600, dtype=np.float32)
+    return wav, time.perf_counter() - t0
+
+
+def continue_prompt(system: str, pp: PreparedPrompt, systems: Systems, s: Sampling, target_words: int,
+                    max_units: int, seed: int) -> tuple[dict[str, Any], np.ndarray]:
+    """One system, one prompt -> (record without wav_path, waveform of the continuation)."""
+    g = torch.Generator().manual_seed(seed)
+    rec: dict[str, Any] = {"system": system, "prompt_id": pp.prompt.prompt_id, "prompt_text": pp.text}
+    timings = dict(pp.timings)
+    t0 = time.perf_counter()
+    if system == "s3_lm":
+        timings.pop("encode_s", None)  # the unit LM reads units, not TASTE codes
+        gen = generate_s3(systems.s3_lm, systems.tokenizer, systems.vocab, pp.text, pp.units, target_words,
+                          max_units, s, g)
+        timings["lm_s"] = time.perf_counter() - t0
+        units, text, steps = gen.units, gen.text, gen.lm_steps
+        timings["decode_s"] = 0.0
+        rec["units"] = units.tolist()
+    else:
+        if system == "cascade":
+            timings.pop("encode_s", None)
+            gen = generate_text(systems.text_lm, systems.tokenizer, systems.vocab, pp.text, target_words, s, g)
+            codes, decoder = None, systems.taste_text_only
+        else:
+            from taste.asr.bpe import word_ids
+
+            gen = generate_taslm(systems.taslm[system.split("_", 1)[1]], systems.taste, systems.tokenizer,
+                                 systems.vocab, word_ids, pp.text, pp.codes, target_words, s, g)
+            codes, decoder = gen.codes, systems.taste
+            rec["codes"] = gen.codes.tolist()
+        timings["lm_s"] = time.perf_counter() - t0
+        text, steps = gen.text, gen.lm_steps
+        t1 = time.perf_counter()
+        full = f"{pp.text} {text}".strip()
+        out = decoder.decode(full, codes, pp.speaker, seed=seed)
+        timings["decode_s"] = time.perf_counter() - t1
+        units = _cut(out.units, out.word_boundaries, len(pp.text.split()))
+        rec["units"] = units.tolist()
+    wav, timings["vocoder_s"] = _speak(systems, units, pp.speaker)
+    timings["end_to_end_s"] = sum(timings.values())
+    rec.update(continuation_text=text, n_words=len(text.split()), lm_steps=steps,
+               generated_seconds=len(units) / systems.unit_rate_hz, timings={k: round(v, 4) for k, v in timings.items()})
+    return rec, wav
+
+
+def run_system(system: str, prepared: Sequence[PreparedPrompt], systems: Systems, s: Sampling, target_words: int,
+               max_units: int, seed: int, out_root: str | Path) -> list[dict[str, Any]]:
+    """Continue every prompt with one system; write out_root/<system>/{continuations.jsonl, <prompt_id>.wav}."""
+    from taste.data.audio_io import write_audio
+
+    out = Path(out_root) / system
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, pp in enumerate(prepared):
+        rec, wav = continue_prompt(system, pp, systems, s, target_words, max_units, seed + i)
+        wav_path = out / f"{pp.prompt.prompt_id}.wav"
+        write_audio(wav_path, wav, systems.mel_cfg.sample_rate)
+        p = pp.prompt
+        records.append({**rec, "utt_id": p.utt_id, "story_id": p.story_id, "speaker": p.speaker,
+                        "prompt_text_source": pp.text_source, "prompt_gt_text": p.gt_text,
+                        "prompt_seconds": p.end_s, "wav_path": str(wav_path)})
+    with (out / "continuations.jsonl").open("w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r) + "\n")
+    return records
+
+
+def write_prompts(prompts: Sequence[Prompt], path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("".join(json.dumps(asdict(p)) + "\n" for p in prompts), encoding="utf-8")
+
+
+def seconds_per_word(utterances: Sequence) -> float:
+    """Mean speech seconds per word of a split (caps how many units the S3 LM may generate)."""
+    words = sum(len(u.text.split()) for u in utterances)
+    return sum(u.duration for u in utterances) / max(words, 1)
+
+
+def load_systems(params: dict[str, Any], systems: Sequence[str] = SYSTEMS) -> Systems:
+    """Load the trained models of stage taslm and its inputs (ASR, TASTE tokenizers, vocoder) from models/."""
+    from taste.asr.bpe import load_bpe
+    from taste.asr.whisper import load_asr
+    from taste.data.features import MelConfig
+    from taste.lm.pipeline import lm_dir, load_text_lm
+    from taste.lm.s3_lm import S3UnitLM
+    from taste.lm.taslm import TASLM
+    from taste.tokenizer import TasteTokenizer
+    from taste.vocoder import UnitVocoder
+
+    models = Path(params["shared"]["paths"]["models"])
+    text_lm, tok, vocab = load_text_lm(lm_dir(params) / "text_lm")
+    out = Systems(tokenizer=tok, vocab=vocab, text_lm=text_lm, vocoder=UnitVocoder.from_pretrained(models / "vocoder"),
+                  mel_cfg=MelConfig.from_dict(params["shared"]["features"], params["shared"]["sample_rate"]),
+                  asr=load_asr(models / "asr"), asr_tokenizer=load_bpe(models / "asr"),
+                  taste=TasteTokenizer.from_pretrained(models / "taste" / "main"),
+                  unit_rate_hz=params["units"]["rate_hz"])
+    if "cascade" in systems:
+        out.taste_text_only = TasteTokenizer.from_pretrained(models / "taste" / "text_only")
+    for name in systems:
+        if name.startswith("taslm_"):
+            out.taslm[name.split("_", 1)[1]] = TASLM.from_pretrained(lm_dir(params) / name)
+    if "s3_lm" in systems:
+        out.s3_lm = S3UnitLM.from_pretrained(lm_dir(params) / "s3_lm")
+    return out
+
+
+def sampling_from_params(params: dict[str, Any]) -> Sampling:
+    c = params["lm"]["continuation"]
+    return Sampling(top_p=c["top_p"], temperature=c["temperature"], repetition_penalty=c["repetition_penalty"],
+                    unit_top_k=c["unit_top_k"])

@@ -1,0 +1,197 @@
+"""Stage 03 (training half) as functions over the params dict: text LM pretraining, TASLM variants, S3-unit LM.
+
+Final weights go to models/lm/{text_lm,taslm_token,taslm_embed,s3_lm}; resumable training runs (checkpoints,
+history.jsonl) to outputs/taslm/training/<name>, wiped when the settings change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from taste.data.records import read_manifest
+from taste.lm import text_lm as tl
+from taste.lm.data import S3Dataset, TASLMDataset, collate_s3, collate_taslm, load_code_table
+from taste.lm.s3_lm import S3LMConfig, S3UnitLM, s3_loss
+from taste.lm.taslm import TASLM, TASLMConfig, taslm_loss
+from taste.training import TrainResult, train
+from taste.units.pipeline import fresh_run_dir, train_config
+
+TOKENIZER_FILE = "tokenizer.json"
+VOCAB_FILE = "lm_vocab.json"
+
+
+def lm_dir(params: dict[str, Any]) -> Path:
+    return Path(params["shared"]["paths"]["models"]) / "lm"
+
+
+def run_dir(params: dict[str, Any], name: str) -> Path:
+    """Training checkpoints and history: outside models/lm so DVC does not cache optimizer states."""
+    return Path(params["shared"]["paths"]["outputs"]) / "taslm" / "training" / name
+
+
+def load_lm_tokenizer(params: dict[str, Any]):
+    """The LM's subword tokenizer: the local Llama's own (paper profile) or the study's BPE (models/asr)."""
+    from tokenizers import Tokenizer
+
+    from taste.asr.bpe import load_bpe
+
+    pretrained = params["lm"]["text_lm"].get("pretrained_path")
+    if pretrained:
+        path = Path(pretrained) / TOKENIZER_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the local Llama folder has no tokenizer.json")
+        return Tokenizer.from_file(str(path))
+    return load_bpe(Path(params["shared"]["paths"]["models"]) / "asr")
+
+
+def text_lm_config(params: dict[str, Any], vocab: tl.LMVocab) -> tl.TextLMConfig:
+    t = params["lm"]["text_lm"]
+    return tl.TextLMConfig(vocab_size=vocab.size, d_model=t["d_model"], layers=t["layers"], n_heads=t["n_heads"],
+                           ffn_dim=t["ffn_dim"], context=t["context"])
+
+
+@dataclass
+class TextLMRun:
+    model: Any
+    tokenizer: Any
+    vocab: tl.LMVocab
+    result: TrainResult | None
+    heldout_ppl: float
+    heldout_tokens: int
+
+
+def pretrain_text_lm(params: dict[str, Any], progress: bool = True) -> TextLMRun:
+    """Pretrain the small Llama on the text pool (or load the local Llama); held-out perplexity on unseen stories."""
+    tok = load_lm_tokenizer(params)
+    vocab = tl.LMVocab.for_tokenizer(tok)
+    t = params["lm"]["text_lm"]
+    stories = tl.read_text_pool(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt")
+    train_stories, held = tl.split_stories(stories, t.get("heldout_share", 0.02), params["shared"]["seed"])
+    held_ds = tl.PackedTextDataset(tok, held, vocab, t["context"])
+    out = lm_dir(params) / "text_lm"
+    result = None
+    if t.get("pretrained_path"):
+        model = tl.load_pretrained_llama(t["pretrained_path"])
+    else:
+        cfg, tcfg = text_lm_config(params, vocab), train_config(t, params)
+        torch.manual_seed(params["shared"]["seed"])
+        model = tl.build_text_lm(cfg, vocab)
+        rdir = fresh_run_dir(run_dir(params, "text_lm"), {"model": cfg, "train": tcfg, "n": len(stories)})
+        data = tl.PackedTextDataset(tok, train_stories, vocab, t["context"])
+        result = train(model, data, tl.collate_blocks, tl.text_lm_loss, tcfg, rdir, progress=progress)
+        tl.save_text_lm(model, out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out / TOKENIZER_FILE))
+    (out / VOCAB_FILE).write_text(json.dumps(asdict(vocab)))
+    ppl = tl.perplexity(model, held_ds, max_blocks=t.get("heldout_blocks", 200))
+    return TextLMRun(model, tok, vocab, result, ppl, held_ds.n_tokens)
+
+
+def load_text_lm(directory: str | Path):
+    """(model, tokenizer, vocab) saved by pretrain_text_lm (a pretrained Llama folder keeps its own weights)."""
+    from tokenizers import Tokenizer
+    from transformers import LlamaForCausalLM
+
+    d = Path(directory)
+    if not (d / VOCAB_FILE).is_file():
+        raise FileNotFoundError(f"{d / VOCAB_FILE}: missing (run the taslm stage)")
+    vocab = tl.LMVocab(**json.loads((d / VOCAB_FILE).read_text()))
+    model = LlamaForCausalLM.from_pretrained(d, local_files_only=True).eval()
+    return model, Tokenizer.from_file(str(d / TOKENIZER_FILE)), vocab
+
+
+def _lora(params: dict[str, Any]) -> tuple[int, int]:
+    t = params["lm"]["taslm"]
+    if t["finetune"] not in ("full", "lora"):
+        raise ValueError(f"params lm.taslm.finetune must be 'full' or 'lora', got {t['finetune']!r}")
+    return (t["lora_r"], t["lora_alpha"]) if t["finetune"] == "lora" else (0, t["lora_alpha"])
+
+
+def _fresh_lm(base, lora_r: int, lora_alpha: int):
+    """A trainable copy of the pretrained LM (full fine-tuning) or the LM wrapped with fresh LoRA adapters."""
+    import copy
+
+    lm = copy.deepcopy(base).train().requires_grad_(True)
+    return tl.apply_lora(lm, lora_r, lora_alpha) if lora_r > 0 else lm
+
+
+def taslm_config(params: dict[str, Any], variant: str, n_q: int, taste_dim: int) -> TASLMConfig:
+    t = params["lm"]["taslm"]
+    r, alpha = _lora(params)
+    return TASLMConfig(variant=variant, n_q=n_q, codebook_size=params["tokenizer"]["rvq"]["codebook_size"],
+                       taste_dim=taste_dim, fusion_init=tuple(t["fusion_init"]), text_kl_weight=t["text_kl_weight"],
+                       text_ce_weight=t["text_ce_weight"], text_weight=t["text_weight"],
+                       taste_weight=t["taste_weight"], lora_r=r, lora_alpha=alpha)
+
+
+def taslm_data(params: dict[str, Any], split: str, tok, vocab: tl.LMVocab, taste) -> TASLMDataset:
+    """A split's transcripts with their TASTE codes (data/taste_codes/<split>.safetensors)."""
+    from taste.asr.bpe import word_ids
+
+    utts = read_manifest(Path(params["shared"]["paths"]["prepared"]) / f"{split}.jsonl")
+    codes = load_code_table(Path("data/taste_codes") / f"{split}.safetensors")
+    return TASLMDataset(utts, codes, tok, vocab, taste.codes_to_vectors, word_ids,
+                        max_len=params["lm"]["text_lm"]["context"])
+
+
+@torch.no_grad()
+def heldout_loss(model, dataset, collate, loss_fn, batch_size: int = 16, max_items: int = 256) -> dict[str, float]:
+    """Mean of loss_fn's logged values over (up to max_items of) a held-out dataset."""
+    model.eval()
+    sums: dict[str, float] = {}
+    n = min(len(dataset), max_items)
+    batches = 0
+    for start in range(0, n, batch_size):
+        loss, logs = loss_fn(model, collate([dataset[i] for i in range(start, min(n, start + batch_size))]))
+        for k, v in {"loss": float(loss), **logs}.items():
+            sums[k] = sums.get(k, 0.0) + v
+        batches += 1
+    return {k: v / max(batches, 1) for k, v in sums.items()}
+
+
+def train_taslm(params: dict[str, Any], variant: str, base_lm, tok, vocab: tl.LMVocab, taste,
+                progress: bool = True) -> tuple[TASLM, TrainResult, dict[str, float]]:
+    """Fine-tune one TASLM variant on the train split; returns (model, training result, dev losses)."""
+    train_ds = taslm_data(params, "train", tok, vocab, taste)
+    dev_ds = taslm_data(params, "dev", tok, vocab, taste)
+    ex = train_ds[0]
+    cfg = taslm_config(params, variant, ex.target_codes.shape[1], ex.taste_vectors.shape[1])
+    tcfg = train_config(params["lm"]["taslm"], params)
+    torch.manual_seed(params["shared"]["seed"])
+    model = TASLM(_fresh_lm(base_lm, cfg.lora_r, cfg.lora_alpha), cfg)
+    rdir = fresh_run_dir(run_dir(params, f"taslm_{variant}"),
+                        {"model": cfg, "train": tcfg, "n": len(train_ds)})
+    collate = partial(collate_taslm, pad_id=vocab.pad)
+    result = train(model, train_ds, collate, taslm_loss, tcfg, rdir, progress=progress)
+    model.save_pretrained(lm_dir(params) / f"taslm_{variant}")
+    return model, result, heldout_loss(model, dev_ds, collate, taslm_loss)
+
+
+def s3_data(params: dict[str, Any], split: str, tok, vocab: tl.LMVocab) -> S3Dataset:
+    utts = read_manifest(Path(params["shared"]["paths"]["prepared"]) / f"{split}.jsonl")
+    units = load_code_table(Path(params["shared"]["paths"]["units"]) / f"{split}.safetensors")
+    return S3Dataset(utts, units, tok, vocab, params["units"]["codebook_size"],
+                     max_len=params["lm"]["s3_lm"].get("max_units", 400))
+
+
+def train_s3_lm(params: dict[str, Any], base_lm, tok, vocab: tl.LMVocab, progress: bool = True
+                ) -> tuple[S3UnitLM, TrainResult, dict[str, float]]:
+    """The S3-unit baseline: same pretrained LM, same speech, same fine-tuning mode and budget as TASLM."""
+    r, alpha = _lora(params)
+    cfg = S3LMConfig(n_units=params["units"]["codebook_size"], lora_r=r, lora_alpha=alpha)
+    train_ds, dev_ds = s3_data(params, "train", tok, vocab), s3_data(params, "dev", tok, vocab)
+    tcfg = train_config(params["lm"]["s3_lm"], params)
+    torch.manual_seed(params["shared"]["seed"])
+    model = S3UnitLM(_fresh_lm(base_lm, r, alpha), cfg)
+    rdir = fresh_run_dir(run_dir(params, "s3_lm"), {"model": cfg, "train": tcfg, "n": len(train_ds)})
+    collate = partial(collate_s3, pad_id=vocab.pad, n_units=cfg.n_units)
+    result = train(model, train_ds, collate, s3_loss, tcfg, rdir, progress=progress)
+    model.save_pretrained(lm_dir(params) / "s3_lm")
+    return model, result, heldout_loss(model, dev_ds, collate, s3_loss)
+

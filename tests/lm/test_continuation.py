@@ -1,0 +1,101 @@
+"""Prompt selection and the four systems' continuation wiring, with fakes for the other stages' models."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from fakes import FakeCodebook, fake_units
+
+from taste.data.audio_io import read_audio
+from taste.data.features import MelConfig
+from taste.data.records import Utterance, WordAlignment
+from taste.lm.continuation import (SYSTEMS, PreparedPrompt, Prompt, Systems, run_system, seconds_per_word,
+                                   select_prompts)
+from taste.lm.generate import Sampling
+from taste.lm.s3_lm import S3LMConfig, S3UnitLM
+from taste.lm.taslm import TASLM, TASLMConfig
+
+
+def aligned(uid, words, word_s):
+    ws = tuple(WordAlignment(w, i * word_s, word_s) for i, w in enumerate(words))
+    return Utterance(id=uid, audio_path=f"a/{uid}.wav", duration=len(words) * word_s, sample_rate=16000,
+                     text=" ".join(words), speaker="spk", split="test", rate_wpm=None, pitch=None, words=ws,
+                     story_id="s1")
+
+
+def test_select_prompts_windows_and_seed():
+    utts = [aligned(f"u{i}", "the old man walked home very slowly today".split(), 0.2 + 0.1 * i) for i in range(8)]
+    prompts = select_prompts(utts, 5, (1.5, 3.0), seed=3)
+    assert len(prompts) == 5 and len({p.utt_id for p in prompts}) == 5
+    for p in prompts:
+        utt = next(u for u in utts if u.id == p.utt_id)
+        k = len(p.gt_text.split())
+        assert 1.5 <= p.end_s <= 3.0 and k < len(utt.words)
+        assert p.gt_text.split() == utt.text.split()[:k]
+        # the longest prefix that fits: one more word would end past 3 s or leave nothing to continue
+        assert utt.words[k].start + utt.words[k].duration > 3.0 or k + 1 == len(utt.words)
+    assert [p.prompt_id for p in prompts] == [p.prompt_id for p in select_prompts(utts, 5, (1.5, 3.0), seed=3)]
+    with pytest.raises(ValueError, match="prefix"):
+        select_prompts([aligned("x", ["a", "b"], 0.1)], 5, (1.5, 3.0), seed=0)
+
+
+def test_seconds_per_word():
+    assert seconds_per_word([aligned("a", ["x"] * 4, 0.5)]) == pytest.approx(0.5)
+
+
+class FakeDecoder:
+    """Four units per word; records what it was asked to speak."""
+
+    def __init__(self):
+        self.calls = []
+
+    def decode(self, transcript, codes, speaker, seed=0):
+        n = len(transcript.split())
+        self.calls.append((transcript, None if codes is None else codes.clone()))
+        return SimpleNamespace(units=torch.arange(4 * n) % 16, word_boundaries=[4 * i for i in range(n)])
+
+
+class FakeVocoder:
+    def synthesise(self, units, speaker):
+        return np.full(len(units) * 640, 0.1, dtype=np.float32)
+
+
+@pytest.fixture
+def systems(bpe, vocab, tiny_lm):
+    cb = FakeCodebook()
+    taste = FakeDecoder()
+    taste.codes_to_vectors, taste.quantize = cb.codes_to_vectors, cb.quantize
+    cfg = dict(n_q=2, codebook_size=16, taste_dim=16)
+    return Systems(tokenizer=bpe, vocab=vocab, text_lm=tiny_lm, vocoder=FakeVocoder(), mel_cfg=MelConfig(),
+                   taste=taste, taste_text_only=FakeDecoder(),
+                   taslm={v: TASLM(tiny_lm, TASLMConfig(variant=v, **cfg)) for v in ("token", "embed")},
+                   s3_lm=S3UnitLM(tiny_lm, S3LMConfig(n_units=16)))
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_every_system_continues_every_prompt(system, systems, utts, codes, tmp_path):
+    prepared = [
+        PreparedPrompt(Prompt(f"p{i}", u.id, u.audio_path, "s1", u.speaker, 1.0, " ".join(u.text.split()[:2]), u.text),
+                       " ".join(u.text.split()[:2]), "asr", codes[u.id][:2], fake_units([u])[u.id][:25],
+                       torch.zeros(256), {"asr_s": 0.01, "encode_s": 0.02})
+        for i, u in enumerate(utts[:3])
+    ]
+    records = run_system(system, prepared, systems, Sampling(top_p=0.9, temperature=1.0), 3, 40, 0, tmp_path)
+    lines = (tmp_path / system / "continuations.jsonl").read_text().splitlines()
+    assert len(records) == len(lines) == 3
+    for rec, pp in zip(map(json.loads, lines), prepared):
+        assert rec["prompt_id"] == pp.prompt.prompt_id and rec["prompt_text"] == pp.text
+        wav = read_audio(rec["wav_path"], 16000)
+        assert len(wav) == max(len(rec["units"]) * 640, 1600)
+        assert rec["generated_seconds"] == pytest.approx(len(rec["units"]) / 25)
+        t = rec["timings"]
+        assert t["end_to_end_s"] == pytest.approx(sum(v for k, v in t.items() if k != "end_to_end_s"), abs=1e-3)
+        assert ("encode_s" in t) == system.startswith("taslm")
+        if system.startswith("taslm"):
+            n_prompt = len(pp.text.split())
+            assert len(rec["codes"]) == n_prompt + rec["n_words"]
+            assert rec["codes"][:n_prompt] == pp.codes.tolist()
+        if system != "s3_lm":  # the decoder spoke prompt + continuation; the wav holds the continuation only
+            assert len(rec["units"]) == 4 * rec["n_words"]
