@@ -6,6 +6,7 @@ order and per-utterance seeds make two runs give identical bytes (data.dvc check
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -87,13 +88,21 @@ class _Synthesiser:
         args = [(g, self.cfg) for g in groups]
         return self.pool.map(_run_group, args, chunksize=4) if self.pool else [_run_group(a) for a in args]
 
-    def fill(self, groups: Iterator[list[UttJob]], done: Callable[[list[Utterance]], bool]):
-        """Synthesise groups in batches until done(kept); returns kept utterances, drop counts, used story ids."""
+    def fill(self, groups: Iterator[list[UttJob]], need: Callable[[list[Utterance]], int]):
+        """Synthesise groups in batches until need(kept) (groups still wanted, an estimate) is 0.
+
+        Returns kept utterances, drop counts and the story ids used, all in generation order.
+        """
         kept: list[Utterance] = []
         dropped: Counter = Counter()
         stories: list[str] = []
+
+        def done(kept):
+            return need(kept) <= 0
+
         while not done(kept):
-            batch = [g for _, g in zip(range(self.batch), groups)]
+            size = min(self.batch, need(kept) + 2)  # small batches near the end: surplus is wasted synthesis
+            batch = [g for _, g in zip(range(size), groups)]
             if not batch:
                 raise ValueError("the story generator ran out before the split was filled")
             for group, (utts, reason) in zip(batch, self._map(batch)):
@@ -174,12 +183,17 @@ def materialise_synthetic(params: dict, out_dir: Path) -> dict:
     registry: dict[str, Story] = {}
     synth = _Synthesiser(cfg, int(data.get("workers", 1)))
     splits, dropped, split_stories = {}, {}, {}
+    def hours_needed(kept: list[Utterance]) -> int:
+        missing = 3600 * sp["train_hours"] - sum(u.duration for u in kept)
+        mean = sum(u.duration for u in kept) / len(kept) if kept else 3.0
+        return 0 if missing <= 0 else math.ceil(missing / mean)
+
     targets = {
-        "dev": (train_spk, lambda kept: len(kept) >= sp["dev_utterances"]),
-        "test": (test_spk, lambda kept: len(kept) >= sp["test_utterances"]),
-        "swap_global": (test_spk, lambda kept: len(kept) >= 4 * sw["global_sentences"]),
-        "swap_local": (test_spk, lambda kept: len(kept) >= 2 * sw["local_pairs"]),
-        "train": (train_spk, lambda kept: sum(u.duration for u in kept) >= 3600 * sp["train_hours"]),
+        "dev": (train_spk, lambda kept: sp["dev_utterances"] - len(kept)),
+        "test": (test_spk, lambda kept: sp["test_utterances"] - len(kept)),
+        "swap_global": (test_spk, lambda kept: sw["global_sentences"] - len(kept) // 4),
+        "swap_local": (test_spk, lambda kept: sw["local_pairs"] - len(kept) // 2),
+        "train": (train_spk, hours_needed),
     }
     try:
         for split in SPLIT_ORDER:
