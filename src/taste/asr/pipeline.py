@@ -5,6 +5,7 @@ Entry points turn params.yaml into the plain arguments these functions take (`co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from tokenizers import Tokenizer
 
 from taste.asr.bpe import train_bpe
 from taste.asr.modeling import AsrWhisper
-from taste.asr.train import AsrDataset, bpe_corpus, make_collate, make_loss_fn
+from taste.asr.train import AsrDataset, LengthBuckets, SpecAugment, bpe_corpus, make_collate, make_loss_fn, unwrap
 from taste.asr.whisper import AsrConfig, build_asr
 from taste.training import TrainConfig, TrainResult, train
 
@@ -42,14 +43,22 @@ def fit_tokenizer(text_pool: str | Path, transcripts: Sequence[str], vocab_size:
 
 
 def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[str], store,
-            train_cfg: TrainConfig, out_dir: str | Path, spec_augment: bool = True) -> tuple[AsrWhisper, TrainResult]:
-    """Build and train the Whisper on (ids, texts) with features from `store`; resumes from out_dir/checkpoint."""
-    from taste.asr.train import SpecAugment
+            train_cfg: TrainConfig, out_dir: str | Path, spec_augment: bool = True,
+            bucket_by_length: bool = True) -> tuple[AsrWhisper, TrainResult]:
+    """Build and train the Whisper on (ids, texts) with features from `store`; resumes from out_dir/checkpoint.
 
+    With `bucket_by_length`, batches are groups of similar-length utterances (`LengthBuckets`): the loop
+    then runs with batch_size 1 over groups of `train_cfg.batch_size` utterances.
+    """
     model = build_asr(cfg, tok, seed=train_cfg.seed)
     dataset = AsrDataset(ids, texts, store, tok)
-    result = train(model, dataset, make_collate(model), make_loss_fn(SpecAugment() if spec_augment else None),
-                   train_cfg, out_dir)
+    collate = make_collate(model)
+    if bucket_by_length:
+        lengths = [store.get(i).shape[-1] for i in ids]
+        dataset = LengthBuckets(dataset, lengths, train_cfg.batch_size, seed=train_cfg.seed)
+        collate = unwrap(collate)
+        train_cfg = dataclasses.replace(train_cfg, batch_size=1)
+    result = train(model, dataset, collate, make_loss_fn(SpecAugment() if spec_augment else None), train_cfg, out_dir)
     return model.eval(), result
 
 
