@@ -84,29 +84,40 @@ class Systems:
 
 
 def prepare_prompt(p: Prompt, systems: Systems, units: dict[str, Tensor] | None, speakers) -> PreparedPrompt:
-    """Cut the audio, transcribe it with the study's ASR, extract its TASTE codes and units (timed)."""
-    from taste.asr.whisper import transcribe
+    """Cut a test utterance to its prompt and prepare it (units: the split's unit table; speakers: FeatureStore)."""
     from taste.data.audio_io import read_audio
-    from taste.data.features import log_mel
 
     wav = read_audio(p.audio_path, systems.mel_cfg.sample_rate)[: int(round(p.end_s * systems.mel_cfg.sample_rate))]
-    mel = log_mel(torch.from_numpy(wav), systems.mel_cfg)  # (n_mels, F)
-    timings, text, source = {}, p.gt_text, "ground_truth"
-    if systems.asr is not None:
-        t0 = time.perf_counter()
-        hyp = transcribe(systems.asr, systems.asr_tokenizer, mel[None])[0]
-        timings["asr_s"] = time.perf_counter() - t0
-        if hyp.split():
-            text, source = hyp, "asr"
+    prompt_units = None
+    if units is not None and p.utt_id in units:
+        prompt_units = units[p.utt_id][: int(round(p.end_s * systems.unit_rate_hz))]
+    return prepare_wav(p, wav, systems, speakers.get(p.utt_id).float(), prompt_units)
+
+
+def prepare_wav(p: Prompt, wav: np.ndarray, systems: Systems, speaker: Tensor, units: Tensor | None,
+                text: str | None = None) -> PreparedPrompt:
+    """Transcribe the prompt audio with the study's ASR (unless text is given) and extract its TASTE codes (timed)."""
+    from taste.asr.whisper import transcribe
+    from taste.data.features import log_mel
+
+    mel = log_mel(torch.from_numpy(np.asarray(wav, dtype=np.float32)), systems.mel_cfg)  # (n_mels, F)
+    timings, source = {}, "given"
+    if text is None:
+        text, source = p.gt_text, "ground_truth"
+        if systems.asr is not None:
+            t0 = time.perf_counter()
+            hyp = transcribe(systems.asr, systems.asr_tokenizer, mel[None])[0]
+            timings["asr_s"] = time.perf_counter() - t0
+            if hyp.split():
+                text, source = hyp, "asr"
+    if not text.split():
+        raise ValueError(f"prompt {p.prompt_id}: no words to continue (ASR returned nothing, no text given)")
     codes = None
     if systems.taste is not None:
         t0 = time.perf_counter()
         codes = systems.taste.encode(mel, text).codes
         timings["encode_s"] = time.perf_counter() - t0
-    prompt_units = None
-    if units is not None and p.utt_id in units:
-        prompt_units = units[p.utt_id][: int(round(p.end_s * systems.unit_rate_hz))]
-    return PreparedPrompt(p, text, source, codes, prompt_units, speakers.get(p.utt_id).float(), timings)
+    return PreparedPrompt(p, text, source, codes, units, speaker, timings)
 
 
 def _cut(units: Tensor, boundaries: Sequence[int], n_prompt: int) -> Tensor:

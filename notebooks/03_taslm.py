@@ -1,0 +1,218 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: taste
+#     language: python
+#     name: taste
+# ---
+
+# %% [markdown]
+# # 03 TASLM: teaching a text LM to speak, its baselines, and speech continuation
+#
+# TASLM attaches one TASTE token (the word's RVQ codes) to the first subword of every word, delayed by one
+# word, so text and speech share one sequence length (METHOD.md section 3). We build it on a small Llama
+# (transformers) pretrained here on the corpus' text-only pool, the offline stand-in for Llama-3.2-1B, and
+# compare it with the paper's baselines: the **S3-unit LM** (the same LM over the 25 Hz unit stream with the
+# text padded to the unit length) and the **cascade** (ASR -> text LM -> text-only unit decoder -> vocoder).
+# Every system continues the same prompts (the first 1.5-3 s of held-out test utterances, unseen speakers);
+# the evaluation stage judges the outputs.
+
+# %% tags=["parameters"]
+params_path = "params.yaml"
+
+# %%
+import json
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+from IPython.display import Audio, Markdown, display
+
+from taste.config import load_params, seed_everything, set_threads, stage_dir
+from taste.data.loaders import FeatureStore
+from taste.data.records import read_manifest
+from taste.lm import pipeline as P
+from taste.lm.continuation import (SYSTEMS, load_systems, prepare_prompt, run_system, sampling_from_params,
+                                   seconds_per_word, select_prompts, write_prompts)
+from taste.lm.data import load_code_table
+from taste.lm.report import records_frame, speed_table, step_ratio
+from taste.tokenizer import TasteTokenizer
+
+params = load_params(params_path)
+set_threads(params["shared"]["threads"])
+seed_everything(params["shared"]["seed"])
+out = stage_dir(params, "taslm")
+fig_dir = out / "figures"
+fig_dir.mkdir(parents=True, exist_ok=True)
+paths = params["shared"]["paths"]
+lm_params = params["lm"]
+metrics: dict = {"profile": params.get("profile")}
+lm_params
+
+# %% [markdown]
+# ## 1. The pretrained text LM
+# A Llama of `lm.text_lm` size trained from scratch on the text pool (sentences packed into blocks of
+# `context` tokens, the study's BPE). Perplexity is measured on held-out stories the LM never saw.
+
+# %%
+text_run = P.pretrain_text_lm(params)
+tr = text_run.result
+metrics["text_lm"] = {
+    "parameters_m": round(sum(p.numel() for p in text_run.model.parameters()) / 1e6, 2),
+    "heldout_perplexity": round(text_run.heldout_ppl, 2),
+    "heldout_tokens": text_run.heldout_tokens,
+    "final_train_loss": round(tr.history[-1]["loss"], 4) if tr and tr.history else None,
+    "train_wall_s": round(tr.wall_time_s, 1) if tr else 0.0,
+    "train_peak_memory_mb": round(tr.peak_memory_mb, 1) if tr else None,
+}
+metrics["text_lm"]
+
+# %% [markdown]
+# ## 2. TASLM, both variants, and the S3-unit baseline
+# Same pretrained LM, same speech (the train split), same budget. TASLM's loss is
+# `0.5 * (0.9 KL(frozen LM || model) + 0.1 CE) + 0.5 * TASTE loss`; the TASTE loss is per-codebook cross-entropy
+# ("token") or MSE of the predicted mean plus a Gaussian NLL for the learned variance ("embed"). Dev losses are
+# measured after training on the dev split.
+
+# %%
+taste = TasteTokenizer.from_pretrained(Path(paths["models"]) / "taste" / "main")
+runs, dev_losses = {}, {}
+for variant in lm_params["taslm"]["variants"]:
+    _, runs[f"taslm_{variant}"], dev_losses[f"taslm_{variant}"] = P.train_taslm(
+        params, variant, text_run.model, text_run.tokenizer, text_run.vocab, taste)
+_, runs["s3_lm"], dev_losses["s3_lm"] = P.train_s3_lm(params, text_run.model, text_run.tokenizer, text_run.vocab)
+if tr is not None:
+    runs["text_lm"] = tr
+for name, r in runs.items():
+    last = r.history[-1] if r.history else {}
+    metrics[name] = {**metrics.get(name, {}),
+                     "final_train": {k: round(v, 4) for k, v in last.items() if k not in ("step", "lr")},
+                     "train_wall_s": round(r.wall_time_s, 1), "train_peak_memory_mb": round(r.peak_memory_mb, 1)}
+    if name in dev_losses:
+        metrics[name]["dev"] = {k: round(v, 4) for k, v in dev_losses[name].items()}
+pd.DataFrame({k: v.get("dev", {}) for k, v in metrics.items() if isinstance(v, dict) and "dev" in v})
+
+# %%
+curves = pd.DataFrame([{**row, "model": name} for name, r in runs.items() for row in r.history if "loss" in row])
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+sns.lineplot(data=curves, x="step", y="loss", hue="model", ax=axes[0])
+axes[0].set_title("training loss")
+taste_cols = [c for c in ("taste_ce", "taste_mse", "unit_ce") if c in curves]
+sns.lineplot(data=curves.melt(id_vars=["step", "model"], value_vars=taste_cols).dropna(),
+             x="step", y="value", hue="model", style="variable", ax=axes[1])
+axes[1].set_title("speech-side loss (TASTE CE / MSE, unit CE)")
+text_cols = [c for c in ("text_ce", "text_kl") if c in curves]
+sns.lineplot(data=curves.melt(id_vars=["step", "model"], value_vars=text_cols).dropna(),
+             x="step", y="value", hue="model", style="variable", ax=axes[2])
+axes[2].set_title("text loss (CE, KL to the frozen LM)")
+fig.tight_layout()
+fig.savefig(fig_dir / "training_curves.png", dpi=120)
+plt.show()
+
+# %% [markdown]
+# The fusion weight `softmax(w)[TASTE]` starts at 0.018 (w = [-2, 2]): the model begins as the text LM and
+# learns how much of the speech token to let in.
+
+# %%
+fusion = curves.dropna(subset=["fusion_taste"]) if "fusion_taste" in curves else pd.DataFrame()
+if len(fusion):
+    fig, ax = plt.subplots(figsize=(5, 3))
+    sns.lineplot(data=fusion, x="step", y="fusion_taste", hue="model", ax=ax)
+    ax.set_title("TASTE share of the input fusion")
+    fig.tight_layout()
+    fig.savefig(fig_dir / "fusion_weight.png", dpi=120)
+    plt.show()
+    metrics["fusion_taste_final"] = {m: round(float(g["fusion_taste"].iloc[-1]), 4) for m, g in fusion.groupby("model")}
+
+# %% [markdown]
+# ## 3. Continuation
+# Prompts: a seeded list of test utterances (speakers unseen in training), cut after the longest word prefix
+# ending within `prompt_seconds` by the ground-truth alignment. The prompt's text is the study's ASR output on
+# the prompt audio (as the paper uses Whisper); TASLM gets the prompt's TASTE codes from the tokenizer, the
+# S3-unit LM the prompt's units. Each system adds `target_words` words: text by top-p / temperature /
+# repetition penalty, TASTE codes greedily at word starts ("embed": a sample of the predicted Gaussian,
+# re-quantised by the RVQ), S3 units by top-k. TASLM and the cascade speak prompt + continuation through the
+# unit decoder and keep the continuation's units (cut at the first new word's boundary); the vocoder speaks it.
+
+# %%
+cont = lm_params["continuation"]
+test_utts = read_manifest(Path(paths["prepared"]) / "test.jsonl")
+prompts = select_prompts(test_utts, cont["n_prompts"], tuple(cont["prompt_seconds"]), params["shared"]["seed"])
+cont_root = Path(paths["outputs"]) / "continuations"
+write_prompts(prompts, cont_root / "prompts.jsonl")
+systems = load_systems(params, SYSTEMS)
+units_test = load_code_table(Path(paths["units"]) / "test.safetensors")
+speakers = FeatureStore(Path(paths["prepared"]) / "speaker_embeddings.safetensors")
+prepared = [prepare_prompt(p, systems, units_test, speakers) for p in prompts]
+train_utts = read_manifest(Path(paths["prepared"]) / "train.jsonl")
+max_units = int(2 * seconds_per_word(train_utts) * cont["target_words"] * systems.unit_rate_hz) + 10
+asr_share = sum(pp.text_source == "asr" for pp in prepared) / len(prepared)
+print(f"{len(prompts)} prompts; ASR text used for {asr_share:.0%}; S3 LM unit cap {max_units}")
+
+# %%
+sampling = sampling_from_params(params)
+records = {}
+for system in SYSTEMS:
+    t0 = time.perf_counter()
+    records[system] = run_system(system, prepared, systems, sampling, cont["target_words"], max_units,
+                                 params["shared"]["seed"], cont_root)
+    print(f"{system}: {len(records[system])} continuations in {time.perf_counter() - t0:.1f} s")
+frame = records_frame([r for rs in records.values() for r in rs])
+frame[["system", "prompt_text", "continuation_text"]].groupby("system").head(3)
+
+# %% [markdown]
+# ## 4. Where the time goes
+# Per second of generated speech: the LM's autoregressive steps and wall time, and the end-to-end time
+# (ASR + TASTE encoding of the prompt + LM + unit decoding + vocoding). TASLM takes one LM step per subword
+# token; the S3-unit LM one per 25 Hz unit. `benchmarks/bench_lm.py` repeats this measurement on its own.
+
+# %%
+speed = speed_table(frame)
+display(speed.round(3))
+parts = speed[[c for c in speed.columns if c.startswith("share_")]]
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+sns.barplot(x=speed.index, y=speed["lm_steps_per_speech_s"], ax=axes[0])
+axes[0].set_title("LM steps per second of generated speech")
+parts.plot.barh(stacked=True, ax=axes[1])
+axes[1].set_title("share of end-to-end time")
+axes[1].legend(loc="lower right", fontsize=7)
+fig.tight_layout()
+fig.savefig(fig_dir / "generation_speed.png", dpi=120)
+plt.show()
+metrics["continuation"] = {
+    "prompts": len(prompts), "asr_prompt_share": round(asr_share, 3), "target_words": cont["target_words"],
+    "per_system": json.loads(speed.round(4).to_json(orient="index")),
+    "s3_over_taslm_step_ratio": step_ratio(speed),
+}
+metrics["continuation"]["s3_over_taslm_step_ratio"]
+
+# %% [markdown]
+# ## 5. Listen
+# The first prompts' continuations from each system (continuation only; the prompt text is printed).
+
+# %%
+for pp in prepared[:2]:
+    display(Markdown(f"**prompt** ({pp.prompt.end_s:.1f} s, ASR): *{pp.text}*"))
+    for system in SYSTEMS:
+        rec = next(r for r in records[system] if r["prompt_id"] == pp.prompt.prompt_id)
+        display(Markdown(f"`{system}`: {rec['continuation_text']}"))
+        display(Audio(rec["wav_path"]))
+
+# %%
+(out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+metrics
+
+# %% [markdown]
+# ## Notes
+# - The text LM is tiny and trained for minutes: its continuations are fluent only in the corpus' narrow style.
+#   All four systems share it, so their comparison is fair; absolute quality is far below Llama-3.2-1B.
+# - The S3-unit LM's text stream finishes far ahead of its speech (text padded to the unit length): this is the
+#   length mismatch TASLM removes, and why it needs many more LM steps per second of speech.
+# - Prompts whose ASR transcript was empty fall back to the ground-truth words (`prompt_text_source`).

@@ -1,0 +1,62 @@
+"""`taste continue AUDIO ["prompt text"] -o out.wav`: one spoken prompt continued by one system of stage taslm."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from taste.lm.continuation import SYSTEMS
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("continue", help="continue a spoken prompt (TASLM or a baseline) into a WAV file")
+    p.add_argument("audio", help="16 kHz mono WAV of the prompt")
+    p.add_argument("text", nargs="?", default=None, help="the prompt's transcript (default: the study's ASR)")
+    p.add_argument("-o", "--output", required=True, help="output WAV (the continuation only)")
+    p.add_argument("--system", choices=SYSTEMS, default="taslm_embed")
+    p.add_argument("--words", type=int, default=None, help="words to add (default: lm.continuation.target_words)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_continue)
+
+
+def _continue(args: argparse.Namespace) -> int:
+    import torch
+
+    from taste.config import load_params, set_threads
+    from taste.data.audio_io import read_audio, write_audio
+    from taste.data.text_norm import normalise
+    from taste.evaluation.speaker import SpeakerEncoder
+    from taste.lm.continuation import Prompt, continue_prompt, load_systems, prepare_wav, sampling_from_params
+
+    params = load_params(args.params)
+    set_threads(params["shared"]["threads"])
+    systems = load_systems(params, [args.system])
+    wav = read_audio(args.audio, systems.mel_cfg.sample_rate)
+    speaker = torch.from_numpy(SpeakerEncoder().embed(wav)).float()
+    units = _prompt_units(params, systems, wav) if args.system == "s3_lm" else None
+    text = normalise(args.text) if args.text else None
+    prompt = Prompt("cli", Path(args.audio).stem, args.audio, None, "unknown", len(wav) / systems.mel_cfg.sample_rate,
+                    text or "", text or "")
+    prepared = prepare_wav(prompt, wav, systems, speaker, units, text)
+    cont = params["lm"]["continuation"]
+    target = args.words or cont["target_words"]
+    max_units = int(target * 3 * systems.unit_rate_hz)  # generous: 3 s per word
+    record, out_wav = continue_prompt(args.system, prepared, systems, sampling_from_params(params), target, max_units,
+                                      args.seed)
+    write_audio(args.output, out_wav, systems.mel_cfg.sample_rate)
+    print(json.dumps({k: v for k, v in record.items() if k not in ("units", "codes")}, indent=2))
+    return 0
+
+
+def _prompt_units(params: dict, systems, wav):
+    """The prompt's 25 Hz units from the study's unit tokenizer (the S3 LM reads units, not codes)."""
+    import torch
+
+    from taste.data.features import log_mel
+    from taste.units.model import UnitTokenizer
+
+    model = UnitTokenizer.from_pretrained(Path(params["shared"]["paths"]["models"]) / "units")
+    mel = log_mel(torch.from_numpy(wav), systems.mel_cfg)[None]
+    units, lengths = model.encode(mel, torch.tensor([mel.shape[-1]]))
+    return units[0, : int(lengths[0])]
