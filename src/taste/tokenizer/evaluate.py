@@ -106,11 +106,16 @@ def consistency_with_ci(ref: np.ndarray, hyp: np.ndarray, n_boot: int, seed: int
     if ref.size == 0:
         return {k: math.nan for k in ("within_25ms", "within_50ms", "pearson_r")}
     out = {k: v for k, v in duration_consistency(ref, hyp).items() if k != "n"}
-    idx = np.arange(ref.size)
+    idx = np.arange(ref.size)  # resample word indices (bootstrap_ci hands them back as floats)
+
+    def _r(i: np.ndarray) -> float:
+        r, h = ref[i.astype(int)], hyp[i.astype(int)]
+        return float(np.corrcoef(r, h)[0, 1]) if np.std(r) > 0 and np.std(h) > 0 else 0.0
+
     stats = {
-        "within_25ms": lambda i: float(np.mean(np.abs(hyp[i] - ref[i]) <= 0.025 + 1e-9)),
-        "within_50ms": lambda i: float(np.mean(np.abs(hyp[i] - ref[i]) <= 0.050 + 1e-9)),
-        "pearson_r": lambda i: float(np.corrcoef(ref[i], hyp[i])[0, 1]) if np.std(hyp[i]) > 0 else math.nan,
+        "within_25ms": lambda i: float(np.mean(np.abs(hyp[i.astype(int)] - ref[i.astype(int)]) <= 0.025 + 1e-9)),
+        "within_50ms": lambda i: float(np.mean(np.abs(hyp[i.astype(int)] - ref[i.astype(int)]) <= 0.050 + 1e-9)),
+        "pearson_r": _r,
     }
     for name, fn in stats.items():
         lo, hi = bootstrap_ci(idx, statistic=fn, n=n_boot, seed=seed)

@@ -1,0 +1,96 @@
+"""Assemble the reconstruction table from trained models: one row per system, every row measured identically."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from taste.tokenizer.data import TasteItem
+from taste.tokenizer.evaluate import (AudioJudges, bitrate, boundary_durations, consistency_with_ci, judge_audio,
+                                      reconstruct, summarise_audio, teacher_forced_accuracy)
+from taste.tokenizer.model import TasteTokenizer
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """A table row produced by a tokenizer: `n_layers` RVQ layers (None = all / not quantised)."""
+
+    name: str
+    model: TasteTokenizer
+    n_layers: int | None
+    items: Sequence[TasteItem]   # the eval items as this model sees them (ablation: last-layer values)
+
+
+def model_rows(models: Mapping[str, TasteTokenizer], items: Sequence[TasteItem], ablation_items: Sequence[TasteItem],
+               other_mode: str) -> list[ModelRow]:
+    """The model rows in table order. models: text_only, no_vq, rvq, other_mode, last_layer_values (missing ones skipped)."""
+    rows = []
+    if "text_only" in models:
+        rows.append(ModelRow("text_only", models["text_only"], None, items))
+    if "no_vq" in models:
+        rows.append(ModelRow("taste_no_vq", models["no_vq"], None, items))
+    if "rvq" in models:
+        n_q = models["rvq"].cfg.rvq.n_quantizers
+        for k in sorted({1, 2, n_q} & set(range(1, n_q + 1))):
+            rows.append(ModelRow(f"taste_rvq{k}", models["rvq"], k, items))
+    if "other_mode" in models:
+        m = models["other_mode"]
+        rows.append(ModelRow(f"taste_rvq{m.cfg.rvq.n_quantizers}_{other_mode}", m, None, items))
+    if "last_layer_values" in models:
+        m = models["last_layer_values"]
+        rows.append(ModelRow(f"taste_rvq{m.cfg.rvq.n_quantizers}_last_layer_values", m, None, ablation_items))
+    return rows
+
+
+def words_per_second(items: Sequence[TasteItem], rate_hz: float) -> float:
+    return sum(it.n_words for it in items) / max(sum(len(it.units) for it in items) / rate_hz, 1e-9)
+
+
+def model_row_measures(row: ModelRow, n_boot: int, seed: int, rate_hz: float) -> tuple[dict, list]:
+    """Rate, bitrate, teacher-forced accuracy, generated-boundary duration consistency; returns the decodes too."""
+    m = row.model
+    tf = teacher_forced_accuracy(m, row.items, n_layers=row.n_layers)
+    results = reconstruct(m, row.items, n_layers=row.n_layers, seed=seed)
+    wps = words_per_second(row.items, rate_hz)
+    layers = 0 if m.stage == "text_only" else (row.n_layers or m.cfg.rvq.n_quantizers)
+    bps = math.nan if m.stage == "no_vq" else bitrate(wps, layers, m.cfg.rvq.codebook_size)
+    out = {"system": row.name, "frame_rate_hz": wps, "bitrate_bps": bps,
+           "tf_top1": float(tf["top1"].mean()), "tf_top5": float(tf["top5"].mean())}
+    if m.cfg.conditioning == "word_sync":
+        ref, hyp = boundary_durations(row.items, results, rate_hz)
+        out.update({f"gen_{k}": v for k, v in consistency_with_ci(ref, hyp, n_boot, seed).items()})
+    return out, results
+
+
+def audio_rows(row_wavs: Mapping[str, Sequence[np.ndarray]], ids: Sequence[str], texts: Sequence[str],
+               ref_durations: Sequence[Sequence[float]], ref_speakers: Sequence[np.ndarray], judges: AudioJudges,
+               progress: Callable[[str], None] = print) -> pd.DataFrame:
+    """Judge every row's waveforms with the same instruments -> per-utterance frame."""
+    frames = []
+    for name, wavs in row_wavs.items():
+        progress(f"judging {name} ({len(wavs)} utterances)")
+        frames.append(judge_audio(name, ids, texts, wavs, ref_durations, ref_speakers, judges))
+    return pd.concat(frames, ignore_index=True)
+
+
+def assemble(model_measures: Sequence[dict], audio_summary: pd.DataFrame, fixed_rows: Mapping[str, dict]) -> pd.DataFrame:
+    """Join the model measures, the audio measures and the fixed (topline) rows into one table, in row order."""
+    table = pd.DataFrame([{"system": k, **v} for k, v in fixed_rows.items()] + list(model_measures)).set_index("system")
+    table = table.join(audio_summary, how="outer")
+    order = list(fixed_rows) + [m["system"] for m in model_measures]
+    return table.loc[[o for o in order if o in table.index]]
+
+
+def tidy_for_plot(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Long format (system, metric, value, lo, hi) of the chosen metrics for a seaborn grid."""
+    rows = []
+    for system, r in table.iterrows():
+        for m in metrics:
+            if m in table.columns and not pd.isna(r[m]):
+                rows.append({"system": system, "metric": m, "value": float(r[m]),
+                             "lo": float(r.get(f"{m}_lo", np.nan)), "hi": float(r.get(f"{m}_hi", np.nan))})
+    return pd.DataFrame(rows)
