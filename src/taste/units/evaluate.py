@@ -30,10 +30,26 @@ def evaluate_unit_tokenizer(model: UnitTokenizer, utterances: Sequence[Utterance
             all_labels.append(unit_phone_labels(utt.phones, n, model.cfg.rate_hz, vocab))
             refs.append(vocab.ctc_targets(utt.phones))
             hyps.append(hyp)
-    metrics = codebook_usage(all_units, model.cfg.codebook_size)
-    metrics.update(purity_pnmi(np.concatenate(all_units), np.concatenate(all_labels),
-                               model.cfg.codebook_size, vocab.n_phones))
+    metrics = unit_stream_metrics(all_units, all_labels, model.cfg.codebook_size, vocab.n_phones, model.cfg.rate_hz)
     metrics["per"] = phone_error_rate(refs, hyps)
-    metrics["n_utterances"] = len(utterances)
-    metrics["bitrate_bps"] = model.cfg.rate_hz * float(np.log2(model.cfg.codebook_size))
     return {"metrics": metrics, "units": all_units, "labels": all_labels}
+
+
+def unit_stream_metrics(units: Sequence[np.ndarray], labels: Sequence[np.ndarray], codebook_size: int, n_phones: int,
+                        rate_hz: float) -> dict:
+    """Usage, perplexity, purity, PNMI and bitrate of any unit streams (trained or S3) with aligned phone labels."""
+    metrics = codebook_usage(units, codebook_size)
+    metrics.update(purity_pnmi(np.concatenate(units), np.concatenate(labels), codebook_size, n_phones))
+    metrics["n_utterances"] = len(units)
+    metrics["rate_hz"] = rate_hz
+    metrics["bitrate_bps"] = rate_hz * float(np.log2(codebook_size))
+    return metrics
+
+
+def evaluate_unit_streams(units: dict[str, torch.Tensor], utterances: Sequence[Utterance], vocab: PhoneVocab,
+                          codebook_size: int, rate_hz: float) -> dict:
+    """Metrics of stored unit streams (e.g. S3 units from CosyVoice's tokenizer) against phone alignments."""
+    streams = [units[u.id].long().numpy() for u in utterances]
+    labels = [unit_phone_labels(u.phones, len(s), rate_hz, vocab) for u, s in zip(utterances, streams)]
+    return {"metrics": unit_stream_metrics(streams, labels, codebook_size, vocab.n_phones, rate_hz),
+            "units": streams, "labels": labels}

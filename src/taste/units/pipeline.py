@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from taste.data.audio_io import read_audio
 from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest
 from taste.training import TrainConfig, TrainResult, train
@@ -87,6 +88,29 @@ def write_unit_streams(model: UnitTokenizer, params: dict[str, Any], splits=SPLI
             continue
         utts, feats = load_split(params, split)
         units = extract_units(model, feats, [u.id for u in utts], batch_size=batch_size)
+        save_units(units, out_root / f"{split}.safetensors")
+        counts[split] = len(units)
+    return counts
+
+
+def s3_unit_streams(params: dict[str, Any], splits=SPLITS, batch_size: int = 8) -> dict[str, int]:
+    """Paper profile: CosyVoice S3 units from a local ONNX (units.s3_path) for every split, from the audio."""
+    from taste.units.s3_pretrained import load_s3_tokenizer, s3_units
+
+    u = params["units"]
+    if not u.get("s3_path"):
+        raise FileNotFoundError("units.backend is s3_pretrained but units.s3_path is not set (a local .onnx file)")
+    model = load_s3_tokenizer(u["s3_path"], u.get("s3_name", "speech_tokenizer_v1_25hz"))
+    out_root, counts = Path(params["shared"]["paths"]["units"]), {}
+    for split in splits:
+        if not (prepared_paths(params)["root"] / f"{split}.jsonl").exists():
+            continue
+        utts, units = read_manifest(prepared_paths(params)["root"] / f"{split}.jsonl"), {}
+        for start in range(0, len(utts), batch_size):
+            chunk = utts[start: start + batch_size]
+            wavs = [read_audio(x.audio_path, params["shared"]["sample_rate"]) for x in chunk]
+            for x, codes in zip(chunk, s3_units(model, wavs, names=[x.audio_path for x in chunk])):
+                units[x.id] = codes
         save_units(units, out_root / f"{split}.safetensors")
         counts[split] = len(units)
     return counts

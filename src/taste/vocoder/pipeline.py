@@ -77,3 +77,26 @@ def mel_l1(model: UnitVocoder, data: UnitMelDataset, batch_size: int = 16) -> fl
         loss, _ = vocoder_loss(model.eval(), batch)
         total, n = total + float(loss) * len(batch["ids"]), n + len(batch["ids"])
     return total / max(n, 1)
+
+
+def unit_space(params: dict[str, Any]) -> tuple[int, int]:
+    """(codebook size, units per second) of the unit streams stage 02a wrote (trained tokenizer or S3)."""
+    u = params["units"]
+    if u.get("backend", "trained") == "s3_pretrained":
+        from taste.units.s3_pretrained import s3_rate_hz
+
+        return 4096, s3_rate_hz(u.get("s3_name", "speech_tokenizer_v1_25hz"))
+    return int(u["codebook_size"]), int(u["rate_hz"])
+
+
+def corpus_sentences(params: dict[str, Any], splits: Sequence[str] = ("train", "dev", "test")) -> list[str]:
+    """The speech corpus's own transcripts: the recogniser's language model is built from them."""
+    root = prepared_paths(params)["root"]
+    return sorted({u.text for s in splits if (root / f"{s}.jsonl").exists() for u in read_manifest(root / f"{s}.jsonl")})
+
+
+def evaluation_subset(utts: Sequence[Utterance], n: int) -> list[Utterance]:
+    """n utterances spread evenly over the split (deterministic), so every test speaker is represented."""
+    if n >= len(utts):
+        return list(utts)
+    return [utts[i] for i in np.linspace(0, len(utts) - 1, n).round().astype(int)]
