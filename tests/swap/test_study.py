@@ -138,3 +138,16 @@ def test_audio_subset_rows():
     assert utt_rows.wer.between(0, 10).all()
     metrics = build_metrics(rows, audio_rows, utt_rows, n_boot=20)
     assert metrics["wer_audio_subset"]["global_rate"]["recon_recipient"] > 0
+
+
+def test_figures_written(tmp_path):
+    from taste.swap import figures
+
+    rows, _, _, _ = run(FakeTokenizer(noise=0.5))
+    metrics = build_metrics(rows, pd.DataFrame(), pd.DataFrame(), n_boot=20)
+    ex = figures.example_keys(rows, "global_rate", "first_third", 1) + figures.example_keys(rows, "local", "changed", 1)
+    assert [e[0] for e in ex] == ["global_rate", "local"]
+    paths = [figures.plot_word_durations(rows, ex, tmp_path / "a.png"),
+             figures.plot_ratio_distributions(rows, tmp_path / "b.png"),
+             figures.plot_span_summary(metrics["duration"], tmp_path / "c.png", "t")]
+    assert all(p.stat().st_size > 1000 for p in paths)

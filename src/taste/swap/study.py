@@ -137,3 +137,15 @@ def run_audio(vocoder: Any, recognizer: Any, plan: Sequence[Sequence[SwapJob]],
         rows += compare_pair(jobs, [m["durations"] for m in measured], "duration_audio", seed, settings.min_contrast_s)
         rows += compare_pair(jobs, [m["f0"] for m in measured], "f0", seed, settings.min_contrast_hz)
     return pd.DataFrame(rows), pd.DataFrame(utt_rows), wavs
+
+
+def settings_from_params(swap_params: Mapping[str, Any], rate_hz: float) -> SwapSettings:
+    """params.yaml's `swap:` section (a plain dict, read by the entry point) -> SwapSettings."""
+    p = swap_params
+    return SwapSettings(seeds=tuple(int(s) for s in p.get("seeds", (0,))),
+                        spans=tuple(p.get("spans", SPAN_RULES)), mismatch_span=p.get("mismatch_span", "first_third"),
+                        batch_size=int(p.get("batch_size", 64)),
+                        max_pairs=None if p.get("max_pairs") is None else int(p["max_pairs"]),
+                        min_contrast_s=float(p.get("min_contrast_s", 0.04)),
+                        min_contrast_hz=float(p.get("min_contrast_hz", 5.0)),
+                        audio_pairs=int(p.get("audio_pairs", 3)), rate_hz=float(rate_hz))
