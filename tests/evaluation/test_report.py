@@ -153,6 +153,17 @@ def test_short_audio_gives_nan_not_an_error():
     assert df[["dnsmos_ovrl", "speaker_sim", "rate_cont"]].isna().all(axis=None)
 
 
+def test_quality_only_on_chosen_prompts():
+    audio, items, transcripts = _items()
+    items = items + [Continuation("cascade", "p2", "s1", "anna went", "p.wav", "x", "good.wav")]
+    calls = []
+    df = measure_audio(items, read=audio.__getitem__, asr=lambda wavs: ["anna"] * len(wavs),
+                       recognizer=lambda w: "anna", speaker_embed=lambda w: np.ones(2),
+                       quality=lambda w: calls.append(1) or {"ovrl": 3.0, "sig": 3.0, "bak": 3.0},
+                       quality_prompts={"p1"})
+    assert len(calls) == 2 and list(df["dnsmos_ovrl"].isna()) == [False, False, True]
+
+
 def test_asr_transcriber_matches_direct_transcription(tmp_path):
     import torch
 

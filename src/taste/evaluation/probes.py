@@ -167,6 +167,61 @@ def taslm_scorer(taslm, taste_tokenizer, bpe, vocab, word_ids_fn, mel_fn: Callab
     return TaslmScorer(encode, loglik)
 
 
+@dataclass(frozen=True)
+class ModelPaths:
+    """Where the study's stages save the models the scorers need (relative to the repository root)."""
+
+    asr: str = "models/asr"
+    taste: str = "models/taste"
+    units: str = "models/units"
+    text_lm: str = "models/lm/text_lm"
+    taslm: str = "models/lm/taslm_{variant}"
+    s3_lm: str = "models/lm/s3_lm"
+
+
+def load_system_scorers(paths: ModelPaths, mel_fn: Callable[[np.ndarray], Tensor],
+                        systems: Sequence[str]) -> tuple[dict[str, LikelihoodScorer], dict[str, str]]:
+    """Scorers for the systems whose models load; (scorers, {system: why it has none}) -- a missing model is
+    reported, not fatal, so the rest of the evaluation still runs."""
+    from transformers import LlamaForCausalLM
+
+    from taste.asr.bpe import load_bpe, word_ids
+    from taste.lm.text_lm import LMVocab
+
+    bpe = load_bpe(paths.asr)
+    vocab = LMVocab.for_tokenizer(bpe)
+    loaders: dict[str, Callable[[], LikelihoodScorer]] = {
+        "cascade": lambda: cascade_scorer(LlamaForCausalLM.from_pretrained(paths.text_lm, local_files_only=True).eval(),
+                                          bpe, vocab),
+        "s3_lm": lambda: _load_s3(paths, bpe, vocab, mel_fn),
+        "taslm_token": lambda: _load_taslm(paths, "token", bpe, vocab, word_ids, mel_fn),
+        "taslm_embed": lambda: _load_taslm(paths, "embed", bpe, vocab, word_ids, mel_fn),
+    }
+    scorers, missing = {}, {}
+    for system in systems:
+        try:
+            scorers[system] = loaders[system]()
+        except (FileNotFoundError, OSError, KeyError) as err:
+            missing[system] = f"{type(err).__name__}: {err}"
+    return scorers, missing
+
+
+def _load_s3(paths: ModelPaths, bpe, vocab, mel_fn) -> UnitScorer:
+    from taste.lm.s3_lm import S3UnitLM
+    from taste.units.model import UnitTokenizer
+
+    return s3_scorer(S3UnitLM.from_pretrained(paths.s3_lm), UnitTokenizer.from_pretrained(paths.units), bpe, vocab,
+                     mel_fn)
+
+
+def _load_taslm(paths: ModelPaths, variant: str, bpe, vocab, word_ids_fn, mel_fn) -> TaslmScorer:
+    from taste.lm.taslm import TASLM
+    from taste.tokenizer.model import TasteTokenizer
+
+    model = TASLM.from_pretrained(paths.taslm.format(variant=variant))
+    return taslm_scorer(model, TasteTokenizer.from_pretrained(paths.taste), bpe, vocab, word_ids_fn, mel_fn)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Probe items
 # ---------------------------------------------------------------------------------------------------------------------

@@ -98,8 +98,12 @@ def speaking_rate(wav: np.ndarray, n_words: int, sr: int = SAMPLE_RATE) -> float
 def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarray],
                   asr: Callable[[list[np.ndarray]], list[str]], recognizer: Callable[[np.ndarray], str],
                   speaker_embed: Callable[[np.ndarray], np.ndarray], quality: Callable[[np.ndarray], dict],
-                  utmos: Callable[[np.ndarray], float] | None = None) -> pd.DataFrame:
-    """One row per continuation: transcripts (study ASR, pocketsphinx), DNSMOS, speaker similarity, rates."""
+                  utmos: Callable[[np.ndarray], float] | None = None,
+                  quality_prompts: set[str] | None = None) -> pd.DataFrame:
+    """One row per continuation: transcripts (study ASR, pocketsphinx), DNSMOS, speaker similarity, rates.
+
+    quality_prompts: prompt ids whose continuations get DNSMOS/UTMOS (None = all); DNSMOS tiles every clip to its
+    9 s window, so it costs about one second per clip on a CPU core and is run on a paired subset."""
     from taste.evaluation.speaker import cosine
     from taste.evaluation.wer import wer
 
@@ -111,7 +115,8 @@ def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarra
     for c, wav, asr_text in zip(items, wavs, asr_texts, strict=True):
         audible = len(wav) >= MIN_SAMPLES  # DNSMOS and the speaker encoder need >= 0.1 s
         ps_text = recognizer(wav) if audible else ""
-        q = quality(wav) if audible else {"ovrl": np.nan, "sig": np.nan, "bak": np.nan}
+        rated = audible and (quality_prompts is None or c.prompt_id in quality_prompts)
+        q = quality(wav) if rated else {"ovrl": np.nan, "sig": np.nan, "bak": np.nan}
         rate_p = speaking_rate(prompts[c.prompt_wav], len(c.prompt_text.split()))
         rate_c = speaking_rate(wav, len(asr_text.split()))
         rows.append({
@@ -119,7 +124,7 @@ def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarra
             "intended_text": c.continuation_text, "asr_text": asr_text, "ps_text": ps_text,
             "asr_ps_wer": wer([asr_text], [ps_text]) if asr_text.strip() else float("nan"),
             "dnsmos_ovrl": q["ovrl"], "dnsmos_sig": q["sig"], "dnsmos_bak": q["bak"],
-            "utmos": utmos(wav) if utmos and audible else float("nan"),
+            "utmos": utmos(wav) if utmos and rated else float("nan"),
             "speaker_sim": cosine(prompt_emb[c.prompt_wav], speaker_embed(wav)) if audible else float("nan"),
             "rate_prompt": rate_p, "rate_cont": rate_c, "rate_diff": abs(rate_c - rate_p) / rate_p,
             "duration_s": len(wav) / SAMPLE_RATE,
