@@ -1,0 +1,57 @@
+"""The stage's functions end to end on a tiny world: pretrain, fine-tune three LMs, continue with four systems."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from world import build_world
+
+from taste.data.loaders import FeatureStore
+from taste.data.records import read_manifest
+from taste.lm import pipeline as P
+from taste.lm.continuation import (SYSTEMS, load_systems, prepare_prompt, run_system, sampling_from_params,
+                                   select_prompts)
+from taste.lm.data import load_code_table
+from taste.lm.report import read_records, speed_table
+from taste.tokenizer import TasteTokenizer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_stage_end_to_end(tmp_path, monkeypatch):
+    params = build_world(tmp_path, REPO / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    text = P.pretrain_text_lm(params, progress=False)
+    assert text.heldout_ppl > 1 and len(text.result.history) > 0
+    taste = TasteTokenizer.from_pretrained("models/taste/main")
+    for variant in ("token", "embed"):
+        model, result, dev = P.train_taslm(params, variant, text.model, text.tokenizer, text.vocab, taste,
+                                           progress=False)
+        assert result.final_step == 3 and all(v == v for v in dev.values())  # finite dev losses
+    _, result, dev = P.train_s3_lm(params, text.model, text.tokenizer, text.vocab, progress=False)
+    assert "unit_ce" in dev
+    for name in ("text_lm", "taslm_token", "taslm_embed", "s3_lm"):
+        assert (Path("models/lm") / name / "config.json").is_file()
+
+    systems = load_systems(params)
+    prompts = select_prompts(read_manifest("data/prepared/test.jsonl"), 3, (0.5, 1.5), seed=0)
+    units = load_code_table("data/units/test.safetensors")
+    speakers = FeatureStore("data/prepared/speaker_embeddings.safetensors")
+    prepared = [prepare_prompt(p, systems, units, speakers) for p in prompts]
+    assert all(pp.codes.shape[0] == len(pp.text.split()) for pp in prepared)
+    for system in SYSTEMS:
+        run_system(system, prepared, systems, sampling_from_params(params), 3, 40, 0, "outputs/continuations")
+    frame = read_records("outputs/continuations", SYSTEMS)
+    assert len(frame) == 3 * len(SYSTEMS)
+    assert all(Path(p).is_file() for p in frame["wav_path"])
+    table = speed_table(frame)
+    assert set(table.index) == set(SYSTEMS)
+    rec = json.loads(Path("outputs/continuations/taslm_token/continuations.jsonl").read_text().splitlines()[0])
+    assert {"prompt_id", "story_id", "prompt_text", "continuation_text", "codes", "units", "wav_path", "lm_steps",
+            "timings"} <= set(rec)
+    # Rerunning resumes from the finished checkpoint instead of training again.
+    again = P.pretrain_text_lm(params, progress=False)
+    assert again.result.resumed_from == 3
+    assert torch.allclose(next(again.model.parameters()), next(text.model.parameters()))
