@@ -39,7 +39,10 @@ def unit_stream_metrics(units: Sequence[np.ndarray], labels: Sequence[np.ndarray
                         rate_hz: float) -> dict:
     """Usage, perplexity, purity, PNMI and bitrate of any unit streams (trained or S3) with aligned phone labels."""
     metrics = codebook_usage(units, codebook_size)
-    metrics.update(purity_pnmi(np.concatenate(units), np.concatenate(labels), codebook_size, n_phones))
+    if (np.concatenate(labels) >= 0).any():
+        metrics.update(purity_pnmi(np.concatenate(units), np.concatenate(labels), codebook_size, n_phones))
+    else:  # real corpora without phone alignments: purity and PNMI are undefined
+        metrics.update({"phone_purity": None, "cluster_purity": None, "pnmi": None})
     metrics["n_utterances"] = len(units)
     metrics["rate_hz"] = rate_hz
     metrics["bitrate_bps"] = rate_hz * float(np.log2(codebook_size))
