@@ -1,0 +1,159 @@
+"""Stage `prepare`: validate every utterance of data/raw, write split manifests, log-mel features, speaker embeddings,
+the phone inventory and a rejection report into data/prepared."""
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .audio_io import write_audio
+from .features import MelConfig, log_mel
+from .loaders import save_tensor_map
+from .materialise import repo_relative
+from .records import Utterance, write_manifest
+from .speaker_embed import BatchSpeakerEncoder
+from .validate import (AudioValidationError, Rejection, Repair, TooManyRejectionsError, TranscriptValidationError,
+                       ValidationConfig, read_manifest_lenient, validate_utterance)
+
+SPLITS = ("train", "dev", "test", "swap_global", "swap_local")
+
+
+def validation_config(params: dict) -> ValidationConfig:
+    prep = params["prepare"]
+    return ValidationConfig(sample_rate=int(params["shared"]["sample_rate"]),
+                            chars_per_second=tuple(prep["chars_per_second"]), clip_share=float(prep["clip_share"]))
+
+
+def _resolve(audio_path: str, root: Path) -> Path:
+    p = Path(audio_path)
+    return p if p.is_absolute() else root / p
+
+
+def validate_all(utts: list[Utterance], cfg: ValidationConfig, root: Path, out_dir: Path):
+    """Yield (utterance, wav) for the valid ones; fills and returns rejections / repairs lists through the generator.
+
+    Repaired audio is written to out_dir/audio/<id>.wav and the utterance points there.
+    """
+    rejections: list[Rejection] = []
+    repairs: list[Repair] = []
+    seen: set[str] = set()
+
+    def gen():
+        for utt in utts:
+            path = _resolve(utt.audio_path, root)
+            if utt.id in seen:
+                rejections.append(Rejection(utt.id, utt.audio_path, "duplicate utterance id"))
+                continue
+            seen.add(utt.id)
+            if utt.split not in SPLITS:
+                rejections.append(Rejection(utt.id, utt.audio_path, f"unknown split {utt.split!r}"))
+                continue
+            try:
+                wav, checked, fixes = validate_utterance(utt, path, cfg)
+            except (FileNotFoundError, AudioValidationError, TranscriptValidationError) as e:
+                rejections.append(Rejection(utt.id, utt.audio_path, str(e)))
+                continue
+            if any(f.startswith(("resampled", "downmixed")) for f in fixes):
+                new_path = out_dir / "audio" / f"{utt.id}.wav"
+                write_audio(new_path, wav, cfg.sample_rate)
+                checked = replace(checked, audio_path=repo_relative(new_path))
+            repairs.extend(Repair(utt.id, utt.audio_path, f) for f in fixes)
+            yield checked, wav
+
+    return gen(), rejections, repairs
+
+
+def _summary(by_split: dict[str, list[Utterance]], n_total: int, rejections, repairs, phones: Counter) -> dict:
+    """The stage's metrics: sizes per split, speaking rates, alignment coverage, rejections."""
+    metrics: dict = {"utterances": {}, "hours": {}, "speakers": {}, "words_per_second": {},
+                     "words_per_second_by_speaker": {}, "alignment_coverage": {}}
+    for split in SPLITS:
+        utts = by_split.get(split, [])
+        metrics["utterances"][split] = len(utts)
+        metrics["hours"][split] = round(sum(u.duration for u in utts) / 3600, 4)
+        metrics["speakers"][split] = len({u.speaker for u in utts})
+        words = sum(len(u.text.split()) for u in utts)
+        metrics["words_per_second"][split] = round(words / max(1e-9, sum(u.duration for u in utts)), 3)
+        aligned = [u for u in utts if u.words]
+        speech = sum(sum(w.duration for w in u.words) for u in aligned)
+        metrics["alignment_coverage"][split] = {
+            "utterances_aligned": round(len(aligned) / max(1, len(utts)), 4),
+            "speech_share_of_audio": round(speech / max(1e-9, sum(u.duration for u in aligned)), 4)}
+    per_speaker = defaultdict(lambda: [0, 0.0])
+    for utts in by_split.values():
+        for u in utts:
+            per_speaker[u.speaker][0] += len(u.text.split())
+            per_speaker[u.speaker][1] += u.duration
+    metrics["words_per_second_by_speaker"] = {s: round(w / d, 3) for s, (w, d) in sorted(per_speaker.items())}
+    metrics["total_hours"] = round(sum(metrics["hours"].values()), 4)
+    metrics["n_input"] = n_total
+    metrics["n_rejected"] = len(rejections)
+    metrics["rejection_share"] = round(len(rejections) / max(1, n_total), 5)
+    metrics["n_repaired"] = len({r.id for r in repairs})
+    metrics["phone_inventory"] = len(phones)
+    return metrics
+
+
+def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."), embed_speakers: bool = True,
+            progress: bool = True) -> dict:
+    """Validate data/raw/manifest.jsonl and write data/prepared -> metrics (also returned when nothing is rejected).
+
+    Raises TooManyRejectionsError (after writing rejections.json) when the rejected share exceeds
+    prepare.max_rejection_share.
+    """
+    raw_dir, out_dir, root = Path(raw_dir), Path(out_dir), Path(root)
+    cfg = validation_config(params)
+    mel_cfg = MelConfig.from_dict(params["shared"]["features"], cfg.sample_rate)
+    utts, rejections = read_manifest_lenient(raw_dir / "manifest.jsonl")
+    n_total = len(utts) + len(rejections)
+    stream, more_rejections, repairs = validate_all(utts, cfg, root, out_dir)
+    encoder = None
+    if embed_speakers and params["prepare"].get("speaker_embedding", "resemblyzer") == "resemblyzer":
+        encoder = BatchSpeakerEncoder("cpu", float(params["prepare"].get("speaker_partials_per_second", 1.3)))
+    by_split: dict[str, list[Utterance]] = defaultdict(list)
+    features: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
+    speakers: dict[str, torch.Tensor] = {}
+    phones: Counter = Counter()
+    pending: list[tuple[str, np.ndarray]] = []
+
+    def flush_embeddings():
+        if encoder is not None and pending:
+            for (uid, _), emb in zip(pending, encoder.embed_batch([w for _, w in pending])):
+                speakers[uid] = torch.from_numpy(emb)
+        pending.clear()
+
+    for utt, wav in tqdm(stream, total=len(utts), desc="prepare", mininterval=10, disable=not progress):
+        by_split[utt.split].append(utt)
+        features[utt.split][utt.id] = log_mel(torch.from_numpy(wav), mel_cfg).to(torch.float16)
+        phones.update(p.phone for p in utt.phones)
+        pending.append((utt.id, wav))
+        if len(pending) >= 64:
+            flush_embeddings()
+    flush_embeddings()
+    rejections += more_rejections
+    out_dir.mkdir(parents=True, exist_ok=True)
+    share = len(rejections) / max(1, n_total)
+    max_share = float(params["prepare"]["max_rejection_share"])
+    report = {"n_input": n_total, "n_rejected": len(rejections), "share": round(share, 5), "max_share": max_share,
+              "rejections": [asdict(r) for r in rejections], "repairs": [asdict(r) for r in repairs]}
+    (out_dir / "rejections.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if share > max_share:
+        raise TooManyRejectionsError(
+            f"{raw_dir / 'manifest.jsonl'}: {len(rejections)} of {n_total} utterances rejected ({share:.1%} > "
+            f"prepare.max_rejection_share {max_share:.1%}); see {out_dir / 'rejections.json'}. First: "
+            + "; ".join(f"{r.id}: {r.problem}" for r in rejections[:3]))
+    for split in SPLITS:
+        write_manifest(out_dir / f"{split}.jsonl", by_split.get(split, []))
+        save_tensor_map(out_dir / "features" / f"{split}.safetensors", features.get(split, {}))
+    if encoder is not None:
+        save_tensor_map(out_dir / "speaker_embeddings.safetensors", speakers)
+    (out_dir / "phones.json").write_text(json.dumps({"phones": sorted(phones), "counts": dict(sorted(phones.items()))},
+                                                    indent=2) + "\n", encoding="utf-8")
+    metrics = _summary(by_split, n_total, rejections, repairs, phones)
+    (out_dir / "prepare_summary.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return metrics

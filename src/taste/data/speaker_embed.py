@@ -1,0 +1,53 @@
+"""Batched resemblyzer speaker embeddings for the prepare stage.
+
+Same computation as `taste.evaluation.speaker.SpeakerEncoder.embed` (preprocess, 1.6 s partials, mean, L2 norm),
+but the partials of many utterances go through the LSTM in one forward pass, which is several times faster on CPU.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 16000
+
+
+class BatchSpeakerEncoder:
+    """`embed_batch(wavs: list of np.ndarray[T] at 16 kHz) -> np.ndarray[N, 256]` (L2-normalised float32)."""
+
+    def __init__(self, device: str = "cpu", partials_per_second: float = 1.3):
+        from resemblyzer import VoiceEncoder
+
+        self.encoder = VoiceEncoder(device, verbose=False)
+        self.rate = partials_per_second  # resemblyzer's default 1.3; fewer partials are cheaper on CPU
+
+    def _partials(self, wav: np.ndarray) -> np.ndarray:
+        """Mel partials [n_partials, 160, 40] of one utterance, as resemblyzer's embed_utterance cuts them."""
+        from resemblyzer import preprocess_wav
+        from resemblyzer.audio import wav_to_mel_spectrogram
+
+        wav = np.asarray(wav, dtype=np.float32)
+        if wav.ndim != 1 or wav.size < SAMPLE_RATE // 10:
+            raise ValueError(f"speaker embedding needs mono audio of at least 0.1 s, got shape {wav.shape}")
+        prepared = preprocess_wav(wav, source_sr=SAMPLE_RATE)
+        if prepared.size < SAMPLE_RATE // 10:
+            prepared = wav  # silence trimming removed (nearly) everything: embed the raw signal instead
+        wav_slices, mel_slices = self.encoder.compute_partial_slices(len(prepared), self.rate, 0.75)
+        if wav_slices[-1].stop >= len(prepared):
+            prepared = np.pad(prepared, (0, wav_slices[-1].stop - len(prepared)))
+        mel = wav_to_mel_spectrogram(prepared)
+        return np.stack([mel[s] for s in mel_slices])
+
+    @torch.no_grad()
+    def embed_batch(self, wavs: Sequence[np.ndarray]) -> np.ndarray:
+        parts = [self._partials(w) for w in wavs]
+        if not parts:
+            return np.zeros((0, 256), np.float32)
+        partial_embeds = self.encoder(torch.from_numpy(np.concatenate(parts))).numpy()  # (sum n_partials, 256)
+        out, i = [], 0
+        for p in parts:
+            mean = partial_embeds[i:i + len(p)].mean(axis=0)
+            out.append(mean / np.linalg.norm(mean))
+            i += len(p)
+        return np.stack(out).astype(np.float32)

@@ -1,0 +1,167 @@
+"""Validation of every utterance before it enters the study: each problem is rejected (or repaired where that is
+safe: resample, downmix, re-normalise an unaligned transcript) with a message naming the file and the problem."""
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from .records import Utterance
+from .text_norm import normalise
+
+
+class AudioValidationError(ValueError):
+    """Audio that cannot enter the study (unreadable, empty, truncated, NaN, clipped...)."""
+
+
+class TranscriptValidationError(ValueError):
+    """A transcript that cannot enter the study (empty, implausible length, not UTF-8, misaligned)."""
+
+
+class TooManyRejectionsError(ValueError):
+    """More utterances were rejected than prepare.max_rejection_share allows."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    id: str
+    file: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class Repair:
+    id: str
+    file: str
+    repair: str
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    sample_rate: int = 16000
+    chars_per_second: tuple[float, float] = (2.0, 40.0)
+    clip_share: float = 0.01        # share of samples at full scale above which audio counts as clipped
+    clip_level: float = 0.999
+    min_seconds: float = 0.1
+    duration_tolerance: float = 0.05  # seconds between the manifest's duration and the file's
+
+
+def check_wav_header(path: Path) -> None:
+    """Raise AudioValidationError when a RIFF/WAVE file declares more data than it holds (a truncated file)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return  # not a WAV file: soundfile decides
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                raise AudioValidationError(f"{path}: truncated WAV (no data chunk in {size} bytes)")
+            cid, csize = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                if f.tell() + csize > size:
+                    raise AudioValidationError(
+                        f"{path}: truncated WAV (data chunk declares {csize} bytes, file holds {size - f.tell()})")
+                return
+            f.seek(csize + (csize & 1), 1)
+
+
+def load_checked(path: Path, cfg: ValidationConfig) -> tuple[np.ndarray, list[str]]:
+    """Read audio and check it -> (float32 mono [T] at cfg.sample_rate, repairs made). Raises on any problem."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: audio file is missing")
+    if path.stat().st_size == 0:
+        raise AudioValidationError(f"{path}: zero-length file")
+    check_wav_header(path)
+    try:
+        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile's errors for corrupt or unknown formats
+        raise AudioValidationError(f"{path}: unreadable or corrupt audio ({e})") from e
+    if wav.shape[0] == 0:
+        raise AudioValidationError(f"{path}: zero-length audio (no samples)")
+    if not np.isfinite(wav).all():
+        raise AudioValidationError(f"{path}: {int((~np.isfinite(wav)).sum())} NaN or infinite samples")
+    repairs = []
+    if wav.shape[1] > 1:
+        repairs.append(f"downmixed {wav.shape[1]} channels to mono")
+        wav = wav.mean(axis=1, keepdims=True)
+    wav = wav[:, 0]
+    if sr != cfg.sample_rate:
+        g = np.gcd(sr, cfg.sample_rate)
+        wav = resample_poly(wav, cfg.sample_rate // g, sr // g).astype(np.float32)
+        repairs.append(f"resampled from {sr} Hz to {cfg.sample_rate} Hz")
+    clipped = float(np.mean(np.abs(wav) >= cfg.clip_level))
+    if clipped > cfg.clip_share:
+        raise AudioValidationError(f"{path}: clipped ({clipped:.1%} of samples at full scale)")
+    if len(wav) < cfg.min_seconds * cfg.sample_rate:
+        raise AudioValidationError(f"{path}: too short ({len(wav) / cfg.sample_rate:.3f} s)")
+    return wav.astype(np.float32), repairs
+
+
+def check_transcript(utt: Utterance, duration: float, cfg: ValidationConfig) -> tuple[Utterance, list[str]]:
+    """Check the transcript against the audio -> (utterance, repairs). Raises TranscriptValidationError."""
+    repairs = []
+    if not utt.text or not utt.text.strip():
+        raise TranscriptValidationError(f"{utt.audio_path}: empty transcript")
+    if normalise(utt.text) != utt.text:
+        if utt.words:
+            raise TranscriptValidationError(f"{utt.audio_path}: transcript is not normalised but carries alignments")
+        utt = replace(utt, text=normalise(utt.text))
+        repairs.append("normalised the transcript")
+        if not utt.text:
+            raise TranscriptValidationError(f"{utt.audio_path}: transcript has no words after normalisation")
+    cps = len(utt.text) / duration
+    lo, hi = cfg.chars_per_second
+    if not lo <= cps <= hi:
+        raise TranscriptValidationError(
+            f"{utt.audio_path}: implausible transcript length ({len(utt.text)} characters for {duration:.2f} s "
+            f"= {cps:.1f} chars/s, expected {lo}-{hi})")
+    if utt.words and utt.words[-1].end > duration + cfg.duration_tolerance:
+        raise TranscriptValidationError(f"{utt.audio_path}: word alignment ends at {utt.words[-1].end:.2f} s, "
+                                        f"after the audio ({duration:.2f} s)")
+    return utt, repairs
+
+
+def validate_utterance(utt: Utterance, audio_path: Path, cfg: ValidationConfig):
+    """-> (wav, checked utterance, repairs) or raises one of the validation errors / FileNotFoundError."""
+    wav, repairs = load_checked(audio_path, cfg)
+    duration = len(wav) / cfg.sample_rate
+    if utt.duration and abs(duration - utt.duration) > cfg.duration_tolerance and not repairs:
+        raise AudioValidationError(f"{audio_path}: audio lasts {duration:.3f} s, the manifest says "
+                                   f"{utt.duration:.3f} s (truncated or replaced file)")
+    utt, text_repairs = check_transcript(utt, duration, cfg)
+    return wav, replace(utt, duration=round(duration, 5), sample_rate=cfg.sample_rate), repairs + text_repairs
+
+
+_ID = re.compile(rb'"id"\s*:\s*"([^"]*)"')
+_PATH = re.compile(rb'"audio_path"\s*:\s*"([^"]*)"')
+
+
+def read_manifest_lenient(path: Path) -> tuple[list[Utterance], list[Rejection]]:
+    """Read a manifest line by line; a line that is not UTF-8 or not a valid record becomes a Rejection."""
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest not found: {path}")
+    utts, rejections = [], []
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
+            continue
+        m_id, m_path = _ID.search(raw), _PATH.search(raw)
+        uid = m_id.group(1).decode("ascii", "replace") if m_id else f"{path.name}:{lineno}"
+        file = m_path.group(1).decode("utf-8", "replace") if m_path else str(path)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            rejections.append(Rejection(uid, file, f"text is not valid UTF-8 ({e.reason} at byte {e.start}, "
+                                                   f"{path} line {lineno})"))
+            continue
+        try:
+            utts.append(Utterance.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError, KeyError, ValueError) as e:
+            rejections.append(Rejection(uid, file, f"bad manifest record ({e}; {path} line {lineno})"))
+    return utts, rejections
