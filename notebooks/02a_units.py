@@ -125,14 +125,16 @@ fig.savefig(fig_dir / "code_usage.png", dpi=120)
 
 # %%
 # P(phone | code) for the 40 most frequent codes: a sharp column means a code stands for one phone
+has_labels = test_metrics["phone_purity"] is not None   # real corpora without phone alignments: no purity
 joint = joint_counts(np.concatenate(evaluation["units"]), np.concatenate(evaluation["labels"]), codebook_size,
                      vocab.n_phones)
 top = np.argsort(joint.sum(0))[::-1][:40]
 cond = joint[:, top] / np.maximum(joint[:, top].sum(0, keepdims=True), 1)
 keep = joint.sum(1) > 0
 fig, ax = plt.subplots(figsize=(10, 7))
-sns.heatmap(pd.DataFrame(cond[keep], index=np.array(vocab.phones)[keep], columns=top), cmap="mako_r", ax=ax,
-            cbar_kws={"label": "P(phone | code)"})
+if has_labels:
+    sns.heatmap(pd.DataFrame(cond[keep], index=np.array(vocab.phones)[keep], columns=top), cmap="mako_r", ax=ax,
+                cbar_kws={"label": "P(phone | code)"})
 ax.set(xlabel="code (40 most frequent)", ylabel="phone", title="Which phone each unit stands for (test)")
 fig.tight_layout()
 fig.savefig(fig_dir / "phone_code_purity.png", dpi=120)
@@ -151,10 +153,13 @@ metrics = {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in test_m
            "backend": backend, "codebook_size": codebook_size, "extraction_rtf": round(extraction_rtf, 4),
            "utterances_per_split": counts}
 (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+fmt = lambda x, spec=".2f": "n/a" if x is None else format(x, spec)  # noqa: E731
 display(Markdown(
     f"**Result.** On {test_metrics['n_utterances']} test utterances of unseen speakers the {backend} tokenizer uses "
     f"{test_metrics['usage_share']:.0%} of its {codebook_size} codes (perplexity {test_metrics['perplexity']:.0f}); "
-    f"phone purity {test_metrics['phone_purity']:.2f} and PNMI {test_metrics['pnmi']:.2f}"
+    f"phone purity {fmt(test_metrics['phone_purity'])} and PNMI {fmt(test_metrics['pnmi'])}"
     + (f"; the CTC head's phone error rate is {test_metrics['per']:.1%}" if "per" in test_metrics else "")
-    + f". Targets of the issue: purity >= 0.7, usage >= 50%. Bitrate {test_metrics['bitrate_bps']:.0f} bps."))
+    + f". Targets of the issue: purity >= 0.7, usage >= 50%. Bitrate {test_metrics['bitrate_bps']:.0f} bps. "
+    "Purity is measured at each unit's centre against espeak's phone alignment, so a 40 ms unit that straddles "
+    "a phone boundary counts against it: purity is a lower bound on how phonetic the units are."))
 metrics

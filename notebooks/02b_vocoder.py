@@ -104,8 +104,9 @@ g.figure.savefig(fig_dir / "resynthesis_table.png", dpi=120, bbox_inches="tight"
 item = test_data[test_data.ids.index(subset[0].id)]
 pred = model.units_to_mel(item["units"][None], item["speaker"][None])[0]
 fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+lo, hi = float(item["mel"].min()), float(item["mel"].max())   # one colour scale for both panels
 for ax, mel, title in zip(axes, (item["mel"], pred), ("ground-truth log-mel", "units -> log-mel")):
-    sns.heatmap(mel.numpy()[::-1], ax=ax, cmap="magma", cbar=False, xticklabels=50, yticklabels=False)
+    sns.heatmap(mel.numpy()[::-1], ax=ax, cmap="magma", cbar=False, xticklabels=50, yticklabels=False, vmin=lo, vmax=hi)
     ax.set(title=title, ylabel="mel bin")
 axes[1].set(xlabel="frame (10 ms)")
 fig.tight_layout()

@@ -87,6 +87,7 @@ class UnitVocoder(nn.Module):
         self.subframe = nn.Embedding(cfg.upsample, cfg.d_model)       # where inside its unit a frame sits
         self.smoother = ConvSmoother(cfg.d_model, cfg.conv_layers)
         self.to_mel = nn.Linear(cfg.d_model, cfg.n_mels)
+        nn.init.constant_(self.to_mel.bias, -5.0)   # typical speech log-mel level: start near the data, not at 0
 
     def forward(self, units: Tensor, speaker: Tensor, unit_lengths: Tensor) -> Tensor:
         """units: LongTensor[B, U] (values < 0 are padding), speaker: [B, speaker_dim] -> log-mel [B, n_mels, U*r]."""

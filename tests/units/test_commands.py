@@ -1,0 +1,50 @@
+"""`taste units` / `taste vocode` on the debug models (the CLI the lead wires in through register())."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from taste.config import REPO_ROOT
+from taste.data.audio_io import write_audio
+from taste.units.commands import register
+from taste.units.extract import AudioInputError
+from taste.units.model import build_debug_unit_tokenizer
+from taste.vocoder.model import build_debug_vocoder
+
+
+def _parser():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--params", default=str(REPO_ROOT / "params.yaml"))
+    register(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_units_then_vocode(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    units_model = build_debug_unit_tokenizer()
+    units_model(torch.randn(2, 80, 100), torch.tensor([100, 100]))
+    units_model.save_pretrained(tmp_path / "units")
+    build_debug_vocoder(n_units=32, speaker_dim=256).save_pretrained(tmp_path / "vocoder")
+    t = np.arange(16000) / 16000
+    write_audio(tmp_path / "a.wav", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    write_audio(tmp_path / "bad.wav", np.zeros(16000, dtype=np.float32), 22050)
+
+    parser = _parser()
+    args = parser.parse_args(["units", str(tmp_path / "a.wav"), "--model", str(tmp_path / "units"),
+                              "-o", str(tmp_path / "u.jsonl")])
+    assert args.func(args) == 0
+    row = json.loads((tmp_path / "u.jsonl").read_text())
+    assert row["rate_hz"] == 25 and len(row["units"]) == 25
+
+    monkeypatch.setattr("taste.evaluation.speaker.SpeakerEncoder.embed", lambda self, wav: np.ones(256, np.float32))
+    args = parser.parse_args(["vocode", str(tmp_path / "u.jsonl"), "--speaker", str(tmp_path / "a.wav"),
+                              "--model", str(tmp_path / "vocoder"), "-o", str(tmp_path / "out")])
+    assert args.func(args) == 0
+    assert (tmp_path / "out" / "a.wav").exists()
+
+    args = parser.parse_args(["units", str(tmp_path / "bad.wav"), "--model", str(tmp_path / "units")])
+    with pytest.raises(AudioInputError, match="22050"):
+        args.func(args)
