@@ -37,7 +37,7 @@ import seaborn as sns
 import torch
 from IPython.display import Audio, Markdown, display
 
-from taste.asr.pipeline import config_from_params, fit_asr, fit_tokenizer, write_jsonl
+from taste.asr.pipeline import config_from_params, fit_asr, fit_tokenizer, run_dir, write_jsonl
 from taste.asr.train import evaluate_asr
 from taste.asr.whisper import load_pretrained_whisper, save_asr
 from taste.config import load_params, seed_everything, set_threads, stage_dir
@@ -74,7 +74,7 @@ else:
     tok = fit_tokenizer(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt",
                         [u.text for u in train_rows], params["asr"]["bpe_vocab_size"])
     model, result = fit_asr(cfg, tok, [u.id for u in train_rows], [u.text for u in train_rows], stores["train"],
-                            train_cfg, out / "training")
+                            train_cfg, run_dir(out / "training", cfg, train_cfg, tok))
 save_asr(model, tok, model_dir)
 fit_s = time.perf_counter() - t0
 n_params = sum(p.numel() for p in model.parameters())

@@ -130,3 +130,16 @@ def test_length_buckets_cover_every_item_once_and_pad_less():
     assert padded < 0.8 * random_padded
     assert unwrap(lambda items: items)([buckets[0]]) == [buckets.dataset[i] for i in buckets.groups[0]]
     assert LengthBuckets(list(range(103)), lengths, 8, seed=2).groups != buckets.groups
+
+
+def test_run_dir_changes_with_any_setting(tok):
+    from dataclasses import replace
+
+    from taste.asr.pipeline import run_dir
+
+    cfg, tc = debug_config(), TrainConfig(steps=10, batch_size=2, lr=1e-3)
+    base = run_dir("x", cfg, tc, tok)
+    assert base == run_dir("x", cfg, tc, tok)
+    assert base != run_dir("x", replace(cfg, d_model=64), tc, tok)
+    assert base != run_dir("x", cfg, replace(tc, steps=11), tok)
+    assert base != run_dir("x", cfg, tc, train_bpe(TEXTS, vocab_size=50))

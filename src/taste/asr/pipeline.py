@@ -6,6 +6,7 @@ Entry points turn params.yaml into the plain arguments these functions take (`co
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +61,13 @@ def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[
         train_cfg = dataclasses.replace(train_cfg, batch_size=1)
     result = train(model, dataset, collate, make_loss_fn(SpecAugment() if spec_augment else None), train_cfg, out_dir)
     return model.eval(), result
+
+
+def run_dir(base: str | Path, cfg: AsrConfig, train_cfg: TrainConfig, tok: Tokenizer) -> Path:
+    """base/<fingerprint>: checkpoints resume only a run with the same model, training and vocabulary
+    (a smoke run's checkpoint must never be loaded into the default-size model)."""
+    blob = json.dumps([dataclasses.asdict(cfg), dataclasses.asdict(train_cfg), tok.to_str()], sort_keys=True)
+    return Path(base) / hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
 def write_jsonl(path: str | Path, rows: Sequence[dict]) -> None:
