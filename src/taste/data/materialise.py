@@ -170,7 +170,7 @@ def _clear_outputs(out_dir: Path) -> None:
     """Remove what a previous materialisation wrote (only our own files), so stale audio never survives."""
     for wav in sorted((out_dir / "audio").glob("*.wav")):
         wav.unlink()
-    for name in ("manifest.jsonl", "text_pool.txt", "stories.jsonl", "corpus_info.json"):
+    for name in ("manifest.jsonl", "text_pool.txt", "stories.jsonl", "corpus_info.json", "load_rejections.json"):
         (out_dir / name).unlink(missing_ok=True)
 
 

@@ -110,6 +110,8 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
     cfg = validation_config(params)
     mel_cfg = MelConfig.from_dict(params["shared"]["features"], cfg.sample_rate)
     utts, rejections = read_manifest_lenient(raw_dir / "manifest.jsonl")
+    if (raw_dir / "load_rejections.json").is_file():  # transcripts a real-corpus loader could not read
+        rejections += [Rejection(**r) for r in json.loads((raw_dir / "load_rejections.json").read_text("utf-8"))]
     n_total = len(utts) + len(rejections)
     stream, more_rejections, repairs = validate_all(utts, cfg, root, out_dir)
     encoder = None
