@@ -70,7 +70,7 @@ def test_ctc_greedy_decode_merges_repeats_and_drops_blanks():
 
 
 def test_phone_inventory_formats_and_errors(tmp_path):
-    for payload in (["a", "_", "b"], {"phones": ["a", "b"]}, {"a": 0, "b": 1}):
+    for payload in (["a", "_", "b"], {"phones": ["a", "b"]}, {"a": 0, "b": 1}, ["'a", "a", ",b", "_:"]):
         (tmp_path / "p.json").write_text(json.dumps(payload))
         assert load_phone_vocab(tmp_path / "p.json").phones == ("a", "b")
     (tmp_path / "bad.json").write_text("{not json")
@@ -84,7 +84,7 @@ def test_phone_inventory_formats_and_errors(tmp_path):
 
 def test_ctc_targets_and_unit_labels():
     vocab = PhoneVocab(("a", "b"))
-    phones = [PhoneAlignment("_", 0.0, 0.1), PhoneAlignment("a", 0.1, 0.1), PhoneAlignment("b", 0.2, 0.05)]
+    phones = [PhoneAlignment("_", 0.0, 0.1), PhoneAlignment("'a", 0.1, 0.1), PhoneAlignment("b", 0.2, 0.05)]
     assert vocab.ctc_targets(phones) == [1, 2]
     # units at 25 Hz: centres 0.02, 0.06, 0.10, ..., 0.26
     assert unit_phone_labels(phones, 7, 25, vocab).tolist() == [-1, -1, 0, 0, 0, 1, -1]

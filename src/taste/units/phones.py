@@ -14,6 +14,12 @@ from taste.data.records import PhoneAlignment
 
 # espeak reports pauses and word boundaries as "phones"; they carry no content to transcribe
 SILENCE_PHONES = frozenset({"", "_", "_:", "_!", "_^_", "||", "|", "sil", "sp", "spn", "pau"})
+STRESS_MARKS = "',"   # espeak's primary / secondary stress prefixes: prosody, not phone identity
+
+
+def base_phone(phone: str) -> str:
+    """The phone without espeak stress marks ("'aI" and ",aI" -> "aI")."""
+    return phone.lstrip(STRESS_MARKS) or phone
 
 
 class PhoneInventoryError(ValueError):
@@ -22,7 +28,8 @@ class PhoneInventoryError(ValueError):
 
 @dataclass(frozen=True)
 class PhoneVocab:
-    """Phone strings <-> CTC class ids (blank = 0, phone i -> i + 1). Silence phones are dropped from targets."""
+    """Phone strings <-> CTC class ids (blank = 0, phone i -> i + 1). Silence phones are dropped from targets;
+    stress-marked variants map to their base phone."""
 
     phones: tuple[str, ...]
 
@@ -33,7 +40,7 @@ class PhoneVocab:
     def index(self, phone: str) -> int:
         """0-based phone index (no blank offset)."""
         try:
-            return self._lookup[phone]
+            return self._lookup[base_phone(phone)]
         except KeyError:
             raise PhoneInventoryError(f"phone {phone!r} is not in the inventory of {self.n_phones} phones") from None
 
@@ -48,9 +55,10 @@ class PhoneVocab:
         for p in phones:
             if p.phone in SILENCE_PHONES:
                 continue
-            if p.phone not in lookup:
+            key = base_phone(p.phone)
+            if key not in lookup:
                 raise PhoneInventoryError(f"phone {p.phone!r} is not in the inventory of {self.n_phones} phones")
-            out.append(lookup[p.phone] + 1)
+            out.append(lookup[key] + 1)
         return out
 
 
@@ -69,7 +77,7 @@ def load_phone_vocab(path: str | os.PathLike) -> PhoneVocab:
         data = sorted(data, key=lambda p: data[p])
     if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
         raise PhoneInventoryError(f"{path}: expected a list of phone strings")
-    phones = tuple(dict.fromkeys(p for p in data if p not in SILENCE_PHONES))
+    phones = tuple(dict.fromkeys(base_phone(p) for p in data if p not in SILENCE_PHONES))
     if not phones:
         raise PhoneInventoryError(f"{path}: the inventory has no (non-silence) phones")
     return PhoneVocab(phones)
@@ -81,8 +89,9 @@ def unit_phone_labels(phones: Sequence[PhoneAlignment], n_units: int, rate_hz: f
     centres = (np.arange(n_units) + 0.5) / rate_hz
     lookup = vocab._lookup
     for p in phones:
-        if p.phone in SILENCE_PHONES or p.phone not in lookup:
+        key = base_phone(p.phone)
+        if p.phone in SILENCE_PHONES or key not in lookup:
             continue
         inside = (centres >= p.start) & (centres < p.start + p.duration)
-        labels[inside] = lookup[p.phone]
+        labels[inside] = lookup[key]
     return labels
