@@ -1,0 +1,161 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from taste.data.audio_io import write_audio
+from taste.data.loaders import FeatureStore
+from taste.data.prepare import prepare
+from taste.data.records import Utterance, WordAlignment, read_manifest, write_manifest
+from taste.data.validate import (AudioValidationError, TooManyRejectionsError, TranscriptValidationError,
+                                 ValidationConfig, read_manifest_lenient, validate_utterance)
+
+CFG = ValidationConfig()
+SR = 16000
+
+
+def _wav(seconds=1.0, amp=0.3):
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def _utt(path, text="a short test sentence", duration=1.0, **kw):
+    return Utterance(id=kw.pop("id", "u1"), audio_path=str(path), duration=duration, sample_rate=SR, text=text,
+                     speaker="s", split="train", rate_wpm=None, pitch=None, **kw)
+
+
+def _bad_file(kind, d):
+    p = d / f"{kind}.wav"
+    if kind == "corrupt":
+        p.write_bytes(b"\x00\x01garbage" * 50)
+    elif kind == "zero_length":
+        p.write_bytes(b"")
+    elif kind == "no_samples":
+        sf.write(p, np.zeros(0, np.float32), SR, subtype="PCM_16")
+    elif kind == "truncated":
+        write_audio(p, _wav(), SR)
+        p.write_bytes(p.read_bytes()[:-8000])
+    elif kind == "nan":
+        w = _wav()
+        w[100] = np.nan
+        sf.write(p, w, SR, subtype="FLOAT")
+    elif kind == "clipped":
+        write_audio(p, np.clip(_wav(amp=3.0), -1, 1), SR)
+    return p
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("corrupt", "unreadable or corrupt"), ("zero_length", "zero-length file"), ("no_samples", "zero-length audio"),
+    ("truncated", "truncated WAV"), ("nan", "NaN"), ("clipped", "clipped"),
+])
+def test_bad_audio_is_rejected_with_file_and_problem(tmp_path, kind, message):
+    path = _bad_file(kind, tmp_path)
+    with pytest.raises(AudioValidationError, match=message) as err:
+        validate_utterance(_utt(path), path, CFG)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing"):
+        validate_utterance(_utt(tmp_path / "gone.wav"), tmp_path / "gone.wav", CFG)
+
+
+def test_truncated_audio_caught_by_manifest_duration(tmp_path):
+    p = tmp_path / "short.flac"
+    sf.write(p, _wav(0.5), SR, format="FLAC")
+    with pytest.raises(AudioValidationError, match="manifest says"):
+        validate_utterance(_utt(p, duration=1.0), p, CFG)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "empty transcript"), ("   ", "empty transcript"),
+    ("word " * 60, "implausible transcript length"), ("a", "implausible transcript length"),
+])
+def test_bad_transcripts(tmp_path, text, message):
+    p = tmp_path / "ok.wav"
+    write_audio(p, _wav(1.0), SR)
+    with pytest.raises(TranscriptValidationError, match=message):
+        validate_utterance(_utt(p, text=text), p, CFG)
+
+
+def test_alignment_past_the_audio_is_rejected(tmp_path):
+    p = tmp_path / "ok.wav"
+    write_audio(p, _wav(1.0), SR)
+    words = tuple(WordAlignment(w, 0.5 * i, 0.4) for i, w in enumerate("one two three".split()))
+    with pytest.raises(TranscriptValidationError, match="after the audio"):
+        validate_utterance(_utt(p, text="one two three", words=words), p, CFG)
+
+
+@pytest.mark.parametrize("kind", ["stereo", "rate"])
+def test_stereo_and_wrong_rate_are_repaired(tmp_path, kind):
+    p = tmp_path / f"{kind}.wav"
+    if kind == "stereo":
+        sf.write(p, np.stack([_wav(), _wav()], 1), SR, subtype="PCM_16")
+    else:
+        sf.write(p, np.resize(_wav(), 22050), 22050, subtype="PCM_16")
+    wav, utt, repairs = validate_utterance(_utt(p), p, CFG)
+    assert wav.ndim == 1 and abs(len(wav) - SR) <= 1 and utt.sample_rate == SR
+    assert repairs == (["downmixed 2 channels to mono"] if kind == "stereo" else ["resampled from 22050 Hz to 16000 Hz"])
+
+
+def test_invalid_utf8_line_is_a_rejection(tmp_path):
+    good = _utt(tmp_path / "a.wav")
+    write_manifest(tmp_path / "m.jsonl", [good])
+    bad = b'{"id": "u2", "audio_path": "b.wav", "text": "caf\xe9"}\n'
+    with (tmp_path / "m.jsonl").open("ab") as f:
+        f.write(bad)
+    utts, rejections = read_manifest_lenient(tmp_path / "m.jsonl")
+    assert utts == [good]
+    assert rejections[0].id == "u2" and rejections[0].file == "b.wav" and "UTF-8" in rejections[0].problem
+
+
+def _corpus_with_bad_items(raw, tmp_path):
+    """The tiny corpus' manifest plus one missing file and one empty transcript."""
+    utts = read_manifest(raw / "manifest.jsonl")
+    extra = [_utt(tmp_path / "missing.wav", id="bad_missing"), _utt(raw / "audio" / f"{utts[0].id}.wav", text="",
+                                                                     id="bad_empty", duration=utts[0].duration)]
+    out = tmp_path / "raw"
+    out.mkdir()
+    write_manifest(out / "manifest.jsonl", utts + extra)
+    return out, utts
+
+
+def test_prepare_writes_outputs_and_report(tiny_corpus, tiny_params, tmp_path):
+    raw, _ = tiny_corpus
+    raw2, utts = _corpus_with_bad_items(raw, tmp_path)
+    metrics = prepare(tiny_params, raw2, tmp_path / "prepared", progress=False)
+    report = json.loads((tmp_path / "prepared" / "rejections.json").read_text())
+    assert {r["id"] for r in report["rejections"]} == {"bad_missing", "bad_empty"}
+    assert metrics["n_rejected"] == 2 and metrics["n_input"] == len(utts) + 2
+    for split in ("train", "dev", "test", "swap_global", "swap_local"):
+        kept = read_manifest(tmp_path / "prepared" / f"{split}.jsonl")
+        assert kept == [u for u in utts if u.split == split]
+        store = FeatureStore(tmp_path / "prepared" / "features" / f"{split}.safetensors")
+        for u in kept:
+            mel = store.get(u.id)
+            assert mel.shape[0] == 80 and abs(mel.shape[1] - u.duration * 100) <= 1
+    spk = FeatureStore(tmp_path / "prepared" / "speaker_embeddings.safetensors")
+    assert len(spk) == len(utts) and spk.get(utts[0].id).shape == (256,)
+    assert np.isclose(float(spk.get(utts[0].id).norm()), 1.0, atol=1e-4)
+    phones = json.loads((tmp_path / "prepared" / "phones.json").read_text())["phones"]
+    assert phones == sorted({p.phone for u in utts for p in u.phones})
+
+
+def test_prepare_fails_loudly_above_threshold(tiny_corpus, tiny_params, tmp_path):
+    raw, _ = tiny_corpus
+    raw2, utts = _corpus_with_bad_items(raw, tmp_path)
+    tiny_params["prepare"]["max_rejection_share"] = 1 / (len(utts) + 2)  # one rejection allowed, two happen
+    with pytest.raises(TooManyRejectionsError, match="bad_missing"):
+        prepare(tiny_params, raw2, tmp_path / "prepared", embed_speakers=False, progress=False)
+    assert json.loads((tmp_path / "prepared" / "rejections.json").read_text())["n_rejected"] == 2
+
+
+def test_batched_speaker_embeddings_match_the_reference():
+    from taste.data.speaker_embed import BatchSpeakerEncoder
+    from taste.evaluation.speaker import SpeakerEncoder
+
+    rng = np.random.default_rng(0)
+    wavs = [_wav(1.3) + 0.01 * rng.standard_normal(int(1.3 * SR)).astype(np.float32), _wav(2.5, 0.1)]
+    ref = np.stack([SpeakerEncoder().embed(w) for w in wavs])
+    assert np.allclose(BatchSpeakerEncoder().embed_batch(wavs), ref, atol=1e-5)
