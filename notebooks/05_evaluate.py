@@ -123,6 +123,7 @@ consistency = coherence.StoryConsistency(stories)
 judge_cfg = JudgeConfig.from_env(timeout_s=ev["llm_judge"]["timeout_s"])
 judge = LLMJudge(judge_cfg, ev["llm_judge"]["cache"]) if judge_cfg else None
 df, judge_errors = report.add_text_judges(df, encoder, ref_lm, consistency, judge)
+df, _ = report.add_text_judges(df, encoder, ref_lm, consistency, None, text_column="ps_text", suffix="_ps")
 print(f"reference LM: {len(ref_text)} sentences, {len(ref_lm.vocab)} words; "
       f"LLM judge: {'model ' + judge_cfg.model if judge_cfg else 'not configured (skipped)'}; "
       f"{len(judge_errors)} judge failures")
@@ -162,7 +163,9 @@ probe_table
 # %%
 judges = [j for j in report.JUDGES if j in df and df[j].notna().any()]
 summary = report.summarise(df, judges, n_boot, seed)
-ordering = report.ordering_ratios(summary, [j for j in report.COHERENCE_JUDGES if j in judges])
+coherence_judges = [j for j in report.COHERENCE_JUDGES + ("embed_sim_ps", "ref_logppl_ps", "story_consistency_ps")
+                    if j in judges]
+ordering = report.ordering_ratios(summary, coherence_judges)
 wide = summary.assign(cell=lambda t: t.apply(lambda r: f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]", axis=1))
 wide.pivot(index="system", columns="judge", values="cell").reindex(report.SYSTEMS)
 
@@ -186,6 +189,8 @@ def bars(judge_list, title, path):
 
 bars([j for j in report.COHERENCE_JUDGES if j in judges], "Semantic coherence (95% bootstrap CI)",
      fig_dir / "coherence.png")
+bars([j for j in ("embed_sim_ps", "ref_logppl_ps", "story_consistency_ps") if j in judges],
+     "Coherence on pocketsphinx transcripts (independent recogniser)", fig_dir / "coherence_pocketsphinx.png")
 bars([j for j in ("dnsmos_ovrl", "utmos", "speaker_sim", "rate_diff", "asr_ps_wer") if j in judges],
      "Audio quality and paralinguistic consistency", fig_dir / "audio_quality.png")
 if not probe_table.empty:

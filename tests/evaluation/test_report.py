@@ -185,3 +185,19 @@ def test_asr_transcriber_matches_direct_transcription(tmp_path):
     model = load_asr(tmp_path / "asr")
     mel = log_mel(wavs[0], cfg)
     assert texts[0] == transcribe(model, tok, mel[None], torch.tensor([mel.shape[-1]]))[0]
+
+
+def test_text_judges_with_suffix_keep_the_first_columns():
+    df = pd.DataFrame({"system": ["a"], "prompt_text": ["tom sailed"], "story_id": ["s1"],
+                       "asr_text": ["tom sailed the boat"], "ps_text": [""]})
+    lm = KneserNeyLM().fit(["tom sailed the boat"])
+    stories = [Story("s1", "sea", ("tom",), ("the harbour",), ("a boat",), ("tom sailed the boat",))]
+    judged, _ = add_text_judges(df, FakeEncoder(), lm, StoryConsistency(stories))
+    judged, _ = add_text_judges(judged, FakeEncoder(), lm, StoryConsistency(stories), text_column="ps_text",
+                                suffix="_ps")
+    assert judged.loc[0, "story_consistency"] == 1.0 and judged.loc[0, "story_consistency_ps"] == 0.0
+    assert judged.loc[0, "embed_sim"] > 0 and judged.loc[0, "embed_sim_ps"] == 0.0
+    ratios = ordering_ratios(summarise(pd.DataFrame({"system": ["taslm_token", "cascade", "s3_lm"],
+                                                     "ref_logppl_ps": [1.0, 1.0, 2.0]}), ["ref_logppl_ps"], 10),
+                             ["ref_logppl_ps"])
+    assert ratios["ref_logppl_ps.taslm_token_over_s3_lm"] == pytest.approx(math.e)

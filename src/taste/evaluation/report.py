@@ -36,6 +36,10 @@ JUDGES = {
     "speaker_sim": ("resemblyzer cosine prompt vs continuation", True),
     "rate_diff": ("relative speaking-rate difference prompt vs continuation", False),
     "asr_ps_wer": ("WER between the study ASR and pocketsphinx transcripts", False),
+    # The same coherence judges on pocketsphinx's transcripts: a check that the study's ASR does not decide them.
+    "embed_sim_ps": ("MiniLM cosine, pocketsphinx transcript", True),
+    "ref_logppl_ps": ("reference-LM log perplexity, pocketsphinx transcript", False),
+    "story_consistency_ps": ("story consistency, pocketsphinx transcript", True),
 }
 COHERENCE_JUDGES = ("llm_judge", "embed_sim", "ref_logppl", "story_consistency")
 
@@ -163,26 +167,27 @@ def asr_transcriber(asr_dir: str | Path, mel_cfg, batch_size: int = 16) -> Calla
     return run
 
 
-def add_text_judges(df: pd.DataFrame, encoder, ref_lm, consistency, judge=None, text_column: str = "asr_text"
-                    ) -> tuple[pd.DataFrame, list[str]]:
-    """Coherence judges on the transcript. An empty transcript scores 0 similarity and consistency and the
-    reference LM's uniform-guess log perplexity, so saying nothing is never rewarded. Returns (df, judge errors)."""
+def add_text_judges(df: pd.DataFrame, encoder, ref_lm, consistency, judge=None, text_column: str = "asr_text",
+                    suffix: str = "") -> tuple[pd.DataFrame, list[str]]:
+    """Coherence judges on a transcript column, written as `<judge><suffix>` columns. An empty transcript scores 0
+    similarity and consistency and the reference LM's uniform-guess log perplexity, so saying nothing is never
+    rewarded. The LLM judge runs only when given. Returns (df, judge errors)."""
     from taste.evaluation.coherence import embedding_similarity
 
     df = df.copy()
     texts = df[text_column].fillna("").tolist()
-    df["embed_sim"] = embedding_similarity(encoder, df["prompt_text"].tolist(), texts)
+    df[f"embed_sim{suffix}"] = embedding_similarity(encoder, df["prompt_text"].tolist(), texts)
     uniform = math.log(len(ref_lm.vocab) + 1)
-    df["ref_logppl"] = [math.log(ref_lm.perplexity(t)) if t.strip() else uniform for t in texts]
+    df[f"ref_logppl{suffix}"] = [math.log(ref_lm.perplexity(t)) if t.strip() else uniform for t in texts]
     scores = [consistency.score(s, t) if isinstance(s, str) and s in consistency.stories else None
               for s, t in zip(df["story_id"], texts)]
-    df["story_consistency"] = [s["story_consistency"] if s else np.nan for s in scores]
-    df["entity_precision"] = [s["entity_precision"] if s else np.nan for s in scores]
+    df[f"story_consistency{suffix}"] = [s["story_consistency"] if s else np.nan for s in scores]
+    df[f"entity_precision{suffix}"] = [s["entity_precision"] if s else np.nan for s in scores]
     errors: list[str] = []
     if judge is not None:
-        df["llm_judge"], errors = judge.score_all(df["prompt_text"].tolist(), texts)
-    else:
-        df["llm_judge"] = np.nan
+        df[f"llm_judge{suffix}"], errors = judge.score_all(df["prompt_text"].tolist(), texts)
+    elif f"llm_judge{suffix}" not in df:
+        df[f"llm_judge{suffix}"] = np.nan
     return df, errors
 
 
@@ -223,7 +228,7 @@ def ordering_ratios(summary: pd.DataFrame, judges: Sequence[str] = COHERENCE_JUD
         for taslm in ("taslm_token", "taslm_embed"):
             for other in ("cascade", "s3_lm"):
                 a, b = _value(summary, taslm, judge), _value(summary, other, judge)
-                if judge == "ref_logppl":
+                if judge.startswith("ref_logppl"):
                     a, b = math.exp(a), math.exp(b)
                 ratio = (a / b if higher else b / a) if b and a else float("nan")
                 out[f"{judge}.{taslm}_over_{other}"] = ratio
