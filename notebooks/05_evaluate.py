@@ -101,6 +101,7 @@ def read(path: str) -> np.ndarray:
 
 
 quality_prompts = set(sorted(chosen)[: ev["quality_items_per_system"]])
+items = report.cut_prompts(items, read, out / "prompts")  # the prompts exactly as the systems heard them
 df = report.measure_audio(items, read=read, asr=report.asr_transcriber(Path(paths["models"]) / "asr", mel_cfg),
                           recognizer=ps.transcribe, speaker_embed=speaker.embed, quality=dnsmos, utmos=utmos_fn,
                           quality_prompts=quality_prompts)

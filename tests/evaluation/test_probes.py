@@ -232,3 +232,28 @@ def test_cascade_scorer_uses_the_text_lm():
     scorer = cascade_scorer(model, _FakeBPE(), vocab)
     ids = [30, *[ord(c) - 96 for c in "abc"], 31]
     assert scorer.score(ProbeUtterance("abc", np.zeros(4, np.float32))) == pytest.approx(causal_lm_loglik(model, ids))
+
+
+def test_load_system_scorers_reports_missing_models(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from taste.asr.bpe import train_bpe
+    from taste.evaluation.probes import ModelPaths, load_system_scorers
+    from taste.lm.text_lm import LMVocab, build_text_lm, debug_config, save_text_lm
+
+    tok = train_bpe(["the cat sat on the mat", "a dog ran in the park"] * 10, vocab_size=60)
+    vocab = LMVocab.for_tokenizer(tok)
+    lm_dir = tmp_path / "text_lm"
+    save_text_lm(build_text_lm(debug_config(vocab.size + 2), vocab), lm_dir)
+    tok.save(str(lm_dir / "tokenizer.json"))
+    (lm_dir / "lm_vocab.json").write_text(json.dumps(asdict(vocab)))
+    paths = ModelPaths(taste=str(tmp_path / "no_taste"), units=str(tmp_path / "no_units"), text_lm=str(lm_dir),
+                       taslm=str(tmp_path / "no_taslm_{variant}"), s3_lm=str(tmp_path / "no_s3"))
+    scorers, missing = load_system_scorers(paths, lambda w: torch.zeros(80, 10), ["cascade", "s3_lm", "taslm_token"])
+    assert set(scorers) == {"cascade"} and set(missing) == {"s3_lm", "taslm_token"}
+    assert "no_s3" in missing["s3_lm"] or "no_units" in missing["s3_lm"]
+    ll = scorers["cascade"].score(ProbeUtterance("the cat sat", np.zeros(10, np.float32)))
+    assert np.isfinite(ll) and ll < 0
+    none, why = load_system_scorers(ModelPaths(text_lm=str(tmp_path / "nothing")), lambda w: None, ["cascade"])
+    assert none == {} and "text LM" in why["cascade"]

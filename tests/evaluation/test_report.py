@@ -58,6 +58,28 @@ def test_read_continuations(tmp_path):
         read_continuations(tmp_path / "none.jsonl", "cascade")
 
 
+def test_read_continuations_in_the_taslm_stage_format(tmp_path):
+    # Stage taslm writes wav_path and keeps the prompt's audio in ../prompts.jsonl (utterance + end time).
+    from taste.data.audio_io import read_audio, write_audio
+    from taste.evaluation.report import cut_prompts
+
+    write_audio(tmp_path / "utt.wav", _speech(0.0, 2.0), SR)
+    (tmp_path / "prompts.jsonl").write_text(json.dumps({"prompt_id": "p000_u1", "utt_id": "u1", "end_s": 1.25,
+                                                        "audio_path": str(tmp_path / "utt.wav")}) + "\n")
+    (tmp_path / "taslm_embed").mkdir()
+    rec = {"system": "taslm_embed", "prompt_id": "p000_u1", "prompt_text": "a b", "continuation_text": "c",
+           "story_id": "s1", "wav_path": "x.wav"}
+    (tmp_path / "taslm_embed" / "continuations.jsonl").write_text(json.dumps(rec) + "\n")
+    (c,) = read_continuations(tmp_path / "taslm_embed" / "continuations.jsonl", "taslm_embed")
+    assert c.wav == "x.wav" and c.prompt_wav == str(tmp_path / "utt.wav") and c.prompt_end_s == 1.25
+    (cut,) = cut_prompts([c], lambda p: read_audio(p, SR), tmp_path / "prompts")
+    assert cut.prompt_end_s is None and len(read_audio(cut.prompt_wav, SR)) == int(1.25 * SR)
+    rec["prompt_id"] = "unknown"
+    (tmp_path / "taslm_embed" / "continuations.jsonl").write_text(json.dumps(rec) + "\n")
+    with pytest.raises(ContinuationsFileError, match="prompts.jsonl"):
+        read_continuations(tmp_path / "taslm_embed" / "continuations.jsonl", "taslm_embed")
+
+
 class FakeEncoder:
     def encode(self, texts, **kwargs):
         out = np.zeros((len(texts), 26), dtype=np.float32)

@@ -171,10 +171,9 @@ def taslm_scorer(taslm, taste_tokenizer, bpe, vocab, word_ids_fn, mel_fn: Callab
 class ModelPaths:
     """Where the study's stages save the models the scorers need (relative to the repository root)."""
 
-    asr: str = "models/asr"
-    taste: str = "models/taste"
+    taste: str = "models/taste/main"
     units: str = "models/units"
-    text_lm: str = "models/lm/text_lm"
+    text_lm: str = "models/lm/text_lm"  # also holds the LM's tokenizer.json and lm_vocab.json
     taslm: str = "models/lm/taslm_{variant}"
     s3_lm: str = "models/lm/s3_lm"
 
@@ -183,16 +182,15 @@ def load_system_scorers(paths: ModelPaths, mel_fn: Callable[[np.ndarray], Tensor
                         systems: Sequence[str]) -> tuple[dict[str, LikelihoodScorer], dict[str, str]]:
     """Scorers for the systems whose models load; (scorers, {system: why it has none}) -- a missing model is
     reported, not fatal, so the rest of the evaluation still runs."""
-    from transformers import LlamaForCausalLM
+    from taste.asr.bpe import word_ids
+    from taste.lm.pipeline import load_text_lm
 
-    from taste.asr.bpe import load_bpe, word_ids
-    from taste.lm.text_lm import LMVocab
-
-    bpe = load_bpe(paths.asr)
-    vocab = LMVocab.for_tokenizer(bpe)
+    try:
+        text_lm, bpe, vocab = load_text_lm(paths.text_lm)
+    except (FileNotFoundError, OSError) as err:
+        return {}, {s: f"text LM: {type(err).__name__}: {err}" for s in systems}
     loaders: dict[str, Callable[[], LikelihoodScorer]] = {
-        "cascade": lambda: cascade_scorer(LlamaForCausalLM.from_pretrained(paths.text_lm, local_files_only=True).eval(),
-                                          bpe, vocab),
+        "cascade": lambda: cascade_scorer(text_lm, bpe, vocab),
         "s3_lm": lambda: _load_s3(paths, bpe, vocab, mel_fn),
         "taslm_token": lambda: _load_taslm(paths, "token", bpe, vocab, word_ids, mel_fn),
         "taslm_embed": lambda: _load_taslm(paths, "embed", bpe, vocab, word_ids, mel_fn),

@@ -3,6 +3,7 @@ Table 2 beside ours, the ordering checks (TASLM vs cascade and vs the S3-unit LM
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -53,27 +54,64 @@ class Continuation:
     system: str
     prompt_id: str
     story_id: str | None
-    prompt_text: str
+    prompt_text: str  # what the systems read: the ASR transcript of the prompt audio
     prompt_wav: str
     continuation_text: str
     wav: str
+    prompt_end_s: float | None = None  # the prompt is prompt_wav[0:prompt_end_s] (None = the whole file)
+
+
+def _prompt_audio(root: Path) -> dict[str, tuple[str, float | None]]:
+    """prompt_id -> (audio path, end seconds) from the taslm stage's prompts.jsonl, when it exists."""
+    path = root / "prompts.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {r["prompt_id"]: (r["audio_path"], r.get("end_s")) for r in rows}
 
 
 def read_continuations(path: str | Path, system: str) -> list[Continuation]:
+    """continuations.jsonl of one system. The prompt's audio is `prompt_wav` in the record, or else the utterance
+    named in ../prompts.jsonl cut at its `end_s`; the continuation's audio is `wav` or `wav_path`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"continuations not found: {path} (run the taslm stage)")
+    prompts = _prompt_audio(path.parent.parent)
     rows = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
             r = json.loads(line)
-            rows.append(Continuation(system, str(r["prompt_id"]), r.get("story_id"), r["prompt_text"], r["prompt_wav"],
-                                     r.get("continuation_text", ""), r["wav"]))
+            pid = str(r["prompt_id"])
+            prompt_wav, end_s = (r["prompt_wav"], None) if "prompt_wav" in r else prompts[pid]
+            rows.append(Continuation(system, pid, r.get("story_id"), r["prompt_text"], prompt_wav,
+                                     r.get("continuation_text", ""), r.get("wav") or r["wav_path"], end_s))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ContinuationsFileError(f"{path}:{n}: bad continuation record ({err})") from err
+            raise ContinuationsFileError(f"{path}:{n}: bad continuation record, or its prompt is not in "
+                                         f"prompts.jsonl ({err!r})") from err
     return rows
+
+
+def cut_prompts(items: Sequence[Continuation], read: Callable[[str], np.ndarray], out_dir: str | Path
+                ) -> list[Continuation]:
+    """Write each distinct prompt, cut to its end, as out_dir/<prompt_id>.wav and point the items at those files,
+    so every judge and the listening test hear exactly what the systems heard."""
+    from taste.data.audio_io import write_audio
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done: dict[str, str] = {}
+    result = []
+    for c in items:
+        if c.prompt_id not in done:
+            wav = read(c.prompt_wav)
+            if c.prompt_end_s is not None:
+                wav = wav[: int(round(c.prompt_end_s * SAMPLE_RATE))]
+            done[c.prompt_id] = str(out_dir / f"{c.prompt_id}.wav")
+            write_audio(done[c.prompt_id], wav, SAMPLE_RATE)
+        result.append(dataclasses.replace(c, prompt_wav=done[c.prompt_id], prompt_end_s=None))
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------------------------
