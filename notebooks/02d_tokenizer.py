@@ -165,13 +165,13 @@ table[[c for c in show if c in table.columns]].round(3)
 # %%
 tidy = T.tidy_for_plot(table, ["tf_top5", "wer", "dnsmos", "speaker_sim", "gen_within_50ms", "gen_pearson_r",
                                "fa_within_50ms", "fa_pearson_r"])
+order = list(dict.fromkeys(tidy["system"]))
 grid = sns.catplot(data=tidy, y="system", x="value", col="metric", col_wrap=4, kind="bar", sharex=False,
-                   height=3.2, aspect=1.1, color="#4c72b0")
+                   order=order, height=3.2, aspect=1.1, color="#4c72b0")
 for ax, (metric, g) in zip(grid.axes.flat, tidy.groupby("metric", sort=False)):
-    ys = {t.get_text(): i for i, t in enumerate(ax.get_yticklabels())}
     ok = g.dropna(subset=["lo", "hi"])
-    ax.errorbar(ok["value"], [ys[s] for s in ok["system"]], xerr=[ok["value"] - ok["lo"], ok["hi"] - ok["value"]],
-                fmt="none", ecolor="black", capsize=2)
+    err = [np.clip(ok["value"] - ok["lo"], 0, None), np.clip(ok["hi"] - ok["value"], 0, None)]
+    ax.errorbar(ok["value"], [order.index(s) for s in ok["system"]], xerr=err, fmt="none", ecolor="black", capsize=2)
 grid.savefig(out / "figures" / "reconstruction_table.png", dpi=110, bbox_inches="tight")
 
 # %%
@@ -214,6 +214,7 @@ metrics = {
     },
 }
 (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+print(json.dumps(timings, indent=1))
 metrics["checks"]
 
 # %% [markdown]

@@ -135,7 +135,8 @@ def config_from_params(params: dict[str, Any], asr_config: Any, *, conditioning:
                       commitment_weight=rv["commitment_weight"], dead_code_threshold=rv.get("dead_code_threshold", 2.0)),
         decoder=DecoderConfig(n_units=params["units"]["codebook_size"], d_model=dec["d_model"], layers=dec["layers"],
                               n_heads=dec["n_heads"], top_k=dec["top_k"], min_len_ratio=dec["min_len_ratio"],
-                              max_len_ratio=dec["max_len_ratio"], max_tokens=asr_config.max_target_positions),
+                              max_len_ratio=dec["max_len_ratio"], max_tokens=asr_config.max_target_positions,
+                              max_word_units=int(round(2.56 * params["units"]["rate_hz"]))),  # 2.56 s per word
         conditioning=conditioning or tp["conditioning"],
         unit_rate_hz=float(params["units"]["rate_hz"]),
         max_encoder_frames=2 * asr_config.max_source_positions,
