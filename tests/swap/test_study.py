@@ -89,6 +89,8 @@ def test_local_jobs_and_bad_pairs():
     with pytest.raises(ValueError, match="different words"):
         build_pairs(other)
     assert len(build_pairs(utts, max_pairs=1)) == 4
+    only_local = build_pairs(make_pairs(n_pairs=3)[0], max_pairs={"local": 2, "global_rate": None})
+    assert [p.set for p in only_local].count("local") == 4 and [p.set for p in only_local].count("global_rate") == 6
 
 
 def test_load_inputs_round_trip(tmp_path):

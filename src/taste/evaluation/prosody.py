@@ -12,8 +12,13 @@ SAMPLE_RATE = 16000
 HOP = 160  # 100 frames/s, the same grid as the aligner
 
 
-def f0_track(wav16k: np.ndarray, fmin: float = 60.0, fmax: float = 400.0) -> np.ndarray:
-    """F0 in Hz of `wav16k: [T]` at 100 frames/s -> float [F], NaN where unvoiced (pYIN)."""
+def f0_track(wav16k: np.ndarray, fmin: float = 60.0, fmax: float = 400.0, resolution: float = 0.5,
+             n_thresholds: int = 20) -> np.ndarray:
+    """F0 in Hz of `wav16k: [T]` at 100 frames/s -> float [F], NaN where unvoiced (pYIN).
+
+    Half-semitone bins and 20 thresholds instead of librosa's 0.1 / 100: ~6x faster, and the per-word medians
+    this feeds moved by < 1 Hz on espeak speech.
+    """
     import librosa
 
     wav = np.asarray(wav16k, dtype=np.float32)
@@ -22,7 +27,7 @@ def f0_track(wav16k: np.ndarray, fmin: float = 60.0, fmax: float = 400.0) -> np.
     if wav.size < 1024:
         return np.full(max(1, wav.size // HOP), np.nan)
     f0, voiced, _ = librosa.pyin(wav, fmin=fmin, fmax=fmax, sr=SAMPLE_RATE, frame_length=1024, hop_length=HOP,
-                                 center=True)
+                                 center=True, resolution=resolution, n_thresholds=n_thresholds)
     return np.where(voiced, f0, np.nan).astype(np.float64)
 
 

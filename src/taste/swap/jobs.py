@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from torch import Tensor
 
@@ -57,11 +57,12 @@ class SwapJob:
         return (self.pair.set, self.pair.pair_id, self.pair.forward, self.condition, self.span)
 
 
-def build_pairs(utterances: Sequence[Utterance], max_pairs: int | None = None) -> list[SwapPair]:
+def build_pairs(utterances: Sequence[Utterance], max_pairs: int | Mapping[str, int] | None = None) -> list[SwapPair]:
     """Group utterances by (set, pair_id) -> both directed pairs of each complete pair, in sorted order.
 
     Raises ValueError when a pair has the wrong roles or its two texts differ (a swap needs the same words).
-    `max_pairs` keeps the first pairs (sorted by id) of each set.
+    `max_pairs` keeps the first pairs (sorted by id) of each set: one cap for all, or a cap per set name
+    (a set missing from the mapping is skipped; None = no cap).
     """
     groups: dict[tuple[str, str], dict[str, Utterance]] = defaultdict(dict)
     for utt in utterances:
@@ -78,7 +79,8 @@ def build_pairs(utterances: Sequence[Utterance], max_pairs: int | None = None) -
         a, b = roles[first], roles[second]
         if a.text.split() != b.text.split():
             raise ValueError(f"pair {pair_id} ({set_name}): the two renditions have different words")
-        if max_pairs is not None and per_set[set_name] >= max_pairs:
+        cap = max_pairs.get(set_name, 0) if isinstance(max_pairs, Mapping) else max_pairs
+        if cap is not None and per_set[set_name] >= cap:
             continue
         per_set[set_name] += 1
         j = a.pair.changed_word if set_name == "local" else None

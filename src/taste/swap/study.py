@@ -30,7 +30,7 @@ class SwapSettings:
     spans: tuple[str, ...] = SPAN_RULES
     mismatch_span: str | None = "first_third"
     batch_size: int = 64
-    max_pairs: int | None = None
+    max_pairs: int | Mapping[str, int] | None = None
     min_contrast_s: float = 0.04
     min_contrast_hz: float = 5.0
     audio_pairs: int = 3
@@ -139,13 +139,21 @@ def run_audio(vocoder: Any, recognizer: Any, plan: Sequence[Sequence[SwapJob]],
     return pd.DataFrame(rows), pd.DataFrame(utt_rows), wavs
 
 
+def _max_pairs(value: Any) -> int | dict[str, int | None] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): None if v is None else int(v) for k, v in value.items()}
+    return int(value)
+
+
 def settings_from_params(swap_params: Mapping[str, Any], rate_hz: float) -> SwapSettings:
     """params.yaml's `swap:` section (a plain dict, read by the entry point) -> SwapSettings."""
     p = swap_params
     return SwapSettings(seeds=tuple(int(s) for s in p.get("seeds", (0,))),
                         spans=tuple(p.get("spans", SPAN_RULES)), mismatch_span=p.get("mismatch_span", "first_third"),
                         batch_size=int(p.get("batch_size", 64)),
-                        max_pairs=None if p.get("max_pairs") is None else int(p["max_pairs"]),
+                        max_pairs=_max_pairs(p.get("max_pairs")),
                         min_contrast_s=float(p.get("min_contrast_s", 0.04)),
                         min_contrast_hz=float(p.get("min_contrast_hz", 5.0)),
                         audio_pairs=int(p.get("audio_pairs", 3)), rate_hz=float(rate_hz))
