@@ -102,15 +102,15 @@ pd.DataFrame({k: v.get("dev", {}) for k, v in metrics.items() if isinstance(v, d
 # %%
 curves = pd.DataFrame([{**row, "model": name} for name, r in runs.items() for row in r.history if "loss" in row])
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-sns.lineplot(data=curves, x="step", y="loss", hue="model", ax=axes[0])
+sns.lineplot(data=curves, x="step", y="loss", hue="model", marker="o", markersize=3, ax=axes[0])
 axes[0].set_title("training loss")
 taste_cols = [c for c in ("taste_ce", "taste_mse", "unit_ce") if c in curves]
 sns.lineplot(data=curves.melt(id_vars=["step", "model"], value_vars=taste_cols).dropna(),
-             x="step", y="value", hue="model", style="variable", ax=axes[1])
+             x="step", y="value", hue="model", style="variable", marker="o", markersize=3, ax=axes[1])
 axes[1].set_title("speech-side loss (TASTE CE / MSE, unit CE)")
 text_cols = [c for c in ("text_ce", "text_kl") if c in curves]
 sns.lineplot(data=curves.melt(id_vars=["step", "model"], value_vars=text_cols).dropna(),
-             x="step", y="value", hue="model", style="variable", ax=axes[2])
+             x="step", y="value", hue="model", style="variable", marker="o", markersize=3, ax=axes[2])
 axes[2].set_title("text loss (CE, KL to the frozen LM)")
 fig.tight_layout()
 fig.savefig(fig_dir / "training_curves.png", dpi=120)
@@ -139,7 +139,8 @@ if len(fusion):
 # S3-unit LM the prompt's units. Each system adds `target_words` words: text by top-p / temperature /
 # repetition penalty, TASTE codes greedily at word starts ("embed": a sample of the predicted Gaussian,
 # re-quantised by the RVQ), S3 units by top-k. TASLM and the cascade speak prompt + continuation through the
-# unit decoder and keep the continuation's units (cut at the first new word's boundary); the vocoder speaks it.
+# unit decoder (batched, `decode_batch` prompts at a time; each prompt is charged an equal share of the batch's
+# time) and keep the continuation's units (cut at the first new word's boundary); the vocoder speaks them.
 
 # %%
 cont = lm_params["continuation"]
@@ -162,7 +163,7 @@ records = {}
 for system in SYSTEMS:
     t0 = time.perf_counter()
     records[system] = run_system(system, prepared, systems, sampling, cont["target_words"], max_units,
-                                 params["shared"]["seed"], cont_root)
+                                 params["shared"]["seed"], cont_root, decode_batch=cont["decode_batch"])
     print(f"{system}: {len(records[system])} continuations in {time.perf_counter() - t0:.1f} s")
 frame = records_frame([r for rs in records.values() for r in rs])
 frame[["system", "prompt_text", "continuation_text"]].groupby("system").head(3)

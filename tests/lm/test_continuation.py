@@ -51,10 +51,15 @@ class FakeDecoder:
     def __init__(self):
         self.calls = []
 
-    def decode(self, transcript, codes, speaker, seed=0):
-        n = len(transcript.split())
-        self.calls.append((transcript, None if codes is None else codes.clone()))
-        return SimpleNamespace(units=torch.arange(4 * n) % 16, word_boundaries=[4 * i for i in range(n)])
+    def decode_batch(self, transcripts, vectors, speakers, seed=0):
+        assert vectors is None or len(vectors) == len(transcripts) == len(speakers)
+        out = []
+        for i, text in enumerate(transcripts):
+            n = len(text.split())
+            assert vectors is None or vectors[i].shape[0] == n
+            self.calls.append((text, vectors is not None))
+            out.append(SimpleNamespace(units=torch.arange(4 * n) % 16, word_boundaries=[4 * i for i in range(n)]))
+        return out
 
 
 class FakeVocoder:
@@ -82,7 +87,8 @@ def test_every_system_continues_every_prompt(system, systems, utts, codes, tmp_p
                        torch.zeros(256), {"asr_s": 0.01, "encode_s": 0.02})
         for i, u in enumerate(utts[:3])
     ]
-    records = run_system(system, prepared, systems, Sampling(top_p=0.9, temperature=1.0), 3, 40, 0, tmp_path)
+    records = run_system(system, prepared, systems, Sampling(top_p=0.9, temperature=1.0), 3, 40, 0, tmp_path,
+                         decode_batch=2)
     lines = (tmp_path / system / "continuations.jsonl").read_text().splitlines()
     assert len(records) == len(lines) == 3
     for rec, pp in zip(map(json.loads, lines), prepared):
@@ -99,3 +105,8 @@ def test_every_system_continues_every_prompt(system, systems, utts, codes, tmp_p
             assert rec["codes"][:n_prompt] == pp.codes.tolist()
         if system != "s3_lm":  # the decoder spoke prompt + continuation; the wav holds the continuation only
             assert len(rec["units"]) == 4 * rec["n_words"]
+    decoder = systems.taste_text_only if system == "cascade" else systems.taste
+    if system != "s3_lm":
+        spoken = [text for text, _ in decoder.calls]
+        assert spoken == [f"{r['prompt_text']} {r['continuation_text']}" for r in records]
+        assert all(has_vectors == (system != "cascade") for _, has_vectors in decoder.calls)

@@ -131,63 +131,101 @@ def _speak(systems: Systems, units: Tensor, speaker: Tensor) -> tuple[np.ndarray
     return wav, time.perf_counter() - t0
 
 
-def continue_prompt(system: str, pp: PreparedPrompt, systems: Systems, s: Sampling, target_words: int,
-                    max_units: int, seed: int) -> tuple[dict[str, Any], np.ndarray]:
-    """One system, one prompt -> (record without wav_path, waveform of the continuation)."""
+@dataclass
+class Draft:
+    """A continuation between the LM and the vocoder: text and codes known, units once decoded."""
+
+    system: str
+    prepared: PreparedPrompt
+    text: str
+    lm_steps: int
+    timings: dict[str, float]
+    codes: Tensor | None = None  # TASLM: prompt + generated codes [N, n_q]
+    units: Tensor | None = None  # the continuation's units
+
+
+def generate_continuation(system: str, pp: PreparedPrompt, systems: Systems, s: Sampling, target_words: int,
+                          max_units: int, seed: int) -> Draft:
+    """The LM part of one system on one prompt (timed). The S3-unit LM's draft already has its units."""
     g = torch.Generator().manual_seed(seed)
-    rec: dict[str, Any] = {"system": system, "prompt_id": pp.prompt.prompt_id, "prompt_text": pp.text}
     timings = dict(pp.timings)
+    if system in ("s3_lm", "cascade"):
+        timings.pop("encode_s", None)  # these systems do not read the prompt's TASTE codes
     t0 = time.perf_counter()
     if system == "s3_lm":
-        timings.pop("encode_s", None)  # the unit LM reads units, not TASTE codes
         gen = generate_s3(systems.s3_lm, systems.tokenizer, systems.vocab, pp.text, pp.units, target_words,
                           max_units, s, g)
-        timings["lm_s"] = time.perf_counter() - t0
-        units, text, steps = gen.units, gen.text, gen.lm_steps
-        timings["decode_s"] = 0.0
-        rec["units"] = units.tolist()
-    else:
-        if system == "cascade":
-            timings.pop("encode_s", None)
-            gen = generate_text(systems.text_lm, systems.tokenizer, systems.vocab, pp.text, target_words, s, g)
-            codes, decoder = None, systems.taste_text_only
-        else:
-            from taste.asr.bpe import word_ids
+        return Draft(system, pp, gen.text, gen.lm_steps, {**timings, "lm_s": time.perf_counter() - t0,
+                                                          "decode_s": 0.0}, units=gen.units)
+    if system == "cascade":
+        gen = generate_text(systems.text_lm, systems.tokenizer, systems.vocab, pp.text, target_words, s, g)
+        return Draft(system, pp, gen.text, gen.lm_steps, {**timings, "lm_s": time.perf_counter() - t0})
+    from taste.asr.bpe import word_ids
 
-            gen = generate_taslm(systems.taslm[system.split("_", 1)[1]], systems.taste, systems.tokenizer,
-                                 systems.vocab, word_ids, pp.text, pp.codes, target_words, s, g)
-            codes, decoder = gen.codes, systems.taste
-            rec["codes"] = gen.codes.tolist()
-        timings["lm_s"] = time.perf_counter() - t0
-        text, steps = gen.text, gen.lm_steps
-        t1 = time.perf_counter()
-        full = f"{pp.text} {text}".strip()
-        out = decoder.decode(full, codes, pp.speaker, seed=seed)
-        timings["decode_s"] = time.perf_counter() - t1
-        units = _cut(out.units, out.word_boundaries, len(pp.text.split()))
-        rec["units"] = units.tolist()
-    wav, timings["vocoder_s"] = _speak(systems, units, pp.speaker)
-    timings["end_to_end_s"] = sum(timings.values())
-    rec.update(continuation_text=text, n_words=len(text.split()), lm_steps=steps,
-               generated_seconds=len(units) / systems.unit_rate_hz, timings={k: round(v, 4) for k, v in timings.items()})
+    gen = generate_taslm(systems.taslm[system.split("_", 1)[1]], systems.taste, systems.tokenizer, systems.vocab,
+                         word_ids, pp.text, pp.codes, target_words, s, g)
+    return Draft(system, pp, gen.text, gen.lm_steps, {**timings, "lm_s": time.perf_counter() - t0}, codes=gen.codes)
+
+
+def decode_drafts(drafts: Sequence[Draft], systems: Systems, seed: int, batch_size: int = 16) -> None:
+    """Speak prompt + continuation through the unit decoder in batches; keep the continuation's units.
+
+    The batch's decoding time is shared equally among its prompts (decode_s).
+    """
+    todo = [d for d in drafts if d.units is None]
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start: start + batch_size]
+        decoder = systems.taste_text_only if chunk[0].system == "cascade" else systems.taste
+        texts = [f"{d.prepared.text} {d.text}".strip() for d in chunk]
+        vectors = None if chunk[0].codes is None else [systems.taste.codes_to_vectors(d.codes) for d in chunk]
+        speakers = torch.stack([d.prepared.speaker for d in chunk])
+        t0 = time.perf_counter()
+        results = decoder.decode_batch(texts, vectors, speakers, seed=seed + start)
+        share = (time.perf_counter() - t0) / len(chunk)
+        for d, r in zip(chunk, results):
+            d.units = _cut(r.units, r.word_boundaries, len(d.prepared.text.split()))
+            d.timings["decode_s"] = share
+
+
+def finish(d: Draft, systems: Systems) -> tuple[dict[str, Any], np.ndarray]:
+    """Vocode a decoded draft -> (record without wav_path, waveform of the continuation)."""
+    wav, d.timings["vocoder_s"] = _speak(systems, d.units, d.prepared.speaker)
+    d.timings["end_to_end_s"] = sum(v for k, v in d.timings.items() if k != "end_to_end_s")
+    rec = {"system": d.system, "prompt_id": d.prepared.prompt.prompt_id, "prompt_text": d.prepared.text,
+           "continuation_text": d.text, "n_words": len(d.text.split()), "lm_steps": d.lm_steps,
+           "generated_seconds": len(d.units) / systems.unit_rate_hz, "units": d.units.tolist(),
+           "timings": {k: round(v, 4) for k, v in d.timings.items()}}
+    if d.codes is not None:
+        rec["codes"] = d.codes.tolist()
     return rec, wav
 
 
+def continue_prompt(system: str, pp: PreparedPrompt, systems: Systems, s: Sampling, target_words: int,
+                    max_units: int, seed: int) -> tuple[dict[str, Any], np.ndarray]:
+    """One system, one prompt -> (record without wav_path, waveform of the continuation)."""
+    draft = generate_continuation(system, pp, systems, s, target_words, max_units, seed)
+    decode_drafts([draft], systems, seed, batch_size=1)
+    return finish(draft, systems)
+
+
 def run_system(system: str, prepared: Sequence[PreparedPrompt], systems: Systems, s: Sampling, target_words: int,
-               max_units: int, seed: int, out_root: str | Path) -> list[dict[str, Any]]:
+               max_units: int, seed: int, out_root: str | Path, decode_batch: int = 16) -> list[dict[str, Any]]:
     """Continue every prompt with one system; write out_root/<system>/{continuations.jsonl, <prompt_id>.wav}."""
     from taste.data.audio_io import write_audio
 
     out = Path(out_root) / system
     out.mkdir(parents=True, exist_ok=True)
+    drafts = [generate_continuation(system, pp, systems, s, target_words, max_units, seed + i)
+              for i, pp in enumerate(prepared)]
+    decode_drafts(drafts, systems, seed, decode_batch)
     records = []
-    for i, pp in enumerate(prepared):
-        rec, wav = continue_prompt(system, pp, systems, s, target_words, max_units, seed + i)
-        wav_path = out / f"{pp.prompt.prompt_id}.wav"
+    for d in drafts:
+        rec, wav = finish(d, systems)
+        wav_path = out / f"{d.prepared.prompt.prompt_id}.wav"
         write_audio(wav_path, wav, systems.mel_cfg.sample_rate)
-        p = pp.prompt
+        p = d.prepared.prompt
         records.append({**rec, "utt_id": p.utt_id, "story_id": p.story_id, "speaker": p.speaker,
-                        "prompt_text_source": pp.text_source, "prompt_gt_text": p.gt_text,
+                        "prompt_text_source": d.prepared.text_source, "prompt_gt_text": p.gt_text,
                         "prompt_seconds": p.end_s, "wav_path": str(wav_path)})
     with (out / "continuations.jsonl").open("w", encoding="utf-8") as fh:
         for r in records:
