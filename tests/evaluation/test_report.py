@@ -223,3 +223,13 @@ def test_text_judges_with_suffix_keep_the_first_columns():
                                                      "ref_logppl_ps": [1.0, 1.0, 2.0]}), ["ref_logppl_ps"], 10),
                              ["ref_logppl_ps"])
     assert ratios["ref_logppl_ps.taslm_token_over_s3_lm"] == pytest.approx(math.e)
+
+
+def test_ordering_verdict():
+    from taste.evaluation.report import ordering_verdict
+
+    verdict = ordering_verdict({"embed_sim.taslm_embed_over_cascade": 0.95, "embed_sim.taslm_embed_over_s3_lm": 1.6,
+                                "embed_sim.taslm_token_over_cascade": 0.8, "embed_sim.taslm_token_over_s3_lm": 1.2})
+    v = verdict.set_index("variant")
+    assert v.loc["taslm_embed", "close_to_cascade"] and v.loc["taslm_embed", "above_s3"]
+    assert not v.loc["taslm_token", "close_to_cascade"] and not v.loc["taslm_token", "above_s3"]

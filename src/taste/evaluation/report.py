@@ -273,6 +273,21 @@ def ordering_ratios(summary: pd.DataFrame, judges: Sequence[str] = COHERENCE_JUD
     return out
 
 
+def ordering_verdict(ordering: dict[str, float], close: float = 0.9, above: float = 1.5) -> pd.DataFrame:
+    """Per coherence judge and TASLM variant: is TASLM within 10% of the cascade (ratio >= close) and at least
+    `above` x the S3-unit LM? -> DataFrame(judge, variant, vs_cascade, vs_s3, close_to_cascade, above_s3)."""
+    rows = []
+    for key, value in ordering.items():
+        judge, pair = key.split(".", 1)
+        variant, other = pair.split("_over_")
+        if other != "cascade":
+            continue
+        vs_s3 = ordering.get(f"{judge}.{variant}_over_s3_lm", float("nan"))
+        rows.append({"judge": judge, "variant": variant, "vs_cascade": value, "vs_s3": vs_s3,
+                     "close_to_cascade": bool(value >= close), "above_s3": bool(vs_s3 >= above)})
+    return pd.DataFrame(rows, columns=["judge", "variant", "vs_cascade", "vs_s3", "close_to_cascade", "above_s3"])
+
+
 def paper_comparison(summary: pd.DataFrame, study_scale: str) -> pd.DataFrame:
     """Our judges beside the paper's Table 2, one row per system, each study's scale stated."""
     rows = []
