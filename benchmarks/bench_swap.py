@@ -53,13 +53,17 @@ def time_generate(model: UnitDecoder, batch: int, seed: int = 0) -> tuple[float,
 
 
 def estimate_decodes(params: dict) -> int:
-    """Decodes of the default study: pairs x 2 directions x jobs x seeds (jobs: 2 references + spans + mismatch)."""
+    """Decodes of the study: pairs x 2 directions x jobs x seeds (jobs: 2 references + spans + mismatch; local: 5)."""
     sp, sets = params["swap"], params["data"]["swap_sets"]
-    cap = sp.get("max_pairs") or 10**9
-    n_global = min(cap, int(sets["global_sentences"])) * 2  # rate and pitch pairs
-    n_local = min(cap, int(sets["local_pairs"]))
-    per_global, per_local = 2 + len(sp["spans"]) + 1, 5
-    return (n_global * per_global + n_local * per_local) * 2 * len(sp["seeds"])
+    available = {"global_rate": int(sets["global_sentences"]), "global_pitch": int(sets["global_sentences"]),
+                 "local": int(sets["local_pairs"])}
+    caps = sp.get("max_pairs")
+    total = 0
+    for name, n in available.items():
+        cap = caps.get(name, 0) if isinstance(caps, dict) else caps
+        pairs = n if cap is None else min(n, int(cap))
+        total += pairs * (5 if name == "local" else 3 + len(sp["spans"]))
+    return total * 2 * len(sp["seeds"])
 
 
 def bench_audio(params: dict) -> dict:
@@ -135,7 +139,7 @@ def main() -> None:
         "estimated_decode_s": round(n_decodes / batch * t_batch * scale, 1),
         "audio": bench_audio(params), "swap": bench_swap_codes(),
     }
-    audio_utts = 3 * int(params["swap"]["audio_pairs"]) * 6.5  # per set: pairs x ~6.5 jobs
+    audio_utts = int(params["swap"]["audio_pairs"]) * (7 + 7 + 5)  # global_rate, global_pitch, local jobs
     result["estimated_audio_s"] = round(audio_utts * result["audio"]["per_utterance_s"], 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
