@@ -106,8 +106,11 @@ def test_rerun_in_clean_git_clone(tmp_path, capsys):
     git("init", "-q")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "toy")
-    same = "true"
+    same = "python3 -c \"open('outputs/evaluate/metrics.json','w').write('{\\\"acc\\\": 0.5}')\""
     assert main(["--repo", str(repo), "--command", same]) == 0
     drift = "python3 -c \"open('outputs/evaluate/metrics.json','w').write('{\\\"acc\\\": 0.9}')\""
     assert main(["--repo", str(repo), "--command", drift]) == 1
     assert "80.00%" in capsys.readouterr().out
+    # A rerun that writes nothing must not pass on the committed copy that git carried into the clone.
+    assert main(["--repo", str(repo), "--command", "true && rm -f nothing"]) == 1
+    assert "MISSING" in capsys.readouterr().out

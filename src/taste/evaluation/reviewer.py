@@ -148,6 +148,8 @@ def rerun_in_clean_copy(repo: str | Path, workdir: str | Path, command: str = DE
     """git clone repo into workdir/study and run `command` there with this interpreter's bin first on PATH."""
     clone = Path(workdir) / "study"
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(Path(repo).resolve()), str(clone)], check=True)
+    for stale in metrics_files(clone):  # git carries the committed metrics: a stage that silently did not run
+        (clone / stale).unlink()        # must show up as MISSING, not as a perfect match
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     print(f"rerunning the study in {clone}: {command}", flush=True)
     subprocess.run(command, shell=True, cwd=clone, env=env, check=True)
