@@ -106,6 +106,12 @@ def test_load_inputs_round_trip(tmp_path):
     assert all(torch.equal(c2[k], codes[k]) for k in codes) and s2[utts[0].id].shape == (256,)
     with pytest.raises(FileNotFoundError):
         load_inputs(prepared, tmp_path / "nowhere")
+    # A rendition without codes drops its whole pair (with a warning).
+    save_tensor_map(codes_dir / "swap_global.safetensors",
+                    {u.id: codes[u.id].to(torch.int16) for u in utts if u.pair.set != "local" and u.id != "g0_fast"})
+    with pytest.warns(UserWarning, match="dropped 1 incomplete pairs"):
+        u3, _, _ = load_inputs(prepared, codes_dir)
+    assert {u.pair.set for u in u3} == {"local"}
 
 
 class FakeVocoder:

@@ -14,7 +14,7 @@ import torch
 
 from taste.swap.spans import SPAN_RULES, SwapError, span_indices, swap_codes
 
-DEFAULT_MODEL = "models/taste/main"
+DEFAULT_MODEL = "models/taste/tokenizer"
 DEFAULT_VOCODER = "models/vocoder"
 
 

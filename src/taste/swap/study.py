@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -39,21 +40,28 @@ class SwapSettings:
 
 def load_inputs(prepared_dir: str | Path, codes_dir: str | Path, names: Sequence[str] = SWAP_SETS
                 ) -> tuple[list[Utterance], dict[str, Tensor], dict[str, Tensor]]:
-    """Swap manifests, TASTE codes (id -> Long[N_words, n_q]) and speaker embeddings (id -> [256])."""
+    """Swap manifests, TASTE codes (id -> Long[N_words, n_q]) and speaker embeddings (id -> [256]).
+
+    Utterances the tokenizer stage wrote no codes for (it may reject some) are dropped with their pair partner,
+    with a warning; no codes at all is an error.
+    """
     prepared_dir, codes_dir = Path(prepared_dir), Path(codes_dir)
     utts: list[Utterance] = []
     codes: dict[str, Tensor] = {}
     for name in names:
         part = read_manifest(prepared_dir / f"{name}.jsonl")
         store = FeatureStore(codes_dir / f"{name}.safetensors")
-        missing = [u.id for u in part if u.id not in store]
-        if missing:
-            raise KeyError(f"{store.path}: no codes for {len(missing)} utterances, e.g. {missing[:3]}")
-        codes.update({u.id: store.get(u.id).long() for u in part})
+        codes.update({u.id: store.get(u.id).long() for u in part if u.id in store})
         utts += part
+    incomplete = {(u.pair.set, u.pair.pair_id) for u in utts if u.pair is not None and u.id not in codes}
+    kept = [u for u in utts if u.pair is not None and (u.pair.set, u.pair.pair_id) not in incomplete]
+    if incomplete:
+        warnings.warn(f"{codes_dir}: no codes for some utterances; dropped {len(incomplete)} incomplete pairs")
+    if not kept:
+        raise ValueError(f"{codes_dir}: no swap pair has TASTE codes for both renditions")
     spk = FeatureStore(prepared_dir / "speaker_embeddings.safetensors")
-    speakers = {u.id: spk.get(u.id) for u in utts}
-    return utts, codes, speakers
+    speakers = {u.id: spk.get(u.id) for u in kept}
+    return kept, {u.id: codes[u.id] for u in kept}, speakers
 
 
 def plan_jobs(pairs: Sequence[SwapPair], codes: Mapping[str, Tensor], settings: SwapSettings) -> list[list[SwapJob]]:
