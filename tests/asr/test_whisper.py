@@ -133,3 +133,10 @@ def test_load_pretrained_whisper_from_local_folder(model, tok, tmp_path):
     texts = transcribe(loaded, loaded_tok, mels, lengths)
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
     assert special_id(loaded_tok, EOT) == loaded.config.eos_token_id
+
+
+def test_default_token_cap_is_per_utterance(model):
+    mels, lengths = pad_mels(fake_mels([20, 150], seed=5))
+    out = greedy_decode(model, mels, lengths)
+    assert all(len(ids) <= 16 + int(n) // 10 for ids, n in zip(out, lengths))
+    assert out[0] == greedy_decode(model, mels[:1, :, :20], lengths[:1])[0]

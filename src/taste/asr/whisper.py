@@ -140,14 +140,20 @@ def encoder_states(
 @torch.no_grad()
 def greedy_decode(model: AsrWhisper, mels: torch.Tensor, lengths: torch.Tensor | None = None,
                   max_new_tokens: int | None = None) -> list[list[int]]:
-    """Batched, KV-cached greedy decoding; returns each utterance's token ids (prompt and EOT removed)."""
-    feats, mask, _ = _inputs(model, mels, lengths)
+    """Batched, KV-cached greedy decoding; returns each utterance's token ids (prompt and EOT removed).
+
+    At most `max_new_tokens` per utterance (default: 16 + 10 per second of its input)."""
+    feats, mask, lengths = _inputs(model, mels, lengths)
     cfg = model.config
     enc = model.encode(feats, mask).last_hidden_state
     enc_mask = mask[:, ::2]
     prompt = list(getattr(cfg, "asr_prompt", None) or [cfg.decoder_start_token_id])
     limit = cfg.max_target_positions - len(prompt)
-    steps = min(limit, max_new_tokens) if max_new_tokens is not None else limit
+    if max_new_tokens is None:  # speech carries ~4 subwords/s; 10/s + 16 bounds a model that never stops
+        caps = (16 + lengths // 10).clamp(max=limit)  # per utterance, so batching changes nothing
+    else:
+        caps = torch.full((feats.shape[0],), min(limit, max_new_tokens), dtype=torch.long)
+    steps = int(caps.max())
     batch = feats.shape[0]
     tokens = torch.tensor([prompt] * batch, dtype=torch.long)
     out = torch.empty(batch, 0, dtype=torch.long)
@@ -159,11 +165,11 @@ def greedy_decode(model: AsrWhisper, mels: torch.Tensor, lengths: torch.Tensor |
         nxt = model.proj_out(dec.last_hidden_state[:, -1]).argmax(-1)
         nxt = nxt.masked_fill(finished, cfg.eos_token_id)
         out = torch.cat([out, nxt[:, None]], dim=1)
-        finished |= nxt == cfg.eos_token_id
+        finished |= (nxt == cfg.eos_token_id) | (out.shape[1] >= caps)
         if bool(finished.all()):
             break
         tokens = nxt[:, None]
-    return [[t for t in row.tolist()[: _first(row.tolist(), cfg.eos_token_id)]] for row in out]
+    return [row.tolist()[: min(_first(row.tolist(), cfg.eos_token_id), int(cap))] for row, cap in zip(out, caps)]
 
 
 def _first(seq: list[int], value: int) -> int:
