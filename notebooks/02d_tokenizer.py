@@ -53,7 +53,7 @@ seed_everything(seed)
 out = stage_dir(params, "tokenizer")
 paths = P.stage_paths(params)
 parallel = bool(tp.get("parallel_ablations", True))
-set_threads(1 if parallel else params["shared"]["threads"])
+set_threads(params["shared"]["threads"])
 timings = {}
 
 # %% [markdown]
@@ -74,7 +74,8 @@ print({k: len(v) for k, v in items.items()}, f"{timings['encoder_states_s']:.1f}
 # %%
 t0 = time.perf_counter()
 proc = None
-if parallel:
+if parallel:  # two 1-thread processes: this one trains the main model, the other the two ablations
+    set_threads(1)
     cache = paths.models / "cache" / "train.safetensors"
     save_items(cache, items["train"])
     proc = P.launch_ablations(params_path, cache, out / "ablations.log")
