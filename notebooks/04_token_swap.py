@@ -49,7 +49,7 @@ from taste.evaluation.recognizer import Pocketsphinx
 from taste.swap import figures
 from taste.swap.jobs import build_pairs
 from taste.swap.study import load_inputs, plan_jobs, run_audio, run_decoder, settings_from_params
-from taste.swap.summary import build_metrics
+from taste.swap.summary import build_metrics, json_safe
 from taste.tokenizer.model import TasteTokenizer
 from taste.vocoder import UnitVocoder
 
@@ -170,7 +170,8 @@ for key, wav in wavs.items():
 
 # %%
 metrics["stage_seconds"] = round(time.perf_counter() - t_start, 1)
-(out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n", encoding="utf-8")
+(out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n",
+                                  encoding="utf-8")
 d = metrics["duration"]
 lines = [f"- **{s}**: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
          + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")

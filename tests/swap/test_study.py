@@ -159,3 +159,15 @@ def test_figures_written(tmp_path):
              figures.plot_ratio_distributions(rows, tmp_path / "b.png"),
              figures.plot_span_summary(metrics["duration"], tmp_path / "c.png", "t")]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_metrics_are_strict_json():
+    import json
+
+    from taste.swap.summary import json_safe
+
+    metrics = build_metrics(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), n_boot=10, extra={"x": float("nan")})
+    rows, _, _, _ = run(FakeTokenizer())
+    metrics["duration"] = build_metrics(rows, pd.DataFrame(), pd.DataFrame(), n_boot=10)["duration"]
+    text = json.dumps(json_safe(metrics), allow_nan=False)
+    assert json.loads(text)["x"] is None and json_safe({"a": np.int64(3), "b": (np.float32(0.5),)}) == {"a": 3, "b": [0.5]}

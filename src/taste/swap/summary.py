@@ -92,3 +92,16 @@ def build_metrics(rows: pd.DataFrame, audio_rows: pd.DataFrame, utt_rows: pd.Dat
     metrics["goals"] = goals(metrics)
     metrics.update(extra or {})
     return metrics
+
+
+def json_safe(obj):
+    """NaN / inf -> None and numpy scalars -> Python, recursively: metrics.json stays strict JSON for DVC."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
