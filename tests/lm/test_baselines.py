@@ -101,3 +101,27 @@ def test_text_continuation_length(bpe, vocab, tiny_lm, target_words):
     gen = generate_text(tiny_lm, bpe, vocab, "the cat", target_words, Sampling(), torch.Generator().manual_seed(0))
     capped = gen.lm_steps >= target_words * Sampling().max_tokens_per_word - 1
     assert len(gen.text.split()) == target_words or capped
+
+
+def test_paper_profile_loads_local_llama(tmp_path, bpe, vocab, monkeypatch):
+    """pretrained_path: the local Llama and its own tokenizer are used as they are, nothing is trained or copied."""
+    from taste.lm.pipeline import load_text_lm, pretrain_text_lm
+
+    llama = tmp_path / "llama"
+    torch.manual_seed(0)
+    text_lm.build_text_lm(text_lm.debug_config(vocab.size), vocab).save_pretrained(llama)
+    bpe.save(str(llama / "tokenizer.json"))
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "text_pool.txt").write_text("\n\n".join(SENTENCES) + "\n")
+    params = {"shared": {"seed": 0, "paths": {"raw": str(tmp_path / "raw"), "models": str(tmp_path / "models"),
+                                              "outputs": str(tmp_path / "outputs")}},
+              "lm": {"text_lm": {"pretrained_path": str(llama), "context": 8, "heldout_share": 0.25,
+                                 "train": {"steps": 1}}}}
+    run = pretrain_text_lm(params, progress=False)
+    assert run.result is None and run.heldout_ppl > 1
+    assert not (tmp_path / "models/lm/text_lm/model.safetensors").exists()
+    model, tok, loaded_vocab = load_text_lm(tmp_path / "models/lm/text_lm")
+    assert loaded_vocab == run.vocab and tok.get_vocab_size() == bpe.get_vocab_size()
+    ids = torch.randint(0, vocab.size, (1, 5))
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, run.model(input_ids=ids).logits)

@@ -144,3 +144,20 @@ def test_lora_path(tmp_path, vocab, batch):
 def test_load_pretrained_llama_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         text_lm.load_pretrained_llama(tmp_path)
+
+
+def test_pretrained_llama_is_untied_for_checkpoints(tmp_path, vocab):
+    from safetensors.torch import save_file
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tied = LlamaForCausalLM(LlamaConfig(vocab_size=vocab.size, hidden_size=16, intermediate_size=32,
+                                        num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                        tie_word_embeddings=True))
+    tied.save_pretrained(tmp_path / "tied")
+    model = text_lm.load_pretrained_llama(tmp_path / "tied")
+    assert model.lm_head.weight.data_ptr() != model.get_input_embeddings().weight.data_ptr()
+    ids = torch.randint(0, vocab.size, (1, 6))
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, tied(input_ids=ids).logits, atol=1e-6)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "ckpt.safetensors"))

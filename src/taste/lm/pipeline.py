@@ -24,6 +24,7 @@ from taste.units.pipeline import fresh_run_dir, train_config
 
 TOKENIZER_FILE = "tokenizer.json"
 VOCAB_FILE = "lm_vocab.json"
+PRETRAINED_FILE = "pretrained_path.txt"  # the text LM is a local pretrained Llama (paper profile)
 
 
 def lm_dir(params: dict[str, Any]) -> Path:
@@ -76,9 +77,12 @@ def pretrain_text_lm(params: dict[str, Any], progress: bool = True) -> TextLMRun
     held_ds = tl.PackedTextDataset(tok, held, vocab, t["context"])
     out = lm_dir(params) / "text_lm"
     result = None
+    out.mkdir(parents=True, exist_ok=True)
     if t.get("pretrained_path"):
         model = tl.load_pretrained_llama(t["pretrained_path"])
+        (out / PRETRAINED_FILE).write_text(str(t["pretrained_path"]))  # not copied: gigabytes, already local
     else:
+        (out / PRETRAINED_FILE).unlink(missing_ok=True)
         cfg, tcfg = text_lm_config(params, vocab), train_config(t, params)
         torch.manual_seed(params["shared"]["seed"])
         model = tl.build_text_lm(cfg, vocab)
@@ -86,7 +90,6 @@ def pretrain_text_lm(params: dict[str, Any], progress: bool = True) -> TextLMRun
         data = tl.PackedTextDataset(tok, train_stories, vocab, t["context"])
         result = train(model, data, tl.collate_blocks, tl.text_lm_loss, tcfg, rdir, progress=progress)
         tl.save_text_lm(model, out)
-    out.mkdir(parents=True, exist_ok=True)
     tok.save(str(out / TOKENIZER_FILE))
     (out / VOCAB_FILE).write_text(json.dumps(asdict(vocab)))
     ppl = tl.perplexity(model, held_ds, max_blocks=t.get("heldout_blocks", 200))
@@ -102,7 +105,10 @@ def load_text_lm(directory: str | Path):
     if not (d / VOCAB_FILE).is_file():
         raise FileNotFoundError(f"{d / VOCAB_FILE}: missing (run the taslm stage)")
     vocab = tl.LMVocab(**json.loads((d / VOCAB_FILE).read_text()))
-    model = LlamaForCausalLM.from_pretrained(d, local_files_only=True).eval()
+    if (d / PRETRAINED_FILE).is_file():
+        model = tl.load_pretrained_llama((d / PRETRAINED_FILE).read_text().strip()).eval()
+    else:
+        model = LlamaForCausalLM.from_pretrained(d, local_files_only=True).eval()
     return model, Tokenizer.from_file(str(d / TOKENIZER_FILE)), vocab
 
 

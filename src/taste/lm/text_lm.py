@@ -84,14 +84,22 @@ def build_text_lm(config: TextLMConfig, vocab: LMVocab | None = None):
     return LlamaForCausalLM(hf)
 
 
-def load_pretrained_llama(path: str | Path, dtype: torch.dtype = torch.float32):
-    """Load a Llama from a LOCAL folder (config.json + safetensors); never touches the network."""
+def load_pretrained_llama(path: str | Path, dtype: torch.dtype = torch.float32, untie: bool = True):
+    """Load a Llama from a LOCAL folder (config.json + safetensors); never touches the network.
+
+    untie: give lm_head its own copy of tied embeddings (Llama-3.2-1B ties them). The outputs are unchanged;
+    the study's checkpoints are plain safetensors files, which refuse tensors that share memory.
+    """
     from transformers import LlamaForCausalLM
 
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no config.json -- not a local transformers model folder")
-    return LlamaForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
+    model = LlamaForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
+    if untie and model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr():
+        model.lm_head.weight = torch.nn.Parameter(model.get_input_embeddings().weight.detach().clone())
+        model.config.tie_word_embeddings = False
+    return model
 
 
 def apply_lora(model, r: int = 64, alpha: int = 128, dropout: float = 0.0):
