@@ -142,7 +142,7 @@ load = lambda u: probes.ProbeUtterance(u.text, read(u.audio_path))  # noqa: E731
 held_out = [u for split in ("test", "dev") for u in read_manifest(prepared / f"{split}.jsonl")]
 probe_items = {
     "storycloze": probes.storycloze_items(held_out, lambda u: index.get((u.story_id, u.text)), load,
-                                          ev["probes"]["storycloze_items"], seed),
+                                          ev["probes"]["storycloze_items"], seed, params["data"]["speech"]["max_seconds"]),
     "consistency": probes.consistency_items(read_manifest(prepared / "swap_global.jsonl"), load,
                                             ev["probes"]["consistency_items"], seed),
 }
@@ -151,7 +151,11 @@ scorers, scorer_missing = probes.load_system_scorers(probes.ModelPaths(), mel_fn
 probe_results, probe_rows = {}, []
 for system, scorer in scorers.items():
     for name, its in probe_items.items():
-        wins = probes.run_probe(scorer, its)
+        try:
+            wins = probes.run_probe(scorer, its)
+        except (ValueError, RuntimeError) as err:  # reported in the metrics, never silently dropped
+            scorer_missing[f"{system}/{name}"] = f"{type(err).__name__}: {err}"
+            continue
         probe_results.setdefault(system, {})[name] = res = probes.accuracy_with_ci(wins, n_boot, seed)
         probe_rows.append({"system": system, "probe": name, **res})
 probe_table = pd.DataFrame(probe_rows)
@@ -265,6 +269,7 @@ for c in items:
 # %%
 metrics = report.headline_metrics(summary, probe_results, ordering, extra={
     "n_prompts": len(chosen), "llm_judge_configured": int(judge_cfg is not None),
-    "llm_judge_failures": len(judge_errors), "systems_without_probe_scorer": len(scorer_missing)})
+    "llm_judge_failures": len(judge_errors), "probe_failures": len(scorer_missing)})
+(out / "probe_failures.json").write_text(json.dumps(scorer_missing, indent=1))
 report.write_metrics(metrics, out / "metrics.json")
 print(json.dumps(metrics, indent=1)[:3000])

@@ -76,6 +76,11 @@ def test_storycloze_with_text_lm_scorer():
     index = {(sid, s): i for sid, ss in STORIES.items() for i, s in enumerate(ss)}
     items = storycloze_items(utts, lambda u: index.get((u.story_id, u.text)), _loader(levels), n=10, seed=0)
     assert len(items) == 6  # two (i, i+1) pairs per story
+    short = storycloze_items(utts, lambda u: index.get((u.story_id, u.text)), _loader(levels), n=10, seed=0,
+                             max_seconds=2.5)
+    assert 0 < len(short) < 6
+    assert all(len(i.natural.wav) <= 2.5 * SAMPLE_RATE + 1 and len(i.unnatural.wav) <= 2.5 * SAMPLE_RATE + 1
+               for i in short)
     for item in items:
         assert item.natural.text.split()[:3] == item.unnatural.text.split()[:3]  # shared context
         assert item.natural.text != item.unnatural.text

@@ -255,26 +255,31 @@ def splice(a: ProbeUtterance, a_words, b: ProbeUtterance, b_words, k: int) -> Pr
     return ProbeUtterance(a.text, np.concatenate([a.wav[:cut_a], b.wav[cut_b:]]).astype(np.float32))
 
 
-def storycloze_items(utterances, sentence_index: Callable, load: Callable, n: int, seed: int = 0) -> list[ProbeItem]:
+def storycloze_items(utterances, sentence_index: Callable, load: Callable, n: int, seed: int = 0,
+                     max_seconds: float | None = None) -> list[ProbeItem]:
     """Context sentence i of a story followed by its true next sentence vs a sentence of another story.
 
     utterances: Utterance records with story_id; sentence_index(utt) -> position of its text in its story (or None);
     load(utt) -> ProbeUtterance. The distractor is by the same speaker when possible (speaker is not the cue) and
-    has the true ending's word count when possible (length is not the cue).
+    has the true ending's word count when possible (length is not the cue). max_seconds: both candidates must fit
+    (the models' encoders have a fixed window).
     """
+    fits = lambda a, b: max_seconds is None or a.duration + GAP_SECONDS + b.duration <= max_seconds  # noqa: E731
     by_story: dict[str, dict[int, object]] = defaultdict(dict)
     for u in utterances:
         i = sentence_index(u) if u.story_id else None
         if i is not None:
             by_story[u.story_id][i] = u
-    pairs = [(s[i], s[j]) for s in by_story.values() for i in sorted(s) for j in sorted(s) if j == i + 1]
+    pairs = [(s[i], s[i + 1]) for s in by_story.values() for i in sorted(s) if i + 1 in s and fits(s[i], s[i + 1])]
     rng = random.Random(seed)
     rng.shuffle(pairs)
     items = []
-    for context, ending in pairs[:n]:
-        others = [u for u in utterances if u.story_id and u.story_id != context.story_id]
-        if not others:
+    for context, ending in pairs:
+        if len(items) == n:
             break
+        others = [u for u in utterances if u.story_id and u.story_id != context.story_id and fits(context, u)]
+        if not others:
+            continue
         n_words = len(ending.text.split())
         distractor = min(others, key=lambda u: (u.speaker != ending.speaker, abs(len(u.text.split()) - n_words),
                                                 rng.random()))
