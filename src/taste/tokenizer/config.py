@@ -40,7 +40,8 @@ class RVQConfig:
     kmeans_init: bool = True
     quantizer_dropout: bool = True
     commitment_weight: float = 1.0
-    dead_code_threshold: float = 2.0   # restart codes used < this (EMA count); METHOD.md 6 saw level-2 collapse
+    dead_code_threshold: float = 0.05  # restart codes whose EMA usage per step falls below this (METHOD.md 6:
+                                       # level 2 collapsed); relative to words per batch / codebook size
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def config_from_params(params: dict[str, Any], asr_config: Any, *, conditioning:
             value_layer=tp["value_layer"] if value_layer is None else value_layer),
         rvq=RVQConfig(n_quantizers=rv["n_quantizers"], codebook_size=rv["codebook_size"], codebook_dim=rv["codebook_dim"],
                       decay=rv["decay"], kmeans_init=rv["kmeans_init"], quantizer_dropout=rv["quantizer_dropout"],
-                      commitment_weight=rv["commitment_weight"], dead_code_threshold=rv.get("dead_code_threshold", 2.0)),
+                      commitment_weight=rv["commitment_weight"], dead_code_threshold=rv.get("dead_code_threshold", 0.05)),
         decoder=DecoderConfig(n_units=params["units"]["codebook_size"], d_model=dec["d_model"], layers=dec["layers"],
                               n_heads=dec["n_heads"], top_k=dec["top_k"], min_len_ratio=dec["min_len_ratio"],
                               max_len_ratio=dec["max_len_ratio"], max_tokens=asr_config.max_target_positions,
