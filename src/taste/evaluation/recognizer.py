@@ -7,6 +7,7 @@ lacks get one from espeak-ng (IPA mapped to ARPAbet), or a letter-by-letter fall
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
@@ -148,18 +149,20 @@ def build_resources(sentences: Sequence[str], cache_root: str | Path | None = No
         raise ValueError("Pocketsphinx needs at least one non-empty corpus sentence to build its language model")
     key = hashlib.sha256("\n".join(sorted(set(sents))).encode("utf-8")).hexdigest()[:16]
     root = Path(cache_root or Path(tempfile.gettempdir()) / "taste_pocketsphinx") / key
-    lm_path, dict_path = root / "corpus.lm", root / "corpus.dict"
+    lm_path, dict_path, source_path = root / "corpus.lm", root / "corpus.dict", root / "sources.json"
+    if lm_path.is_file() and dict_path.is_file() and source_path.is_file():
+        return lm_path, dict_path, json.loads(source_path.read_text(encoding="utf-8"))
     prons, source = pronunciations([w for s in sents for w in s.split()])
-    if not (lm_path.is_file() and dict_path.is_file()):
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root))  # build beside, then rename: parallel builders never see half files
-        lm = ArpaBoLM(text="\n".join(sorted(set(sents))) + "\n", add_start=True)
-        lm.compute()
-        lm.write_file(str(tmp / "corpus.lm"))
-        _write_dict(tmp / "corpus.dict", prons)
-        os.replace(tmp / "corpus.dict", dict_path)
-        os.replace(tmp / "corpus.lm", lm_path)
-        tmp.rmdir()
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root))  # build beside, then rename: parallel builders never see half files
+    lm = ArpaBoLM(text="\n".join(sorted(set(sents))) + "\n", add_start=True)
+    lm.compute()
+    lm.write_file(str(tmp / "corpus.lm"))
+    _write_dict(tmp / "corpus.dict", prons)
+    (tmp / "sources.json").write_text(json.dumps(source), encoding="utf-8")
+    for name in ("corpus.dict", "corpus.lm", "sources.json"):  # sources last: it marks a complete cache entry
+        os.replace(tmp / name, root / name)
+    tmp.rmdir()
     return lm_path, dict_path, source
 
 
