@@ -1,5 +1,5 @@
 import copy
-import filecmp
+from pathlib import Path
 import json
 
 from taste.data.materialise import materialise
@@ -10,18 +10,20 @@ def _tree(d):
     return sorted(p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file())
 
 
-def test_two_materialisations_give_identical_bytes(tiny_corpus, tiny_params, monkeypatch):
-    first, _ = tiny_corpus
-    monkeypatch.chdir(first.parent)  # manifest paths are relative to cwd: same relative layout for both
-    second = first.parent / (first.name + "_again")
-    materialise(copy.deepcopy(tiny_params), second.relative_to(first.parent))
-    materialise(copy.deepcopy(tiny_params), first.relative_to(first.parent))  # rerun in place: same bytes
-    assert _tree(first) == _tree(second)
+def test_two_materialisations_give_identical_bytes(tiny_corpus, tiny_params, tmp_path, monkeypatch):
+    shared, _ = tiny_corpus  # made earlier in this session, in another folder, with absolute paths
+    monkeypatch.chdir(tmp_path)  # manifest paths are relative to cwd (the repository root in the study)
+    materialise(copy.deepcopy(tiny_params), Path("a"))
+    (tmp_path / "b" / "audio").mkdir(parents=True)
+    (tmp_path / "b" / "audio" / "stale.wav").write_bytes(b"left over from a bigger corpus")
+    materialise(copy.deepcopy(tiny_params), Path("b"))
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert _tree(first) == _tree(second) == _tree(shared)
     for rel in _tree(first):
         a, b = (first / rel).read_bytes(), (second / rel).read_bytes()
-        if rel == "manifest.jsonl":
-            a, b = a.replace(first.name.encode(), b"X"), b.replace(second.name.encode(), b"X")
-        assert a == b, rel
+        assert a.replace(b"a/audio/", b"b/audio/") == b, rel
+        c = (shared / rel).read_bytes().replace(f"{shared.as_posix()}/".encode(), b"a/")
+        assert a == c, rel
 
 
 def test_splits_speakers_and_sizes(tiny_corpus, tiny_params):
