@@ -82,7 +82,7 @@ metrics["text_lm"]
 # measured after training on the dev split.
 
 # %%
-taste = TasteTokenizer.from_pretrained(Path(paths["models"]) / "taste" / "main")
+taste = TasteTokenizer.from_pretrained(lm_params["taste_model"])
 runs, dev_losses = {}, {}
 for variant in lm_params["taslm"]["variants"]:
     _, runs[f"taslm_{variant}"], dev_losses[f"taslm_{variant}"] = P.train_taslm(

@@ -25,7 +25,7 @@ def test_stage_end_to_end(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = P.pretrain_text_lm(params, progress=False)
     assert text.heldout_ppl > 1 and len(text.result.history) > 0
-    taste = TasteTokenizer.from_pretrained("models/taste/main")
+    taste = TasteTokenizer.from_pretrained(params["lm"]["taste_model"])
     for variant in ("token", "embed"):
         model, result, dev = P.train_taslm(params, variant, text.model, text.tokenizer, text.vocab, taste,
                                            progress=False)

@@ -56,7 +56,7 @@ def build_world(root: Path, repo_params: Path, n_per_split: int = 6) -> dict:
                                           max_tokens=asr.config.max_target_positions,
                                           ffn_dim=asr.config.decoder_ffn_dim))
     main = TasteTokenizer.from_asr(cfg, asr, bpe, stage="rvq").eval()
-    main.save_pretrained(root / "models/taste/main")
+    main.save_pretrained(root / "models/taste/tokenizer")
     text_only = TasteTokenizer.from_asr(cfg, asr, bpe, stage="text_only").eval()
     text_only.save_pretrained(root / "models/taste/text_only")
     build_debug_vocoder(speaker_dim=256, n_units=N_UNITS).save_pretrained(root / "models/vocoder")

@@ -153,6 +153,8 @@ def generate_continuation(system: str, pp: PreparedPrompt, systems: Systems, s: 
         timings.pop("encode_s", None)  # these systems do not read the prompt's TASTE codes
     t0 = time.perf_counter()
     if system == "s3_lm":
+        if pp.units is None:
+            raise ValueError(f"prompt {pp.prompt.prompt_id}: the S3-unit LM needs the prompt's units (none found)")
         gen = generate_s3(systems.s3_lm, systems.tokenizer, systems.vocab, pp.text, pp.units, target_words,
                           max_units, s, g)
         return Draft(system, pp, gen.text, gen.lm_steps, {**timings, "lm_s": time.perf_counter() - t0,
@@ -260,10 +262,10 @@ def load_systems(params: dict[str, Any], systems: Sequence[str] = SYSTEMS) -> Sy
     out = Systems(tokenizer=tok, vocab=vocab, text_lm=text_lm, vocoder=UnitVocoder.from_pretrained(models / "vocoder"),
                   mel_cfg=MelConfig.from_dict(params["shared"]["features"], params["shared"]["sample_rate"]),
                   asr=load_asr(models / "asr"), asr_tokenizer=load_bpe(models / "asr"),
-                  taste=TasteTokenizer.from_pretrained(models / "taste" / "main"),
+                  taste=TasteTokenizer.from_pretrained(params["lm"]["taste_model"]),
                   unit_rate_hz=params["units"]["rate_hz"])
     if "cascade" in systems:
-        out.taste_text_only = TasteTokenizer.from_pretrained(models / "taste" / "text_only")
+        out.taste_text_only = TasteTokenizer.from_pretrained(params["lm"]["taste_text_only"])
     for name in systems:
         if name.startswith("taslm_"):
             out.taslm[name.split("_", 1)[1]] = TASLM.from_pretrained(lm_dir(params) / name)
