@@ -107,7 +107,8 @@ for utt in [u for u in swap_global if u.pair.set == "global_rate"][:2] + swap_lo
 
 # %%
 stage_metrics = {
-    **{k: metrics[k] for k in ("utterances", "hours", "speakers", "words_per_second", "alignment_coverage",
+    **{k: metrics[k] for k in ("utterances", "hours", "speakers", "words_per_second", "words_per_second_by_speaker",
+                               "alignment_coverage",
                                "total_hours", "n_input", "n_rejected", "rejection_share", "n_repaired",
                                "phone_inventory")},
     "n_speakers_total": int(df["speaker"].nunique()),

@@ -90,6 +90,8 @@ def test_feature_store_round_trip(tmp_path):
     store = FeatureStore(tmp_path / "f.safetensors")
     assert set(store.keys()) == {"a", "b"} and len(store) == 2 and "a" in store
     assert torch.allclose(store.get("b"), feats["b"].half().float())
+    import pickle
+    assert torch.equal(pickle.loads(pickle.dumps(store)).get("a"), store.get("a"))
     with pytest.raises(KeyError, match="zzz"):
         store.get("zzz")
     with pytest.raises(FileNotFoundError):

@@ -24,6 +24,12 @@ class FeatureStore:
         self._keys = tuple(self._file.keys())
         self._key_set = frozenset(self._keys)
 
+    def __getstate__(self) -> dict:  # DataLoader workers get the path and reopen the file themselves
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])
+
     def get(self, utt_id: str) -> torch.Tensor:
         if utt_id not in self._key_set:
             raise KeyError(f"{self.path}: no entry for utterance {utt_id!r}")
