@@ -58,6 +58,10 @@ def decode_jobs(tokenizer: Any, jobs: Sequence[SwapJob], speakers: Mapping[str, 
         if _job_key(job) not in unique:
             unique[_job_key(job)] = len(order)
             order.append(job)
+    # Batches of similar length waste fewer sampling steps on rows that already finished.
+    by_length = sorted(range(len(order)), key=lambda k: len(order[k].pair.text.split()))
+    order = [order[k] for k in by_length]
+    unique = {_job_key(job): k for k, job in enumerate(order)}
     results: list[Decoded] = []
     batched = hasattr(tokenizer, "decode_batch") and hasattr(tokenizer, "codes_to_vectors")
     for start in range(0, len(order), batch_size):
