@@ -133,7 +133,7 @@ def encoder_states(
     for layer in layers:
         if not -len(states) <= layer < len(states):
             raise IndexError(f"encoder layer {layer} out of range: the encoder has {len(states) - 1} layers")
-        out[layer] = states[layer][:, :n_states] * valid
+        out[layer] = (states[layer][:, :n_states] * valid).contiguous()
     return out
 
 
