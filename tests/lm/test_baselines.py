@@ -125,3 +125,19 @@ def test_paper_profile_loads_local_llama(tmp_path, bpe, vocab, monkeypatch):
     ids = torch.randint(0, vocab.size, (1, 5))
     with torch.no_grad():
         assert torch.allclose(model(input_ids=ids).logits, run.model(input_ids=ids).logits)
+
+
+def test_first_generated_token_starts_a_new_word(bpe, vocab, tiny_lm):
+    """The prompt ends on a word boundary: the continuation never glues a subword onto its last word."""
+    from taste.lm.generate import _WordCounter
+
+    counter = _WordCounter(bpe, vocab, bpe.encode("the cat").ids)
+    banned = set(counter.non_starters())
+    assert banned and all(not counter.starts_word(i) for i in banned)
+    assert all(counter.starts_word(i) for i in range(vocab.base_size) if i not in banned
+               and bpe.id_to_token(i).startswith("▁"))
+    for seed in range(5):
+        gen = generate_text(tiny_lm, bpe, vocab, "the cat", 2, Sampling(top_p=1.0, temperature=2.0),
+                            torch.Generator().manual_seed(seed))
+        full = bpe.decode(bpe.encode("the cat").ids) + " " + gen.text
+        assert full.split()[:2] == ["the", "cat"]

@@ -94,7 +94,7 @@ def test_every_system_continues_every_prompt(system, systems, utts, codes, tmp_p
     for rec, pp in zip(map(json.loads, lines), prepared):
         assert rec["prompt_id"] == pp.prompt.prompt_id and rec["prompt_text"] == pp.text
         wav = read_audio(rec["wav_path"], 16000)
-        assert len(wav) == max(len(rec["units"]) * 640, 1600)
+        assert len(wav) == (len(rec["units"]) * 640 if rec["units"] else 1600)  # silence when nothing to say
         assert rec["generated_seconds"] == pytest.approx(len(rec["units"]) / 25)
         t = rec["timings"]
         assert t["end_to_end_s"] == pytest.approx(sum(v for k, v in t.items() if k != "end_to_end_s"), abs=1e-3)

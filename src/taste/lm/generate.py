@@ -78,11 +78,27 @@ class _WordCounter:
     def n_words(self) -> int:
         return len(self.text.split())
 
+    def non_starters(self) -> tuple[int, ...]:
+        """Ids that would extend the current last word: banned at the first step, so the prompt's words stay whole."""
+        key = id(self.tok)
+        if key not in _NON_STARTERS:
+            probe = self.tok.encode("a").ids
+            base = self.tok.decode(probe)
+            _NON_STARTERS[key] = tuple(i for i in range(self.vocab.base_size)
+                                       if not is_new_word(base, self.tok.decode(probe + [i])))
+        return _NON_STARTERS[key]
 
-def _banned(vocab: LMVocab, words: _WordCounter, n_prompt: int, target_words: int) -> tuple[int, ...]:
-    """bos and pad never; eos until the continuation has its target number of words."""
+
+_NON_STARTERS: dict[int, tuple[int, ...]] = {}  # per tokenizer object (tokenizers.Tokenizer is not hashable)
+
+
+def _banned(vocab: LMVocab, words: _WordCounter, n_prompt: int, target_words: int,
+            first: bool = False) -> tuple[int, ...]:
+    """bos and pad never; eos until the continuation has its target number of words; at the first step
+    anything that is not a word start (the prompt ends on a word boundary)."""
     early = words.n_words - n_prompt < target_words
-    return (vocab.bos, vocab.pad, vocab.eos) if early else (vocab.bos, vocab.pad)
+    banned = (vocab.bos, vocab.pad, vocab.eos) if early else (vocab.bos, vocab.pad)
+    return banned + words.non_starters() if first and n_prompt > 0 else banned
 
 
 @dataclass
@@ -101,7 +117,8 @@ def generate_text(lm, tokenizer, vocab: LMVocab, prompt_text: str, target_words:
     out = lm(input_ids=torch.tensor([ids]), use_cache=True)
     steps, generated = 0, []
     for _ in range(target_words * s.max_tokens_per_word):
-        token = sample_top_p(out.logits[0, -1], ids, s, generator, _banned(vocab, words, n_prompt, target_words))
+        banned = _banned(vocab, words, n_prompt, target_words, first=steps == 0)
+        token = sample_top_p(out.logits[0, -1], ids, s, generator, banned)
         if token == vocab.eos or (words.starts_word(token) and words.n_words - n_prompt >= target_words):
             break
         words.push(token)
@@ -158,7 +175,8 @@ def generate_taslm(model, codebook: Codebook, tokenizer, vocab: LMVocab, word_id
     steps = 0
     for _ in range(target_words * s.max_tokens_per_word):
         hidden = out.hidden[0, -1]
-        token = sample_top_p(out.text_logits[0, -1], ids, s, generator, _banned(vocab, words, n_prompt, target_words))
+        banned = _banned(vocab, words, n_prompt, target_words, first=steps == 0)
+        token = sample_top_p(out.text_logits[0, -1], ids, s, generator, banned)
         new_word = token == vocab.eos or words.starts_word(token)
         done = token == vocab.eos or (new_word and words.n_words - n_prompt >= target_words)
         if new_word and words.n_words > 0:
@@ -206,13 +224,15 @@ def generate_s3(model, tokenizer, vocab: LMVocab, prompt_text: str, prompt_units
     unit_logits, text_logits, past = out
     words = _WordCounter(tokenizer, vocab, text[1:])
     n_prompt, text_done, steps, new_units = words.n_words, False, 0, []
+    n_text_prompt = len(text)
     for t in range(n_prefill, len(units) + max_units):
         if t < len(text):
             next_text = text[t]
         elif text_done:
             next_text = vocab.pad
         else:
-            next_text = sample_top_p(text_logits[0, -1], text, s, generator, _banned(vocab, words, n_prompt, target_words))
+            banned = _banned(vocab, words, n_prompt, target_words, first=len(text) == n_text_prompt)
+            next_text = sample_top_p(text_logits[0, -1], text, s, generator, banned)
             if next_text == vocab.eos or (words.starts_word(next_text) and words.n_words - n_prompt >= target_words):
                 next_text, text_done = vocab.eos, True
             words.push(next_text)
