@@ -139,10 +139,11 @@ df.to_csv(out / "judgements.csv", index=False)
 # %%
 index = {(st.story_id, normalise(s)): i for st in stories for i, s in enumerate(st.sentences)}
 load = lambda u: probes.ProbeUtterance(u.text, read(u.audio_path))  # noqa: E731
+window_s = probes.encoder_window_seconds(Path(paths["models"]) / "asr", mel_cfg.frames_per_second)
 held_out = [u for split in ("test", "dev") for u in read_manifest(prepared / f"{split}.jsonl")]
 probe_items = {
     "storycloze": probes.storycloze_items(held_out, lambda u: index.get((u.story_id, u.text)), load,
-                                          ev["probes"]["storycloze_items"], seed, params["data"]["speech"]["max_seconds"]),
+                                          ev["probes"]["storycloze_items"], seed, window_s),
     "consistency": probes.consistency_items(read_manifest(prepared / "swap_global.jsonl"), load,
                                             ev["probes"]["consistency_items"], seed),
 }

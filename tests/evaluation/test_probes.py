@@ -262,3 +262,14 @@ def test_load_system_scorers_reports_missing_models(tmp_path):
     assert np.isfinite(ll) and ll < 0
     none, why = load_system_scorers(ModelPaths(text_lm=str(tmp_path / "nothing")), lambda w: None, ["cascade"])
     assert none == {} and "text LM" in why["cascade"]
+
+
+def test_encoder_window_seconds(tmp_path):
+    import json
+
+    from taste.evaluation.probes import encoder_window_seconds
+
+    (tmp_path / "config.json").write_text(json.dumps({"max_source_positions": 500}))
+    assert encoder_window_seconds(tmp_path) == 10.0
+    with pytest.raises(FileNotFoundError, match="asr stage"):
+        encoder_window_seconds(tmp_path / "none")

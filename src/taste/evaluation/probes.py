@@ -11,6 +11,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -176,6 +177,17 @@ class ModelPaths:
     text_lm: str = "models/lm/text_lm"  # also holds the LM's tokenizer.json and lm_vocab.json
     taslm: str = "models/lm/taslm_{variant}"
     s3_lm: str = "models/lm/s3_lm"
+
+
+def encoder_window_seconds(asr_dir: str | Path, frames_per_second: float = 100.0) -> float:
+    """Longest audio the study's Whisper encoder (also TASTE's speech encoder) accepts: 2 x max_source_positions
+    mel frames. Probe candidates longer than this cannot be scored."""
+    import json
+
+    path = Path(asr_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no ASR config (run the asr stage)")
+    return 2 * int(json.loads(path.read_text())["max_source_positions"]) / frames_per_second
 
 
 def load_system_scorers(paths: ModelPaths, mel_fn: Callable[[np.ndarray], Tensor],
