@@ -273,3 +273,25 @@ def test_encoder_window_seconds(tmp_path):
     assert encoder_window_seconds(tmp_path) == 10.0
     with pytest.raises(FileNotFoundError, match="asr stage"):
         encoder_window_seconds(tmp_path / "none")
+
+
+def test_s3_scorer_end_to_end_with_debug_models():
+    from taste.data.features import MelConfig, log_mel
+    from taste.evaluation.probes import s3_scorer, s3_unit_loglik
+    from taste.lm.data import collate_s3, s3_example
+    from taste.lm.s3_lm import S3LMConfig, S3UnitLM
+    from taste.lm.text_lm import LMVocab
+    from taste.units.model import build_debug_unit_tokenizer
+
+    torch.manual_seed(0)
+    units_model = build_debug_unit_tokenizer().eval()
+    lm = S3UnitLM(_debug_llama(), S3LMConfig(n_units=units_model.cfg.codebook_size)).eval()
+    vocab = LMVocab(base_size=30, bos=30, eos=31, pad=32)
+    mel_fn = lambda w: log_mel(w, MelConfig())  # noqa: E731
+    scorer = s3_scorer(lm, units_model, _FakeBPE(), vocab, mel_fn)
+    wav = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    units = scorer.encode_units(wav)
+    assert len(units) == 25 and all(0 <= u < units_model.cfg.codebook_size for u in units)  # 1 s at 25 Hz
+    ex = s3_example(_FakeBPE().encode("abc").ids, torch.tensor(units), vocab, lm.config.n_units, 1000)
+    expected = s3_unit_loglik(lm, collate_s3([ex], vocab.pad, lm.config.n_units))
+    assert scorer.score(ProbeUtterance("abc", wav)) == pytest.approx(expected)
