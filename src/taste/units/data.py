@@ -60,6 +60,16 @@ def unit_tokenizer_loss(model: UnitTokenizer, batch: dict[str, Any]) -> tuple[Te
     out = model(batch["mel"], batch["lengths"])
     ctc = ctc_loss(out, batch["targets"], batch["target_lengths"])
     loss = ctc + out["commit_loss"]
+    logs = {"ctc": float(ctc.detach()), "commit": float(out["commit_loss"].detach())}
+    if "inter_logits" in out:
+        inter = ctc_loss(out, batch["targets"], batch["target_lengths"], key="inter_logits")
+        loss = loss + model_config(model).inter_ctc_weight * inter
+        logs["inter_ctc"] = float(inter.detach())
     units = out["units"][out["units"] >= 0]
-    used = float(torch.unique(units).numel()) if units.numel() else 0.0
-    return loss, {"ctc": float(ctc.detach()), "commit": float(out["commit_loss"].detach()), "batch_codes_used": used}
+    logs["batch_codes_used"] = float(torch.unique(units).numel()) if units.numel() else 0.0
+    return loss, logs
+
+
+def model_config(model: torch.nn.Module):
+    """The UnitTokenizerConfig of a model, also when a wrapper (DDP, compile) holds it as .module."""
+    return getattr(model, "cfg", None) or model.module.cfg

@@ -45,6 +45,7 @@ class UnitTokenizerConfig:
     ema_decay: float = 0.95           # fast EMA: the study trains ~1.5k steps, not 100k+
     dead_code_threshold: float = 2.0  # codes with EMA cluster size below this are restarted from batch vectors
     n_phones: int = 64                # CTC classes excluding blank (blank = 0, phone i -> i + 1)
+    inter_ctc_weight: float = 0.3     # CTC on the pre-VQ states too: they become phonetic sooner, so do the codes
 
     def __post_init__(self) -> None:
         if self.frame_rate_hz % self.rate_hz:
@@ -122,6 +123,7 @@ class UnitTokenizer(nn.Module):
             kmeans_iters=10, threshold_ema_dead_code=cfg.dead_code_threshold, commitment_weight=cfg.commitment_weight)
         self.head = transformer_stack(cfg, cfg.head_layers)
         self.ctc_proj = nn.Linear(cfg.d_model, cfg.n_phones + 1)
+        self.inter_ctc_proj = nn.Linear(cfg.d_model, cfg.n_phones + 1) if cfg.inter_ctc_weight > 0 else None
 
     def _encode(self, mel: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """-> pre-quantisation states Tensor[B, U, D], unit_lengths [B], valid mask [B, U]."""
@@ -137,12 +139,15 @@ class UnitTokenizer(nn.Module):
         """mel: Tensor[B, n_mels, F], lengths: [B] valid frames.
 
         Returns logits [B, U, n_phones + 1] (CTC, blank 0), units [B, U] (-1 at padding), unit_lengths [B],
-        commit_loss (scalar).
+        commit_loss (scalar), and inter_logits [B, U, n_phones + 1] (CTC on the pre-VQ states) when enabled.
         """
         h, unit_lengths, mask = self._encode(mel, lengths)
         q, units, commit_loss = self.vq(h, mask=mask)
         logits = self.ctc_proj(self.head(q, src_key_padding_mask=~mask))
-        return {"logits": logits, "units": units, "unit_lengths": unit_lengths, "commit_loss": commit_loss.sum()}
+        out = {"logits": logits, "units": units, "unit_lengths": unit_lengths, "commit_loss": commit_loss.sum()}
+        if self.inter_ctc_proj is not None:
+            out["inter_logits"] = self.inter_ctc_proj(h)
+        return out
 
     def unit_vectors(self, units: Tensor) -> Tensor:
         """Codebook vectors of units: LongTensor[B, U] -> Tensor[B, U, D] (the inverse of quantisation)."""
@@ -190,7 +195,7 @@ def build_debug_unit_tokenizer(**overrides) -> UnitTokenizer:
     return UnitTokenizer(debug_config(**overrides))
 
 
-def ctc_loss(out: dict[str, Tensor], targets: Tensor, target_lengths: Tensor) -> Tensor:
-    """Mean CTC loss; targets: concatenated LongTensor[sum(target_lengths)] of phone ids + 1 (blank 0)."""
-    log_probs = out["logits"].float().log_softmax(-1).transpose(0, 1)   # (U, B, C)
+def ctc_loss(out: dict[str, Tensor], targets: Tensor, target_lengths: Tensor, key: str = "logits") -> Tensor:
+    """Mean CTC loss of out[key]; targets: concatenated LongTensor[sum(target_lengths)] of phone ids + 1 (blank 0)."""
+    log_probs = out[key].float().log_softmax(-1).transpose(0, 1)   # (U, B, C)
     return F.ctc_loss(log_probs, targets, out["unit_lengths"], target_lengths, blank=0, zero_infinity=True)

@@ -31,7 +31,8 @@ def unit_config(params: dict[str, Any], n_phones: int) -> UnitTokenizerConfig:
         n_mels=feats["n_mels"], frame_rate_hz=params["shared"]["sample_rate"] // feats["hop_length"],
         rate_hz=u["rate_hz"], d_model=u["d_model"], encoder_layers=u["encoder_layers"], head_layers=u["head_layers"],
         n_heads=u["n_heads"], codebook_size=u["codebook_size"], commitment_weight=u["commitment_weight"],
-        ema_decay=u.get("ema_decay", 0.95), dead_code_threshold=u.get("dead_code_threshold", 2.0), n_phones=n_phones)
+        ema_decay=u.get("ema_decay", 0.95), dead_code_threshold=u.get("dead_code_threshold", 2.0),
+        inter_ctc_weight=u.get("inter_ctc_weight", 0.3), n_phones=n_phones)
 
 
 def train_config(section: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
