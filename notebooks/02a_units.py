@@ -65,7 +65,6 @@ params["units"], backend, vocab.n_phones, len(test_utts)
 # checkpoints under `models/units/training/` (an interrupted run resumes), the curve in `history.jsonl`.
 
 # %%
-t0 = time.perf_counter()
 if backend == "trained":
     model, vocab, result = train_unit_tokenizer(params, model_dir)
     history = pd.DataFrame([r for r in result.history if "ctc" in r])
