@@ -71,7 +71,7 @@ def random_run(params: dict, n_prompts: int, target_words: int) -> list[dict]:
                                           t["context"]), vocab).eval()
     n_q, k, dim = params["tokenizer"]["rvq"]["n_quantizers"], params["tokenizer"]["rvq"]["codebook_size"], 64
     book = _RandomCodebook(n_q, k, dim)
-    taslm = TASLM(lm, taslm_config(params, "token", n_q, dim), keep_reference=False).eval()
+    taslm = TASLM(lm, taslm_config(params, "token", n_q, dim, k), keep_reference=False).eval()
     n_units = params["units"]["codebook_size"]
     s3 = S3UnitLM(lm, S3LMConfig(n_units=n_units)).eval()
     rate, spw = params["units"]["rate_hz"], 60.0 / (sum(params["data"]["speech"]["rate_wpm"]) / 2)

@@ -79,6 +79,5 @@ def build_world(root: Path, repo_params: Path, n_per_split: int = 6) -> dict:
     lm["text_lm"]["heldout_share"] = 0.25
     lm["continuation"].update(n_prompts=3, target_words=3, prompt_seconds=[0.5, 1.5])
     params["units"]["codebook_size"] = N_UNITS
-    params["tokenizer"]["rvq"]["codebook_size"] = 16
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return params

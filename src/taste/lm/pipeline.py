@@ -127,10 +127,11 @@ def _fresh_lm(base, lora_r: int, lora_alpha: int):
     return tl.apply_lora(lm, lora_r, lora_alpha) if lora_r > 0 else lm
 
 
-def taslm_config(params: dict[str, Any], variant: str, n_q: int, taste_dim: int) -> TASLMConfig:
+def taslm_config(params: dict[str, Any], variant: str, n_q: int, taste_dim: int, codebook_size: int) -> TASLMConfig:
+    """TASLM settings from params; the RVQ shape (n_q, codebook size, vector dim) comes from the trained tokenizer."""
     t = params["lm"]["taslm"]
     r, alpha = _lora(params)
-    return TASLMConfig(variant=variant, n_q=n_q, codebook_size=params["tokenizer"]["rvq"]["codebook_size"],
+    return TASLMConfig(variant=variant, n_q=n_q, codebook_size=codebook_size,
                        taste_dim=taste_dim, fusion_init=tuple(t["fusion_init"]), text_kl_weight=t["text_kl_weight"],
                        text_ce_weight=t["text_ce_weight"], text_weight=t["text_weight"],
                        taste_weight=t["taste_weight"], lora_r=r, lora_alpha=alpha)
@@ -167,7 +168,8 @@ def train_taslm(params: dict[str, Any], variant: str, base_lm, tok, vocab: tl.LM
     train_ds = taslm_data(params, "train", tok, vocab, taste)
     dev_ds = taslm_data(params, "dev", tok, vocab, taste)
     ex = train_ds[0]
-    cfg = taslm_config(params, variant, ex.target_codes.shape[1], ex.taste_vectors.shape[1])
+    cfg = taslm_config(params, variant, ex.target_codes.shape[1], ex.taste_vectors.shape[1],
+                       taste.cfg.rvq.codebook_size)
     tcfg = train_config(params["lm"]["taslm"], params)
     torch.manual_seed(params["shared"]["seed"])
     model = TASLM(_fresh_lm(base_lm, cfg.lora_r, cfg.lora_alpha), cfg)
