@@ -39,17 +39,20 @@ def build_decoder(params: dict) -> UnitDecoder:
     return model
 
 
-def time_generate(model: UnitDecoder, batch: int, seed: int = 0) -> tuple[float, float]:
-    """-> (seconds for one batched generate of `batch` sentences, mean units per word)."""
+def time_generate(model: UnitDecoder, batch: int, seed: int = 0) -> tuple[float, float, float]:
+    """-> (wall seconds for one batched generate of `batch` sentences, mean units per word, CPU seconds).
+
+    CPU seconds (all threads) divided by the thread count approximate the wall time on an idle machine;
+    the wall time alone is inflated whenever other jobs share the cores."""
     g = torch.Generator().manual_seed(seed)
     fused = torch.randn(batch, N_WORDS, model.cfg.d_model, generator=g)
     mask = torch.ones(batch, N_WORDS, dtype=torch.bool)
     speaker = torch.randn(batch, model.cfg.speaker_dim, generator=g)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     streams = model.generate(fused, mask, speaker, seed=seed)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     units = np.mean([sum(1 for t in s if t < model.bnd) / N_WORDS for s in streams])
-    return seconds, float(units)
+    return seconds, float(units), cpu
 
 
 def estimate_decodes(params: dict) -> int:
@@ -126,8 +129,9 @@ def main() -> None:
     batch = args.batch or int(params["swap"]["batch_size"])
     model = build_decoder(params)
     time_generate(model, 2)  # warm-up
-    t_batch, units = time_generate(model, batch)
-    t_single = sum(time_generate(model, 1, seed=s)[0] for s in range(4)) / 4
+    t_batch, units, cpu_batch = time_generate(model, batch)
+    t_single = sum(time_generate(model, 1, seed=s)[0] for s in range(2)) / 2
+    threads = int(params["shared"]["threads"])
     scale = TARGET_UNITS_PER_WORD / max(units, 1e-6)  # sampling steps grow with units per word
     n_decodes = estimate_decodes(params)
     result = {
@@ -137,6 +141,8 @@ def main() -> None:
         "batching_speedup": round(t_single / (t_batch / batch), 1),
         "default_study_decodes": n_decodes,
         "estimated_decode_s": round(n_decodes / batch * t_batch * scale, 1),
+        "batched_cpu_s_per_sentence": round(cpu_batch / batch, 4),
+        "estimated_decode_s_idle_machine": round(n_decodes / batch * cpu_batch / threads * scale, 1),
         "audio": bench_audio(params), "swap": bench_swap_codes(),
     }
     audio_utts = int(params["swap"]["audio_pairs"]) * (7 + 7 + 5)  # global_rate, global_pitch, local jobs
