@@ -39,7 +39,7 @@ from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest
 from taste.lm import pipeline as P
-from taste.lm.continuation import (SYSTEMS, load_systems, prepare_prompt, run_system, sampling_from_params,
+from taste.lm.continuation import (load_systems, prepare_prompt, run_system, sampling_from_params,
                                    seconds_per_word, select_prompts, write_prompts)
 from taste.lm.data import load_code_table
 from taste.lm.report import records_frame, speed_table, step_ratio
@@ -148,7 +148,8 @@ test_utts = read_manifest(Path(paths["prepared"]) / "test.jsonl")
 prompts = select_prompts(test_utts, cont["n_prompts"], tuple(cont["prompt_seconds"]), params["shared"]["seed"])
 cont_root = Path(paths["outputs"]) / "continuations"
 write_prompts(prompts, cont_root / "prompts.jsonl")
-systems = load_systems(params, SYSTEMS)
+system_names = ["cascade", "s3_lm", *(f"taslm_{v}" for v in lm_params["taslm"]["variants"])]
+systems = load_systems(params, system_names)
 units_test = load_code_table(Path(paths["units"]) / "test.safetensors")
 speakers = FeatureStore(Path(paths["prepared"]) / "speaker_embeddings.safetensors")
 prepared = [prepare_prompt(p, systems, units_test, speakers) for p in prompts]
@@ -160,7 +161,7 @@ print(f"{len(prompts)} prompts; ASR text used for {asr_share:.0%}; S3 LM unit ca
 # %%
 sampling = sampling_from_params(params)
 records = {}
-for system in SYSTEMS:
+for system in system_names:
     t0 = time.perf_counter()
     records[system] = run_system(system, prepared, systems, sampling, cont["target_words"], max_units,
                                  params["shared"]["seed"], cont_root, decode_batch=cont["decode_batch"])
@@ -201,7 +202,7 @@ metrics["continuation"]["s3_over_taslm_step_ratio"]
 # %%
 for pp in prepared[:2]:
     display(Markdown(f"**prompt** ({pp.prompt.end_s:.1f} s, ASR): *{pp.text}*"))
-    for system in SYSTEMS:
+    for system in system_names:
         rec = next(r for r in records[system] if r["prompt_id"] == pp.prompt.prompt_id)
         display(Markdown(f"`{system}`: {rec['continuation_text']}"))
         display(Audio(rec["wav_path"]))
