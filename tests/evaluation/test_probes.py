@@ -79,6 +79,10 @@ def test_storycloze_with_text_lm_scorer():
     short = storycloze_items(utts, lambda u: index.get((u.story_id, u.text)), _loader(levels), n=10, seed=0,
                              max_seconds=2.5)
     assert 0 < len(short) < 6
+    gappy = [u for u in utts if not u.id.endswith("_1")]  # sentence 1 has no audio: 0 -> 2 is the next pair
+    gappy_items = storycloze_items(gappy, lambda u: index.get((u.story_id, u.text)), _loader(levels), n=10, seed=0)
+    assert len(gappy_items) == 3
+    assert all(i.natural.text == f"{STORIES[i.item_id[6:8]][0]} {STORIES[i.item_id[6:8]][2]}" for i in gappy_items)
     assert all(len(i.natural.wav) <= 2.5 * SAMPLE_RATE + 1 and len(i.unnatural.wav) <= 2.5 * SAMPLE_RATE + 1
                for i in short)
     for item in items:

@@ -269,7 +269,8 @@ def splice(a: ProbeUtterance, a_words, b: ProbeUtterance, b_words, k: int) -> Pr
 
 def storycloze_items(utterances, sentence_index: Callable, load: Callable, n: int, seed: int = 0,
                      max_seconds: float | None = None) -> list[ProbeItem]:
-    """Context sentence i of a story followed by its true next sentence vs a sentence of another story.
+    """Context sentence i of a story followed by its true next sentence (the next one with audio) vs a sentence of
+    another story.
 
     utterances: Utterance records with story_id; sentence_index(utt) -> position of its text in its story (or None);
     load(utt) -> ProbeUtterance. The distractor is by the same speaker when possible (speaker is not the cue) and
@@ -282,7 +283,8 @@ def storycloze_items(utterances, sentence_index: Callable, load: Callable, n: in
         i = sentence_index(u) if u.story_id else None
         if i is not None:
             by_story[u.story_id][i] = u
-    pairs = [(s[i], s[i + 1]) for s in by_story.values() for i in sorted(s) if i + 1 in s and fits(s[i], s[i + 1])]
+    # Context i and the next sentence of the same story that has audio (i + 1 when the corpus has it).
+    pairs = [(s[i], s[j]) for s in by_story.values() for i, j in zip(sorted(s), sorted(s)[1:]) if fits(s[i], s[j])]
     rng = random.Random(seed)
     rng.shuffle(pairs)
     items = []
