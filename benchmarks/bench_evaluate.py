@@ -100,7 +100,7 @@ def timed(fn, *args):
     return result, time.perf_counter() - t0
 
 
-def bench(root: Path, items_default: int) -> dict:
+def bench(root: Path, items_default: int, quality_default: int) -> dict:
     from taste.data.audio_io import read_audio
     from taste.data.features import MelConfig
     from taste.data.records import read_manifest
@@ -133,11 +133,15 @@ def bench(root: Path, items_default: int) -> dict:
              "minilm_per_item": t_enc / len(wavs), "reference_lm_fit": t_lm}
     mean_s = seconds / len(wavs)
     default_audio_s = items_default * len(SYSTEMS) * mean_s
+    quality_audio_s = quality_default * len(SYSTEMS) * mean_s
+    estimate = (default_audio_s * (per_s["pocketsphinx"] + per_s["speaker"] + per_s["study_asr"])
+                + quality_audio_s * per_s["dnsmos"] + sum(fixed.values()) + items_default * len(SYSTEMS)
+                * fixed["minilm_per_item"] * 2)
     return {"items": len(wavs), "audio_seconds": round(seconds, 1), "mean_item_seconds": round(mean_s, 2),
             "seconds_per_audio_second": {k: round(v, 3) for k, v in per_s.items()},
             "fixed_seconds": {k: round(v, 2) for k, v in fixed.items()},
-            "estimated_default_judging_s": round(default_audio_s * sum(per_s.values()) + sum(fixed.values()), 1),
-            "items_default": items_default}
+            "estimated_default_judging_s": round(estimate, 1),
+            "items_default": items_default, "quality_items_default": quality_default}
 
 
 def main() -> None:
@@ -150,7 +154,8 @@ def main() -> None:
     set_threads(params["shared"]["threads"])
     root = Path(args.world) if args.world else Path(tempfile.mkdtemp(prefix="bench-evaluate-"))
     _, t_build = timed(build_world, root, args.items)
-    result = bench(root, params["evaluation"]["items_per_system"])
+    ev = params["evaluation"]
+    result = bench(root, ev["items_per_system"], ev["quality_items_per_system"])
     result["world_build_s"] = round(t_build, 1)
     result["world"] = str(root)
     print(json.dumps(result, indent=2))

@@ -13,15 +13,21 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _listening_build(args: argparse.Namespace) -> int:
-    from taste.evaluation.listening_test import ListeningItem, build_listening_test
-    from taste.evaluation.report import read_continuations
+    import tempfile
 
-    items, root = [], Path(args.continuations)
+    from taste.data.audio_io import read_audio
+    from taste.evaluation.listening_test import ListeningItem, build_listening_test
+    from taste.evaluation.report import cut_prompts, read_continuations
+
+    rows, root = [], Path(args.continuations)
     for system in args.systems:
-        rows = read_continuations(root / system / "continuations.jsonl", system)
-        items += [ListeningItem(c.prompt_id, system, c.prompt_wav, c.wav) for c in rows]
-    prompts = sorted({i.prompt_id for i in items})[: args.prompts]
-    page = build_listening_test([i for i in items if i.prompt_id in prompts], args.out, seed=args.seed)
+        rows += read_continuations(root / system / "continuations.jsonl", system)
+    prompts = set(sorted({c.prompt_id for c in rows})[: args.prompts])
+    with tempfile.TemporaryDirectory() as tmp:
+        # Raters hear the prompt exactly as the systems did, never the rest of the source utterance.
+        rows = cut_prompts([c for c in rows if c.prompt_id in prompts], lambda p: read_audio(p, 16000), tmp)
+        items = [ListeningItem(c.prompt_id, c.system, c.prompt_wav, c.wav) for c in rows]
+        page = build_listening_test(items, args.out, seed=args.seed)
     print(f"listening test: {page} ({len(prompts)} trials x {len(args.systems)} systems); key: {Path(args.out) / 'key.json'}")
     return 0
 
