@@ -143,3 +143,18 @@ def test_run_dir_changes_with_any_setting(tok):
     assert base != run_dir("x", replace(cfg, d_model=64), tc, tok)
     assert base != run_dir("x", cfg, replace(tc, steps=11), tok)
     assert base != run_dir("x", cfg, tc, train_bpe(TEXTS, vocab_size=50))
+
+
+def test_ctc_loss_trains_the_encoder_only(tok, data):
+    from taste.asr.train import CtcTrainingModel
+
+    ids, store = data
+    wrapped = CtcTrainingModel(build_asr(debug_config(), tok, seed=2))
+    batch = make_collate(wrapped.whisper)([AsrDataset(ids, TEXTS, store, tok)[i] for i in range(3)])
+    assert batch["ctc_lengths"].tolist() == [len(word_ids(tok, t)[0]) for t in TEXTS[:3]]
+    loss, logs = make_loss_fn(None, ctc_weight=1.0)(wrapped, batch)
+    assert torch.isfinite(loss) and logs["ctc"] == pytest.approx(float(loss), rel=1e-6)
+    loss.backward()
+    assert wrapped.whisper.model.encoder.conv1.weight.grad.abs().sum() > 0
+    grad = wrapped.whisper.model.decoder.embed_tokens.weight.grad
+    assert grad is None or not grad.any()

@@ -15,7 +15,8 @@ from tokenizers import Tokenizer
 
 from taste.asr.bpe import train_bpe
 from taste.asr.modeling import AsrWhisper
-from taste.asr.train import AsrDataset, LengthBuckets, SpecAugment, bpe_corpus, make_collate, make_loss_fn, unwrap
+from taste.asr.train import (AsrDataset, CtcTrainingModel, LengthBuckets, SpecAugment, bpe_corpus, make_collate,
+                             make_loss_fn, unwrap)
 from taste.asr.whisper import AsrConfig, build_asr
 from taste.training import TrainConfig, TrainResult, train
 
@@ -45,13 +46,15 @@ def fit_tokenizer(text_pool: str | Path, transcripts: Sequence[str], vocab_size:
 
 def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[str], store,
             train_cfg: TrainConfig, out_dir: str | Path, spec_augment: bool = True,
-            bucket_by_length: bool = True) -> tuple[AsrWhisper, TrainResult]:
+            bucket_by_length: bool = True, ctc_weight: float = 0.3) -> tuple[AsrWhisper, TrainResult]:
     """Build and train the Whisper on (ids, texts) with features from `store`; resumes from out_dir/checkpoint.
 
     With `bucket_by_length`, batches are groups of similar-length utterances (`LengthBuckets`): the loop
-    then runs with batch_size 1 over groups of `train_cfg.batch_size` utterances.
+    then runs with batch_size 1 over groups of `train_cfg.batch_size` utterances. With `ctc_weight` > 0 an
+    auxiliary CTC head on the encoder joins training (`CtcTrainingModel`) and is dropped afterwards.
     """
     model = build_asr(cfg, tok, seed=train_cfg.seed)
+    trained = CtcTrainingModel(model) if ctc_weight > 0 else model
     dataset = AsrDataset(ids, texts, store, tok)
     collate = make_collate(model)
     if bucket_by_length:
@@ -59,7 +62,8 @@ def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[
         dataset = LengthBuckets(dataset, lengths, train_cfg.batch_size, seed=train_cfg.seed)
         collate = unwrap(collate)
         train_cfg = dataclasses.replace(train_cfg, batch_size=1)
-    result = train(model, dataset, collate, make_loss_fn(SpecAugment() if spec_augment else None), train_cfg, out_dir)
+    loss_fn = make_loss_fn(SpecAugment() if spec_augment else None, ctc_weight=ctc_weight)
+    result = train(trained, dataset, collate, loss_fn, train_cfg, out_dir)
     return model.eval(), result
 
 

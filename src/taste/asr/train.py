@@ -15,11 +15,12 @@ import jiwer
 import numpy as np
 import torch
 from tokenizers import Tokenizer
+from torch import nn
 from torch.utils.data import Dataset
 
 from taste.asr.bpe import EOT, SOT, special_id, word_ids
 from taste.asr.features import check_batch, pad_mels, prepare_features
-from taste.asr.modeling import AsrWhisper
+from taste.asr.modeling import AsrWhisper, encoder_lengths
 from taste.asr.whisper import transcribe
 from taste.evaluation.wer import per_utterance_wer, wer
 
@@ -99,7 +100,11 @@ def make_collate(model: AsrWhisper):
         for i, (_, t) in enumerate(items):
             inputs[i, : len(t) - 1] = torch.tensor(t[:-1])
             labels[i, : len(t) - 1] = torch.tensor(t[1:])
-        return {"input_features": feats, "attention_mask": mask, "decoder_input_ids": inputs, "labels": labels}
+        ctc = torch.zeros(len(items), n_tok - 1, dtype=torch.long)  # subwords without SOT / EOT
+        for i, (_, t) in enumerate(items):
+            ctc[i, : len(t) - 2] = torch.tensor(t[1:-1])
+        return {"input_features": feats, "attention_mask": mask, "decoder_input_ids": inputs, "labels": labels,
+                "ctc_targets": ctc, "ctc_lengths": torch.tensor([len(t) - 2 for _, t in items])}
 
     return collate
 
@@ -120,19 +125,51 @@ def spec_augment(feats: torch.Tensor, aug: SpecAugment) -> torch.Tensor:
     return out
 
 
-def make_loss_fn(aug: SpecAugment | None = SpecAugment()):
-    """loss_fn(model, batch) -> (token cross-entropy, logs) for `taste.training.train`."""
+class CtcTrainingModel(nn.Module):
+    """The Whisper plus a CTC head on its encoder, for training only (the head is dropped afterwards).
 
-    def loss_fn(model: AsrWhisper, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    Joint CTC / attention training (as in ESPnet) makes the encoder align to the text within a few hundred
+    steps, where attention alone learns a language model first; it also makes the encoder's last layer, the
+    aggregator's keys in TASTE, more linguistic. CTC blank = the PAD id.
+    """
+
+    def __init__(self, whisper: AsrWhisper):
+        super().__init__()
+        self.whisper = whisper
+        self.ctc = nn.Linear(whisper.config.d_model, whisper.config.vocab_size)
+
+
+def _ctc_loss(head: nn.Linear, enc: torch.Tensor, mask: torch.Tensor, batch: dict, blank: int) -> torch.Tensor:
+    """enc: Tensor[B, S, D] encoder states, mask: frame mask [B, F] -> mean CTC loss per target token."""
+    log_probs = head(enc).float().log_softmax(-1).transpose(0, 1)  # (S, B, V)
+    in_lengths = encoder_lengths(mask.sum(1))
+    return nn.functional.ctc_loss(log_probs, batch["ctc_targets"], in_lengths, batch["ctc_lengths"], blank=blank,
+                                  reduction="mean", zero_infinity=True)
+
+
+def make_loss_fn(aug: SpecAugment | None = SpecAugment(), ctc_weight: float = 0.0):
+    """loss_fn(model, batch) -> ((1 - w) token cross-entropy + w CTC, logs) for `taste.training.train`.
+
+    `model` is an AsrWhisper, or a CtcTrainingModel when ctc_weight > 0.
+    """
+
+    def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        whisper = getattr(model, "whisper", model)
         feats = batch["input_features"]
         if aug is not None and model.training:
             feats = spec_augment(feats, aug)
-        out = model(feats, batch["decoder_input_ids"], attention_mask=batch["attention_mask"],
-                    labels=batch["labels"])
+        out = whisper(feats, batch["decoder_input_ids"], attention_mask=batch["attention_mask"],
+                      labels=batch["labels"])
         with torch.no_grad():
             keep = batch["labels"] != -100
             acc = (out.logits.argmax(-1) == batch["labels"])[keep].float().mean()
-        return out.loss, {"token_acc": float(acc)}
+        logs = {"ce": float(out.loss.detach()), "token_acc": float(acc)}
+        if ctc_weight <= 0:
+            return out.loss, logs
+        ctc = _ctc_loss(model.ctc, out.encoder_last_hidden_state, batch["attention_mask"], batch,
+                        whisper.config.pad_token_id)
+        logs["ctc"] = float(ctc.detach())
+        return (1 - ctc_weight) * out.loss + ctc_weight * ctc, logs
 
     return loss_fn
 
