@@ -176,6 +176,14 @@ wide = summary.assign(cell=lambda t: t.apply(lambda r: f"{r['mean']:.3f} [{r['lo
 wide.pivot(index="system", columns="judge", values="cell").reindex(report.SYSTEMS)
 
 
+# %% [markdown]
+# How to read the judges: MiniLM similarity rewards topical overlap but stays well above zero even for garbled
+# text, so it separates systems less than story consistency does; reference-LM log perplexity measures fluency in the
+# corpus' style (lower is better; an empty transcript gets the uniform-guess value); `asr_ps_wer` is the
+# disagreement between the two recognisers, high when the speech is hard to understand. Rows with `_ps` repeat the
+# coherence judges on pocketsphinx's transcripts: if they order the systems the same way, the study's own ASR is
+# not what decides the comparison.
+
 # %%
 def bars(judge_list, title, path):
     data = summary[summary.judge.isin(judge_list)]
