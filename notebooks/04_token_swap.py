@@ -116,6 +116,7 @@ for measure in ("duration", "duration_audio", "f0"):
                       "leakage": fmt(m["leakage"]), "|leakage|": fmt(m["leakage_abs"]),
                       "control j": fmt(m["control_movement"]) if "control_movement" in m else "",
                       "mismatch transfer": fmt(m["mismatch_transfer"]),
+                      "mismatch: source word's timing": fmt(m["mismatch_source_transfer"]),
                       "noise |ratio|": fmt(m["decoder_noise"]["ratio_abs"]) if "decoder_noise" in m else ""})
 pd.DataFrame(table)
 
@@ -123,6 +124,8 @@ pd.DataFrame(table)
 # Medians with 95% bootstrap confidence intervals over words (all pairs, both directions, all seeds).
 # *noise |ratio|* is the recipient's reconstruction at another seed read as if it were a swap: the movement that
 # sampling alone causes, i.e. the floor under leakage. Ratios whose contrast is below one unit are left out.
+# *mismatch transfer* measures a mismatched word against its own donor rendition; *source word's timing* against
+# the donor word its codes came from: near 1 there means the codes carry that word's timing regardless of content.
 
 # %%
 by_span = pd.DataFrame([{"set": s, "span": span, "transfer": fmt(b["transfer"]), "leakage": fmt(b["leakage"])}

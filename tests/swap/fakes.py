@@ -45,7 +45,7 @@ class FakeTokenizer:
 
 
 def make_pairs(n_pairs: int = 3, n_words: int = 6, n_q: int = 2):
-    """Utterances of global_rate and local pairs plus their codes; slow words code 6, fast 2 (4 units apart)."""
+    """Utterances of global_rate and local pairs plus their codes; slow words code 6-8, fast 2-4 (4 units apart)."""
     utts, codes = [], {}
     for p in range(n_pairs):
         text = " ".join(f"w{p}x{i}" for i in range(n_words))
@@ -53,7 +53,8 @@ def make_pairs(n_pairs: int = 3, n_words: int = 6, n_q: int = 2):
             uid = f"g{p}_{role}"
             utts.append(Utterance(uid, f"a/{uid}.wav", 1.0, 16000, text, "spk", "test", None, None,
                                   pair=PairInfo("global_rate", f"g{p}", role)))
-            codes[uid] = torch.full((n_words, n_q), value, dtype=torch.long)
+            word_offset = torch.arange(n_words)[:, None] % 3  # words differ, so a mismatch is visible
+            codes[uid] = (torch.full((n_words, n_q), value, dtype=torch.long) + word_offset).long()
         j = p % n_words
         for role in ("base", "variant"):
             uid = f"l{p}_{role}"

@@ -37,6 +37,10 @@ def test_perfect_word_tokens_give_full_transfer_no_leakage():
     assert set(g["by_span"]) == {"single", "first_third", "middle_third", "every_other"}
     assert loc["transfer"]["value"] == pytest.approx(1.0)
     assert loc["control_movement"]["value"] == pytest.approx(0.0)
+    # Mismatched words take the timing of the word their codes came from, not of their own donor rendition.
+    assert g["mismatch_source_transfer"]["value"] == pytest.approx(1.0)
+    mm = rows[(rows.condition == "mismatch") & rows.swapped & (rows.set == "global_rate")]
+    assert (mm.ratio - 1).abs().mean() > 0.1
     assert metrics["goals"] == {"global_rate_transfer_met": True, "global_rate_leakage_met": True,
                                 "local_transfer_met": True, "local_leakage_met": True, "local_control_met": True}
     # Both directions of every pair, every seed.

@@ -45,6 +45,9 @@ def compare_job(job: SwapJob, measure: str, seed: int, recipient: Sequence[float
     rat = ratios(recipient, donor, swapped, contrast, min_contrast)
     swapped_words = set(job.words)
     source = dict(zip(job.words, job.sources))
+    # Mismatch ablation: does a word take the timing of the donor word whose codes it got? (same scale, own diff)
+    src_donor = np.array([float(donor[source.get(i, i)]) for i in range(len(donor))])
+    src_rat = ratios(recipient, src_donor, swapped, src_donor - np.asarray(recipient, dtype=np.float64), min_contrast)
     rows = []
     for i, word in enumerate(pair.text.split()):
         rows.append({
@@ -53,6 +56,7 @@ def compare_job(job: SwapJob, measure: str, seed: int, recipient: Sequence[float
             "swapped": i in swapped_words, "is_changed_word": i == pair.changed_word,
             "source_word": source.get(i, i), "recipient": float(recipient[i]), "donor": float(donor[i]),
             "value": float(swapped[i]), "contrast": float(contrast[i]), "ratio": float(rat[i]),
+            "source_ratio": float(src_rat[i]),
         })
     return rows
 

@@ -25,6 +25,7 @@ def _global_summary(df: pd.DataFrame, n_boot: int) -> dict:
                                 "leakage": _stat(part[~part.swapped].ratio, n_boot)}
     mm = df[(df.condition == "mismatch") & df.swapped]
     out["mismatch_transfer"] = _stat(mm.ratio, n_boot)
+    out["mismatch_source_transfer"] = _stat(mm.source_ratio, n_boot)
     return out
 
 
@@ -37,7 +38,8 @@ def _local_summary(df: pd.DataFrame, n_boot: int) -> dict:
             "control_movement": _stat(control[control.is_changed_word].ratio, n_boot),
             "control_movement_abs": _stat(control[control.is_changed_word].ratio, n_boot, absolute=True),
             "control_others_transfer": _stat(control[control.swapped].ratio, n_boot),
-            "mismatch_transfer": _stat(mm.ratio, n_boot)}
+            "mismatch_transfer": _stat(mm.ratio, n_boot),
+            "mismatch_source_transfer": _stat(mm.source_ratio, n_boot)}
 
 
 def _noise_summary(df: pd.DataFrame, n_boot: int) -> dict:
