@@ -73,8 +73,10 @@ if pretrained:
 else:
     tok = fit_tokenizer(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt",
                         [u.text for u in train_rows], params["asr"]["bpe_vocab_size"])
+    ctc_weight = float(params["asr"].get("ctc_weight", 0.0))
     model, result = fit_asr(cfg, tok, [u.id for u in train_rows], [u.text for u in train_rows], stores["train"],
-                            train_cfg, run_dir(out / "training", cfg, train_cfg, tok))
+                            train_cfg, run_dir(out / "training", cfg, train_cfg, tok, ctc_weight=ctc_weight),
+                            ctc_weight=ctc_weight)
 save_asr(model, tok, model_dir)
 fit_s = time.perf_counter() - t0
 n_params = sum(p.numel() for p in model.parameters())
@@ -82,13 +84,17 @@ print(f"vocabulary {tok.get_vocab_size()}, {n_params / 1e6:.2f} M parameters, fi
 
 # %% [markdown]
 # ## Training curve
+# Joint CTC / attention training: the auxiliary CTC head on the encoder (weight `asr.ctc_weight`, dropped after
+# training) forces the encoder to align with the text early, where attention alone first learns the (templated)
+# language and only later listens.
 
 # %%
 if result is not None:
     hist = pd.DataFrame([r for r in result.history if "loss" in r])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    sns.lineplot(data=hist, x="step", y="loss", ax=axes[0])
-    axes[0].set_title("token cross-entropy (train, SpecAugment on)")
+    curves = hist.melt(id_vars="step", value_vars=[c for c in ("ce", "ctc") if c in hist], var_name="loss")
+    sns.lineplot(data=curves, x="step", y="value", hue="loss", ax=axes[0])
+    axes[0].set_title("training losses (attention CE, auxiliary CTC; SpecAugment on)")
     sns.lineplot(data=hist, x="step", y="token_acc", ax=axes[1])
     axes[1].set_title("teacher-forced token accuracy")
     fig.tight_layout()

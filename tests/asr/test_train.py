@@ -143,6 +143,7 @@ def test_run_dir_changes_with_any_setting(tok):
     assert base != run_dir("x", replace(cfg, d_model=64), tc, tok)
     assert base != run_dir("x", cfg, replace(tc, steps=11), tok)
     assert base != run_dir("x", cfg, tc, train_bpe(TEXTS, vocab_size=50))
+    assert run_dir("x", cfg, tc, tok, ctc_weight=0.3) != run_dir("x", cfg, tc, tok, ctc_weight=0.0)
 
 
 def test_ctc_loss_trains_the_encoder_only(tok, data):

@@ -67,10 +67,11 @@ def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[
     return model.eval(), result
 
 
-def run_dir(base: str | Path, cfg: AsrConfig, train_cfg: TrainConfig, tok: Tokenizer) -> Path:
-    """base/<fingerprint>: checkpoints resume only a run with the same model, training and vocabulary
-    (a smoke run's checkpoint must never be loaded into the default-size model)."""
-    blob = json.dumps([dataclasses.asdict(cfg), dataclasses.asdict(train_cfg), tok.to_str()], sort_keys=True)
+def run_dir(base: str | Path, cfg: AsrConfig, train_cfg: TrainConfig, tok: Tokenizer, **settings) -> Path:
+    """base/<fingerprint>: checkpoints resume only a run with the same model, training, vocabulary and other
+    `settings` (a smoke run's checkpoint must never be loaded into the default-size model)."""
+    blob = json.dumps([dataclasses.asdict(cfg), dataclasses.asdict(train_cfg), tok.to_str(), settings],
+                      sort_keys=True)
     return Path(base) / hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
