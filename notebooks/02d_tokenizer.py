@@ -30,6 +30,7 @@ params_path = "params.yaml"
 # %%
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -86,8 +87,7 @@ if proc is None:
 elif proc.wait() != 0:
     raise RuntimeError("ablation training failed:\n" + (out / "ablations.log").read_text()[-4000:])
 else:  # the item cache only served the parallel process; keep it out of the stage's outputs
-    for f in (cache, cache.with_suffix(".json")):
-        f.unlink(missing_ok=True)
+    shutil.rmtree(cache.parent, ignore_errors=True)
 set_threads(params["shared"]["threads"])
 timings["training_s"] = time.perf_counter() - t0
 pd.DataFrame(infos)[["stage", "steps", "wall_time_s", "peak_memory_mb", "resumed_from"]]
