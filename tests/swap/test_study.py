@@ -150,6 +150,11 @@ def test_audio_subset_rows():
     assert utt_rows.wer.between(0, 10).all()
     metrics = build_metrics(rows, audio_rows, utt_rows, n_boot=20)
     assert metrics["wer_audio_subset"]["global_rate"]["recon_recipient"] > 0
+    from dataclasses import replace
+
+    _, only_local, _ = run_audio(FakeVocoder(), FakeRecognizer(), plan, decoded, speakers,
+                                 replace(SETTINGS, audio_pairs={"local": 1}), f0)
+    assert set(only_local.set) == {"local"} and len(only_local) == 5
 
 
 def test_figures_written(tmp_path):

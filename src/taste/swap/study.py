@@ -34,7 +34,7 @@ class SwapSettings:
     max_pairs: int | Mapping[str, int] | None = None
     min_contrast_s: float = 0.04
     min_contrast_hz: float = 5.0
-    audio_pairs: int = 3
+    audio_pairs: int | Mapping[str, int] = 3
     rate_hz: float = 25.0
 
 
@@ -92,13 +92,15 @@ def run_decoder(tokenizer: Any, plan: Sequence[Sequence[SwapJob]], speakers: Map
     return pd.DataFrame(rows), decoded, seconds
 
 
-def audio_subset(plan: Sequence[Sequence[SwapJob]], n_per_set: int) -> list[int]:
-    """Indices into `plan` of the first `n_per_set` forward pairs of each set (the vocoded, force-aligned subset)."""
+def audio_subset(plan: Sequence[Sequence[SwapJob]], n_per_set: int | Mapping[str, int]) -> list[int]:
+    """Indices into `plan` of the first `n_per_set` forward pairs of each set (the vocoded, force-aligned subset);
+    a mapping gives a count per set (sets not named get none)."""
     taken: dict[str, int] = {}
     out = []
     for i, jobs in enumerate(plan):
         pair = jobs[0].pair
-        if pair.forward and taken.get(pair.set, 0) < n_per_set:
+        cap = n_per_set.get(pair.set, 0) if isinstance(n_per_set, Mapping) else n_per_set
+        if pair.forward and taken.get(pair.set, 0) < cap:
             taken[pair.set] = taken.get(pair.set, 0) + 1
             out.append(i)
     return out
@@ -164,4 +166,4 @@ def settings_from_params(swap_params: Mapping[str, Any], rate_hz: float) -> Swap
                         max_pairs=_max_pairs(p.get("max_pairs")),
                         min_contrast_s=float(p.get("min_contrast_s", 0.04)),
                         min_contrast_hz=float(p.get("min_contrast_hz", 5.0)),
-                        audio_pairs=int(p.get("audio_pairs", 3)), rate_hz=float(rate_hz))
+                        audio_pairs=_max_pairs(p.get("audio_pairs", 3)) or 0, rate_hz=float(rate_hz))
