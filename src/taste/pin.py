@@ -72,11 +72,10 @@ def materialise_pinned(
     if is_up_to_date(repo, pin_file, raw_dir, fingerprint):
         log(f"{raw_rel} is up to date with data.dvc (fingerprint {fingerprint})")
         return "up-to-date"
-    tmp = raw_dir.with_name(raw_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    generate(tmp)
+    # Generated in place (manifests name their audio by this path); a half-written corpus from an interrupted
+    # run fails the status check above and is regenerated from scratch.
     shutil.rmtree(raw_dir, ignore_errors=True)
-    tmp.rename(raw_dir)
+    generate(raw_dir)
     pin = read_pin(pin_file)
     if pin is not None and pin.get("meta", {}).get("params_fingerprint") == fingerprint:
         pinned_md5 = pin["outs"][0]["md5"]
