@@ -149,9 +149,13 @@ wavs = {
 }
 for row in rows:
     wavs[row.name] = [vocoder.synthesise(r.units, it.speaker) for r, it in zip(decodes[row.name], sub)]
-judges = default_audio_judges([u.text for us in manifests.values() for u in us])
-per_utt = T.audio_rows(wavs, [it.id for it in sub], [it.text for it in sub],
-                       [it.word_durations_s for it in sub], [it.speaker.numpy() for it in sub], judges)
+corpus = [u.text for us in manifests.values() for u in us]
+judge_args = ([it.id for it in sub], [it.text for it in sub], [it.word_durations_s for it in sub],
+              [it.speaker.numpy() for it in sub])
+if params["shared"]["threads"] > 1:  # pocketsphinx is single-threaded: one judging process per core
+    per_utt = T.audio_rows_parallel(wavs, *judge_args, corpus, workers=params["shared"]["threads"])
+else:
+    per_utt = T.audio_rows(wavs, *judge_args, default_audio_judges(corpus))
 audio_summary = T.summarise_audio(per_utt, n_boot, seed)
 timings["audio_rows_s"] = time.perf_counter() - t0
 

@@ -94,3 +94,38 @@ def tidy_for_plot(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
                 rows.append({"system": system, "metric": m, "value": float(r[m]),
                              "lo": float(r.get(f"{m}_lo", np.nan)), "hi": float(r.get(f"{m}_hi", np.nan))})
     return pd.DataFrame(rows)
+
+
+def _judge_rows(job: tuple) -> pd.DataFrame:
+    """Worker: build the instruments once (1 thread) and judge a group of rows."""
+    import torch
+
+    from taste.tokenizer.evaluate import default_audio_judges
+
+    rows, ids, texts, ref_durations, ref_speakers, corpus = job
+    torch.set_num_threads(1)
+    judges = default_audio_judges(corpus)
+    return pd.concat([judge_audio(name, ids, texts, wavs, ref_durations, ref_speakers, judges) for name, wavs in rows],
+                     ignore_index=True)
+
+
+def audio_rows_parallel(row_wavs: Mapping[str, Sequence[np.ndarray]], ids: Sequence[str], texts: Sequence[str],
+                        ref_durations: Sequence[Sequence[float]], ref_speakers: Sequence[np.ndarray],
+                        corpus_sentences: Sequence[str], workers: int = 2) -> pd.DataFrame:
+    """audio_rows with the default instruments, rows spread over `workers` 1-thread processes
+    (pocketsphinx is single-threaded, so two processes use both cores)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from taste.evaluation.recognizer import build_resources
+
+    build_resources(corpus_sentences)  # once, before the workers: they then reuse the cached LM and dictionary
+    names = list(row_wavs)
+    groups = [g for g in (names[i::workers] for i in range(workers)) if g]
+    jobs = [([(n, list(row_wavs[n])) for n in g], list(ids), list(texts), [list(d) for d in ref_durations],
+             [np.asarray(s) for s in ref_speakers], list(corpus_sentences)) for g in groups]
+    with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
+        frames = list(pool.map(_judge_rows, jobs))
+    out = pd.concat(frames, ignore_index=True)
+    out["_order"] = out["system"].map({n: i for i, n in enumerate(names)})
+    return out.sort_values(["_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
