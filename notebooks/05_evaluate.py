@@ -141,11 +141,13 @@ index = {(st.story_id, normalise(s)): i for st in stories for i, s in enumerate(
 load = lambda u: probes.ProbeUtterance(u.text, read(u.audio_path))  # noqa: E731
 window_s = probes.encoder_window_seconds(Path(paths["models"]) / "asr", mel_cfg.frames_per_second)
 held_out = [u for split in ("test", "dev") for u in read_manifest(prepared / f"{split}.jsonl")]
+splices = probes.consistency_items(read_manifest(prepared / "swap_global.jsonl"), load,
+                                   ev["probes"]["consistency_items"], seed)
 probe_items = {
     "storycloze": probes.storycloze_items(held_out, lambda u: index.get((u.story_id, u.text)), load,
                                           ev["probes"]["storycloze_items"], seed, window_s),
-    "consistency": probes.consistency_items(read_manifest(prepared / "swap_global.jsonl"), load,
-                                            ev["probes"]["consistency_items"], seed),
+    # rate: the speaking rate switches mid-way; pitch: the voice's pitch switches (a speaker-like change)
+    **{f"consistency_{kind}": [i for i in splices if i.kind == kind] for kind in ("rate", "pitch")},
 }
 mel_fn = lambda wav: log_mel(wav, mel_cfg)  # noqa: E731
 scorers, scorer_missing = probes.load_system_scorers(probes.ModelPaths(), mel_fn, report.SYSTEMS)
