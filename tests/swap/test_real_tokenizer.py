@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from fakes import make_pairs
+from swap_fakes import make_pairs
 from taste.swap.decode import decode_jobs
 from taste.swap.jobs import build_pairs
 from taste.swap.study import SwapSettings, plan_jobs, run_decoder

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fakes import RATE_HZ, FakeTokenizer, make_pairs
+from swap_fakes import RATE_HZ, FakeTokenizer, make_pairs
 from taste.data.loaders import save_tensor_map
 from taste.data.records import write_manifest
 from taste.swap.decode import decode_jobs, word_durations_from_boundaries
