@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import yaml
 
-from conftest import SENTENCES
+from tk_helpers import SENTENCES
 
 SPLITS = ("train", "dev", "test", "swap_global", "swap_local")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_tokenizer
+from tk_helpers import make_tokenizer
 
 
 @pytest.fixture()

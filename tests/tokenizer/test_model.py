@@ -7,7 +7,7 @@ from taste.tokenizer import TasteConfig, TasteTokenizer, TokenizerConfigError, T
 from taste.tokenizer.aggregator import pool_words
 from taste.tokenizer.model import pad_text
 
-from conftest import make_tokenizer
+from tk_helpers import make_tokenizer
 
 
 def _slow_pool(hidden, word_index, n_words):
