@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fake_world import build_fake_world
+from tk_fake_world import build_fake_world
 
 REPO = Path(__file__).resolve().parents[2]
 
