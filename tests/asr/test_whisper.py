@@ -140,3 +140,12 @@ def test_default_token_cap_is_per_utterance(model):
     out = greedy_decode(model, mels, lengths)
     assert all(len(ids) <= 16 + int(n) // 10 for ids, n in zip(out, lengths))
     assert out[0] == greedy_decode(model, mels[:1, :, :20], lengths[:1])[0]
+
+
+def test_encoder_positions_are_whisper_sinusoids(model):
+    """Whisper's encoder positions are fixed sinusoids; a swapped-in encoder must not keep random ones."""
+    from transformers.models.whisper.modeling_whisper import sinusoids
+
+    pos = model.model.encoder.embed_positions.weight
+    torch.testing.assert_close(pos, sinusoids(*pos.shape))
+    assert not pos.requires_grad

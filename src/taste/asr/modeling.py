@@ -21,7 +21,7 @@ from transformers.modeling_outputs import (
     BaseModelOutputWithPastAndCrossAttentions,
     Seq2SeqLMOutput,
 )
-from transformers.models.whisper.modeling_whisper import WhisperDecoder, WhisperEncoder
+from transformers.models.whisper.modeling_whisper import WhisperDecoder, WhisperEncoder, sinusoids
 
 
 class InputTooLongError(ValueError):
@@ -125,6 +125,11 @@ class AsrWhisper(WhisperForConditionalGeneration):
         self.model.encoder = LengthAwareWhisperEncoder(config)
         self.model.decoder = LengthAwareWhisperDecoder(config)
         self.post_init()
+        # The encoder's positions are fixed sinusoids (not trained). transformers writes them in _init_weights,
+        # which skips modules swapped in after construction: without this the encoder gets frozen random
+        # N(0, 0.02) positions, too weak to tell frames apart, and attention never learns to align.
+        with torch.no_grad():
+            self.model.encoder.embed_positions.weight.copy_(sinusoids(*self.model.encoder.embed_positions.weight.shape))
 
     def encode(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None = None,
                output_hidden_states: bool = False) -> BaseModelOutput:
