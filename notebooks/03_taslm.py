@@ -217,4 +217,5 @@ metrics
 #   All four systems share it, so their comparison is fair; absolute quality is far below Llama-3.2-1B.
 # - The S3-unit LM's text stream finishes far ahead of its speech (text padded to the unit length): this is the
 #   length mismatch TASLM removes, and why it needs many more LM steps per second of speech.
-# - Prompts whose ASR transcript was empty fall back to the ground-truth words (`prompt_text_source`).
+# - Prompts whose ASR transcript was empty, or implausibly long (more than 6 words per second: a decoding loop),
+#   fall back to the ground-truth words; `prompt_text_source` in each record says which text a prompt used.

@@ -110,3 +110,18 @@ def test_every_system_continues_every_prompt(system, systems, utts, codes, tmp_p
         spoken = [text for text, _ in decoder.calls]
         assert spoken == [f"{r['prompt_text']} {r['continuation_text']}" for r in records]
         assert all(has_vectors == (system != "cascade") for _, has_vectors in decoder.calls)
+
+
+@pytest.mark.parametrize("hyp,expected_source", [("the cat sat", "asr"), ("the " * 30, "ground_truth (asr implausible)"),
+                                                 ("", "ground_truth")])
+def test_prompt_text_from_asr_with_fallback(monkeypatch, bpe, vocab, tiny_lm, hyp, expected_source):
+    import taste.asr.whisper as whisper
+    from taste.lm.continuation import prepare_wav
+
+    monkeypatch.setattr(whisper, "transcribe", lambda model, tok, mels: [hyp])
+    systems = Systems(tokenizer=bpe, vocab=vocab, text_lm=tiny_lm, vocoder=None, mel_cfg=MelConfig(), asr=object())
+    prompt = Prompt("p", "u", "a.wav", None, "s", 2.0, "a dog ran", "a dog ran to the park")
+    pp = prepare_wav(prompt, np.zeros(32000, dtype=np.float32), systems, torch.zeros(256), None)
+    assert pp.text_source == expected_source
+    assert pp.text == ("the cat sat" if expected_source == "asr" else "a dog ran")
+    assert "asr_s" in pp.timings

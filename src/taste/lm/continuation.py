@@ -22,6 +22,8 @@ from taste.lm.generate import Sampling, generate_s3, generate_taslm, generate_te
 from taste.lm.text_lm import LMVocab
 
 SYSTEMS = ("cascade", "s3_lm", "taslm_token", "taslm_embed")
+# An ASR transcript faster than this is a decoding loop, not speech (espeak's fastest rate here is 4 words/s).
+MAX_WORDS_PER_SECOND = 6.0
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,11 @@ def prepare_wav(p: Prompt, wav: np.ndarray, systems: Systems, speaker: Tensor, u
             t0 = time.perf_counter()
             hyp = transcribe(systems.asr, systems.asr_tokenizer, mel[None])[0]
             timings["asr_s"] = time.perf_counter() - t0
-            if hyp.split():
+            seconds = len(wav) / systems.mel_cfg.sample_rate
+            if hyp.split() and (len(hyp.split()) <= MAX_WORDS_PER_SECOND * seconds or not p.gt_text):
                 text, source = hyp, "asr"
+            elif hyp.split():
+                source = "ground_truth (asr implausible)"  # e.g. a looping "the the the ..."
     if not text.split():
         raise ValueError(f"prompt {p.prompt_id}: no words to continue (ASR returned nothing, no text given)")
     codes = None

@@ -36,7 +36,7 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
     """
     g = frame.groupby("system", sort=False)
     sums = g[["lm_steps", "generated_seconds", "n_words", *PARTS, "end_to_end_s"]].sum()
-    speech = sums["generated_seconds"].clip(lower=1e-9)
+    speech = sums["generated_seconds"].where(sums["generated_seconds"] > 0)  # NaN, not infinity, for silence
     table = pd.DataFrame({
         "prompts": g.size(),
         "words_per_prompt": sums["n_words"] / g.size(),
