@@ -117,3 +117,26 @@ def test_non_finite_loss_stops_with_message(tmp_path):
     with pytest.raises(FloatingPointError, match="step 0"):
         train(_model(), Regression(), collate, nan_loss, TrainConfig(steps=2, batch_size=4, lr=0.1), tmp_path,
               progress=False)
+
+
+def test_tied_weights_checkpoint_and_resume(tmp_path):
+    """Tied embeddings (as in Llama-3.2-1B) share storage; checkpoints must still save and stay tied on load."""
+
+    class Tied(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = torch.nn.Linear(4, 4, bias=False)
+            self.out = torch.nn.Linear(4, 4, bias=False)
+            self.out.weight = self.inp.weight
+            self.head = torch.nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.head(self.out(self.inp(x)))
+
+    cfg = TrainConfig(steps=4, batch_size=4, lr=0.01, checkpoint_every=2)
+    model = Tied()
+    train(model, Regression(), collate, mse, cfg, tmp_path, progress=False)
+    again = Tied()
+    train(again, Regression(), collate, mse, TrainConfig(steps=4, batch_size=4, lr=0.01), tmp_path, progress=False)
+    assert again.out.weight is again.inp.weight
+    torch.testing.assert_close(again.inp.weight, model.inp.weight)

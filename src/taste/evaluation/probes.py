@@ -172,7 +172,7 @@ def taslm_scorer(taslm, taste_tokenizer, bpe, vocab, word_ids_fn, mel_fn: Callab
 class ModelPaths:
     """Where the study's stages save the models the scorers need (relative to the repository root)."""
 
-    taste: str = "models/taste/main"
+    taste: str = "models/taste/tokenizer"
     units: str = "models/units"
     text_lm: str = "models/lm/text_lm"  # also holds the LM's tokenizer.json and lm_vocab.json
     taslm: str = "models/lm/taslm_{variant}"

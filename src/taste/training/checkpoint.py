@@ -17,7 +17,7 @@ def save_safetensors_atomic(state_dict: dict[str, torch.Tensor], path: str | os.
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    tensors = {k: v.detach().cpu().clone() for k, v in state_dict.items()}  # clone: unties shared storage
     save_file(tensors, str(tmp))
     os.replace(tmp, path)
 
@@ -66,7 +66,8 @@ def save_training_state(
     old = directory.with_name(directory.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    # clone(): tied weights (e.g. Llama embeddings) share storage, which safetensors refuses to save
+    save_file({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     save_file({k: v.contiguous().cpu() for k, v in opt_tensors.items()}, str(tmp / "optimizer.safetensors"))
     save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
