@@ -160,3 +160,8 @@ metrics
 # dev and test WER is the cost of unseen voices. TASTE only uses the encoder's states, which are trained by
 # the same objective: the better the ASR, the more linguistic its last layer, which is what the aggregator's
 # keys need.
+#
+# Budget caveat: attention ASR from scratch first learns the (templated) language and only later listens. In a
+# 500-step trial on 0.9 h of similar espeak speech it still emitted one sentence for every input (WER 0.94);
+# the default 600 steps fit the stage's 8-minute budget, not the model's needs. If the transcripts above are
+# all alike, raise `asr.train.steps`.
