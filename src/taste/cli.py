@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 # Stage folders that contribute subcommands through `commands.register(subparsers)`.
-COMMAND_MODULES = ("taste.tokenizer.commands", "taste.swap.commands", "taste.lm.commands",
+COMMAND_MODULES = ("taste.units.commands", "taste.asr.commands", "taste.tokenizer.commands", "taste.swap.commands", "taste.lm.commands",
                    "taste.evaluation.commands", "taste.data.commands")
 
 
