@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 
@@ -25,9 +24,7 @@ from taste.asr.train import make_collate, make_loss_fn
 from taste.asr.whisper import build_asr, greedy_decode, load_asr
 from taste.config import load_params, set_threads
 
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from _common import mean_step_seconds, peak_mb as _peak_mb, test_mels as _test_mels
 
 
 def _model_and_tok(params: dict, model_dir: Path):
@@ -39,17 +36,6 @@ def _model_and_tok(params: dict, model_dir: Path):
     return build_asr(config_from_params(params)[0], tok), tok, "random"
 
 
-def _test_mels(params: dict, n: int, seconds: float) -> list[torch.Tensor]:
-    path = Path(params["shared"]["paths"]["prepared"]) / "features" / "test.safetensors"
-    if path.is_file():
-        from taste.data.loaders import FeatureStore
-
-        store = FeatureStore(path)
-        return [store.get(k) for k in list(store.keys())[:n]]
-    g = torch.Generator().manual_seed(0)
-    return [torch.randn(80, int(seconds * 100), generator=g) - 4.0 for _ in range(n)]
-
-
 def bench_train_step(model, tok, mels, batch_size: int, repeats: int, pad_to_window: bool) -> dict:
     """Mean seconds per optimizer step on one fixed batch (first step is warm-up, not counted)."""
     model.config.pad_to_window = pad_to_window
@@ -57,21 +43,11 @@ def bench_train_step(model, tok, mels, batch_size: int, repeats: int, pad_to_win
     target = [model.config.decoder_start_token_id, *tok.encode("the old captain walked to the harbour").ids,
               model.config.eos_token_id]
     batch = collate([(m, target) for m in mels[:batch_size]])
-    loss_fn = make_loss_fn()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model.train()
-    times = []
-    for _ in range(repeats + 1):
-        t0 = time.perf_counter()
-        loss, _ = loss_fn(model, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
+    step_s = mean_step_seconds(model, make_loss_fn(), batch, repeats)
     model.eval()
     model.config.pad_to_window = False
     return {"pad_to_window": pad_to_window, "frames": int(batch["input_features"].shape[-1]),
-            "batch_size": len(mels[:batch_size]), "step_s": sum(times[1:]) / repeats, "peak_rss_mb": _peak_mb()}
+            "batch_size": len(mels[:batch_size]), "step_s": step_s, "peak_rss_mb": _peak_mb()}
 
 
 def bench_transcribe(model, mels, batch_size: int, max_new_tokens: int) -> dict:

@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 
 import torch
 
 from taste.config import load_params, set_threads
+
+from _common import mean_step_seconds, peak_mb as _peak_mb
 from taste.tokenizer import TasteTokenizer, config_from_params
 from taste.tokenizer.data import Collate, TasteItem
 from taste.tokenizer.pipeline import stage_paths
 from taste.tokenizer.train import loss_fn
 
 WORDS = "the old captain walked slowly to the harbour with a small wooden boat at dawn".split()
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _model(params: dict) -> tuple[TasteTokenizer, str]:
@@ -66,18 +63,9 @@ def bench_train_steps(model: TasteTokenizer, items: list[TasteItem], repeats: in
     rows = []
     for stage in ("text_only", "no_vq", "rvq"):
         model.set_stage(stage)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        model.train()
-        times = []
-        for _ in range(repeats + 1):
-            t0 = time.perf_counter()
-            loss, _ = loss_fn(model, batch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            times.append(time.perf_counter() - t0)
+        step_s = mean_step_seconds(model, loss_fn, batch, repeats)
         rows.append({"stage": stage, "threads": torch.get_num_threads(), "batch_size": len(items),
-                     "step_s": sum(times[1:]) / repeats, "peak_rss_mb": _peak_mb()})
+                     "step_s": step_s, "peak_rss_mb": _peak_mb()})
     model.set_stage("rvq")
     return rows
 

@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 
 import torch
 
 from taste.config import load_params, set_threads
+
+from _common import peak_mb as _peak_mb, test_mels as _test_mels
 from taste.units.data import pad_mels
 from taste.units.model import UnitTokenizer
 from taste.units.pipeline import unit_config
 from taste.vocoder.griffin_lim import mel_to_wave
 from taste.vocoder.model import UnitVocoder, masked_l1
 from taste.vocoder.pipeline import mel_config, unit_space, vocoder_config
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _models(params: dict) -> tuple[UnitTokenizer, UnitVocoder, str]:
@@ -40,17 +37,6 @@ def _models(params: dict) -> tuple[UnitTokenizer, UnitVocoder, str]:
     units = UnitTokenizer(unit_config(params, n_phones=60))
     units(torch.randn(4, units.cfg.n_mels, 300) - 4, torch.full((4,), 300))  # k-means init
     return units.eval(), UnitVocoder(vocoder_config(params, n_units, rate)).eval(), "random"
-
-
-def _test_mels(params: dict, n: int, seconds: float = 3.5) -> list[torch.Tensor]:
-    path = Path(params["shared"]["paths"]["prepared"]) / "features" / "test.safetensors"
-    if path.is_file():
-        from taste.data.loaders import FeatureStore
-
-        store = FeatureStore(path)
-        return [store.get(k) for k in list(store.keys())[:n]]
-    g = torch.Generator().manual_seed(0)
-    return [torch.randn(80, int(seconds * 100), generator=g) - 4.0 for _ in range(n)]
 
 
 def bench_extraction(model: UnitTokenizer, mels: list[torch.Tensor], batch_size: int = 16) -> dict:

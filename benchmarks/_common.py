@@ -1,0 +1,43 @@
+"""Helpers the benchmark scripts share: peak memory, test features, a timed optimizer step."""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def test_mels(params: dict, n: int, seconds: float = 3.5) -> list[torch.Tensor]:
+    """The first n test-split log-mels from data/prepared, or seeded noise of `seconds` when the study has not run."""
+    path = Path(params["shared"]["paths"]["prepared"]) / "features" / "test.safetensors"
+    if path.is_file():
+        from taste.data.loaders import FeatureStore
+
+        store = FeatureStore(path)
+        return [store.get(k) for k in list(store.keys())[:n]]
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(80, int(seconds * 100), generator=g) - 4.0 for _ in range(n)]
+
+
+def mean_step_seconds(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], tuple], batch: Any,
+                      repeats: int) -> float:
+    """Mean seconds of one AdamW step on a fixed batch; the first step is warm-up and not counted."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        loss, _ = loss_fn(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return sum(times[1:]) / repeats
