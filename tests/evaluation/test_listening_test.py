@@ -6,6 +6,7 @@ import html
 import json
 import re
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,30 @@ document.getElementById("export").click();
 </body>"""
 
 
+def _dump_dom(cmd: list[str], timeout: float) -> str:
+    """Run headless Chromium and return the dumped DOM.
+
+    Chromium sometimes stays alive after printing the DOM (seen in CI: dbus retries), so the page counts as dumped as
+    soon as ``</html>`` arrives; the browser is then killed rather than waited for.
+    """
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    chunks: list[bytes] = []
+    done = threading.Event()
+
+    def read() -> None:
+        for line in iter(proc.stdout.readline, b""):
+            chunks.append(line)
+            if b"</html>" in line:
+                break
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    done.wait(timeout)
+    proc.kill()
+    proc.wait()
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
 @pytest.mark.browser
 def test_page_in_headless_chromium(tmp_path):
     if not CHROMIUM.exists():
@@ -106,7 +131,7 @@ def test_page_in_headless_chromium(tmp_path):
     cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", driven.as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+    dom = _dump_dom(cmd, timeout=90)
     found = re.search(r'<textarea id="csv" readonly="">(.*?)</textarea>', dom, re.S)
     assert found, f"no exported CSV in the page: {dom[-500:]}"
     csv_text = html.unescape(found.group(1))
