@@ -37,7 +37,7 @@ bench: setup
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 sync-notebooks: setup
-	$(VENV)/bin/jupytext --sync notebooks/*.py
+	$(VENV)/bin/jupytext --to ipynb --update notebooks/*.py
 
 review: setup
 	$(RUN) taste review

@@ -134,6 +134,12 @@ for row in rows:
     m, decodes[row.name] = T.model_row_measures(row, n_boot, seed, rate)
     measures.append(m)
 timings["model_rows_s"] = time.perf_counter() - t0
+# How text-aligned is the aggregator? Share of each word query's cross-attention inside its own word's frames.
+from taste.tokenizer.evaluate import attention_in_span
+
+attention_share = {name: attention_in_span(m, with_last_layer_values(eval_items) if name == "last_layer_values"
+                                           else eval_items) for name, m in models.items() if m.stage != "text_only"}
+attention_share
 
 # %%
 t0 = time.perf_counter()
@@ -213,6 +219,7 @@ metrics = {
                               "peak_memory_mb": i["peak_memory_mb"]} for i in infos},
     "timings_s": timings,
     "codes_written": code_counts,
+    "attention_in_own_word": attention_share,
     "checks": {
         "rvq_bitrate_le_150": (row(rvq_name, "bitrate_bps") or 1e9) <= 150,
         "gen_within_50ms_taste": row(rvq_name, "gen_within_50ms"),

@@ -99,9 +99,11 @@ def test_save_load_round_trip_gives_identical_codes_and_units(tokenizer, mel, tm
 
 @pytest.mark.parametrize("text", ["a", "the cat", "a quick brown fox jumps over the lazy dog"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_word_sync_decode_emits_one_boundary_per_word(tokenizer, mel, text, seed):
+@pytest.mark.parametrize("boundary", ["median", "sample"])
+def test_word_sync_decode_emits_one_boundary_per_word(tokenizer, mel, text, seed, boundary):
     codes = tokenizer.encode(mel, text).codes
-    res = tokenizer.decode(text, codes, torch.randn(256), seed=seed)
+    vectors = [tokenizer.codes_to_vectors(codes)]
+    res = tokenizer.decode_batch([text], vectors, torch.randn(1, 256), seed=seed, boundary=boundary)[0]
     n = len(text.split())
     bnd = tokenizer.cfg.decoder.n_units
     assert res.stream.count(bnd) == n and res.stream[0] == bnd
@@ -168,3 +170,53 @@ def test_bad_inputs_raise_clear_errors(tokenizer, mel, tmp_path):
         TasteConfig.from_json(tmp_path / "bad.json")
     with pytest.raises(TokenizerConfigError, match="conditioning"):
         TasteConfig(conditioning="interleave")
+
+
+def _median_duration_reference(hazards: list[float]) -> int:
+    """Slow reference: the smallest k whose P(duration <= k) reaches 1/2, from the duration distribution
+    P(D = k) = h_k * prod_{i<k} (1 - h_i) written out term by term."""
+    cdf, alive = 0.0, 1.0
+    for k, h in enumerate(hazards, start=1):
+        cdf += alive * h
+        alive *= 1.0 - h
+        if cdf >= 0.5 - 1e-9:
+            return k
+    return len(hazards) + 1
+
+
+@pytest.mark.parametrize("hazards", [[0.6], [0.3, 0.3, 0.3, 0.3], [0.0, 0.1, 0.45, 0.9], [0.05] * 20, [0.2, 0.0, 0.0, 0.5]])
+def test_median_boundary_rule_matches_reference(hazards):
+    from taste.tokenizer.unit_decoder import end_of_word_choice
+
+    n_units, bnd, eos = 4, 4, 5
+    log_survival, ended_at = torch.zeros(1), None
+    for k, h in enumerate(hazards, start=1):
+        probs = torch.full((1, 6), (1.0 - h) / n_units)
+        probs[0, bnd], probs[0, eos] = h, 0.0
+        end, log_survival = end_of_word_choice(probs.log(), log_survival, (bnd, eos))
+        if bool(end[0]):
+            ended_at = k
+            break
+    assert (ended_at or len(hazards) + 1) == _median_duration_reference(hazards)
+
+
+def test_median_boundary_makes_word_lengths_seed_independent_when_sure(asr, bpe, mel):
+    """With a decoder whose end probability ignores the sampled units, the median rule gives the same word lengths
+    for every seed, while the units themselves still vary."""
+    tokenizer = make_tokenizer(asr, bpe)
+    dec = tokenizer.decoder
+    text = "the cat sat on the mat"
+    vectors = [tokenizer.encode(mel, text).vectors]
+    with torch.no_grad():
+        dec.head.weight[dec.bnd :].zero_()
+        dec.head.bias[dec.bnd :] = 12.0  # p(BND or EOS) well above 1/2 at every step -> one unit per word
+    runs = [tokenizer.decode_batch([text], vectors, torch.randn(1, 256), seed=s, boundary="median")[0] for s in range(3)]
+    assert all(r.word_units == [1] * 6 for r in runs)
+    assert len({tuple(r.units.tolist()) for r in runs}) > 1
+
+
+def test_unknown_boundary_rule_is_rejected():
+    from taste.tokenizer.config import DecoderConfig
+
+    with pytest.raises(TokenizerConfigError, match="boundary"):
+        TasteConfig(decoder=DecoderConfig(boundary="greedy"))

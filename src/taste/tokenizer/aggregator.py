@@ -48,12 +48,23 @@ class Attention(nn.Module):
         b, t, d = x.shape
         return x.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> Tensor:
-        """query: [B, L, D], key/value: [B, T, D], mask: Bool[B, 1 or L, T] (True = attend)."""
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None,
+                need_weights: bool = False, bias: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        """query: [B, L, D], key/value: [B, T, D], mask: Bool[B, 1 or L, T] (True = attend);
+        bias: additive scores [B, H, L, T]. need_weights: also return the head-averaged weights [B, L, T]."""
         q, k, v = self._heads(self.q_proj(query)), self._heads(self.k_proj(key)), self._heads(self.v_proj(value))
         attn_mask = None if mask is None else mask.unsqueeze(1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, L, D/H)
-        return self.out_proj(out.transpose(1, 2).reshape(query.shape))
+        if bias is not None:  # additive score bias [B, H, L, T]; masked keys stay at -inf
+            attn_mask = bias if attn_mask is None else bias.masked_fill(~attn_mask, float("-inf"))
+        if not need_weights:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, L, D/H)
+            return self.out_proj(out.transpose(1, 2).reshape(query.shape))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, L, T)
+        if attn_mask is not None:
+            scores = scores + attn_mask if attn_mask.dtype != torch.bool else scores.masked_fill(~attn_mask, float("-inf"))
+        weights = scores.softmax(dim=-1)
+        out = self.out_proj((weights @ v).transpose(1, 2).reshape(query.shape))
+        return out, weights.mean(dim=1)
 
 
 class AggregatorLayer(nn.Module):
@@ -69,14 +80,26 @@ class AggregatorLayer(nn.Module):
         self.fc1 = nn.Linear(d, cfg.ffn_dim)
         self.fc2 = nn.Linear(cfg.ffn_dim, d)
         self.final_layer_norm = nn.LayerNorm(d)
+        # Location prior of the cross-attention: score -= softplus(w_h) * (word-position distance)^2 per head
+        # (distance in word widths under even pacing); the content scores refine where words really lie.
+        self.location_weight = nn.Parameter(torch.zeros(cfg.n_heads))
 
     def forward(self, h: Tensor, self_mask: Tensor, query_pos: Tensor, keys: Tensor, values: Tensor,
-                cross_mask: Tensor) -> Tensor:
+                cross_mask: Tensor, need_weights: bool = False,
+                distance: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        """distance: [B, L, T] squared query-frame distance in word widths (None = no location prior).
+        need_weights: also return the cross-attention weights [B, L, T] (head average)."""
         x = self.self_attn_layer_norm(h)
         h = h + self.self_attn(x, x, x, self_mask)
         x = self.encoder_attn_layer_norm(h)
-        h = h + self.encoder_attn(x + query_pos, keys, values, cross_mask)
-        return h + self.fc2(F.gelu(self.fc1(self.final_layer_norm(h))))
+        bias = None
+        if distance is not None:
+            bias = -F.softplus(self.location_weight)[None, :, None, None] * distance.unsqueeze(1)
+        cross = self.encoder_attn(x + query_pos, keys, values, cross_mask, need_weights=need_weights, bias=bias)
+        cross, weights = cross if need_weights else (cross, None)
+        h = h + cross
+        h = h + self.fc2(F.gelu(self.fc1(self.final_layer_norm(h))))
+        return (h, weights) if need_weights else h
 
 
 class Aggregator(nn.Module):
@@ -116,10 +139,11 @@ class Aggregator(nn.Module):
         return copied
 
     def forward(self, token_ids: Tensor, word_index: Tensor, n_words: Tensor, keys: Tensor, values: Tensor,
-                frame_lengths: Tensor) -> tuple[Tensor, Tensor]:
+                frame_lengths: Tensor, return_attention: bool = False) -> tuple[Tensor, ...]:
         """token_ids, word_index: LongTensor[B, L] (-1 word index = padding); n_words: LongTensor[B];
         keys, values: Tensor[B, T, D] (last / shallow encoder layer); frame_lengths: LongTensor[B].
-        Returns (word vectors Tensor[B, N, D], word_mask Bool[B, N]) with N = n_words.max()."""
+        Returns (word vectors Tensor[B, N, D], word_mask Bool[B, N]) with N = n_words.max(), plus the last layer's
+        head-averaged cross-attention [B, L, T] when return_attention (what the alignment loss supervises)."""
         b, length = token_ids.shape
         if length > self.cfg.max_tokens:
             raise ValueError(f"transcript has {length} subword tokens; the aggregator takes at most {self.cfg.max_tokens}")
@@ -135,7 +159,14 @@ class Aggregator(nn.Module):
         kpos = torch.arange(t, device=h.device).unsqueeze(0).float() / frame_lengths.clamp(min=1).unsqueeze(1).float()
         query_pos = position_sinusoid(qpos, self.cfg.d_model)
         keys = keys + position_sinusoid(kpos, self.cfg.d_model)
-        for layer in self.layers:
-            h = layer(h, self_mask, query_pos, keys, values, frame_mask.unsqueeze(1))
+        distance = ((qpos.unsqueeze(-1) - kpos.unsqueeze(1)) * n_words.view(-1, 1, 1).float()) ** 2  # (B, L, T)
+        attention = None
+        for i, layer in enumerate(self.layers):
+            if return_attention and i == len(self.layers) - 1:
+                h, attention = layer(h, self_mask, query_pos, keys, values, frame_mask.unsqueeze(1), need_weights=True,
+                                     distance=distance)
+            else:
+                h = layer(h, self_mask, query_pos, keys, values, frame_mask.unsqueeze(1), distance=distance)
         h = self.layer_norm(h)
-        return pool_words(h, word_index, int(n_words.max()))
+        vectors, word_mask = pool_words(h, word_index, int(n_words.max()))
+        return (vectors, word_mask, attention) if return_attention else (vectors, word_mask)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 CONDITIONING_MODES = ("word_sync", "prefix")
+BOUNDARY_RULES = ("median", "sample")
 
 
 class TokenizerConfigError(ValueError):
@@ -59,6 +60,8 @@ class DecoderConfig:
     max_words: int = 64           # word-position embeddings
     max_tokens: int = 128         # subword positions of the text branch
     top_k: int = 25
+    boundary: str = "median"      # word_sync: end a word at the median of the decoder's own duration distribution
+                                  # ("median") or sample the end token like any unit ("sample")
     min_len_ratio: float = 2.0    # prefix mode: units per word bounds at inference
     max_len_ratio: float = 20.0
     dropout: float = 0.1
@@ -79,6 +82,8 @@ class TasteConfig:
     def __post_init__(self) -> None:
         if self.conditioning not in CONDITIONING_MODES:
             raise TokenizerConfigError(f"conditioning must be one of {CONDITIONING_MODES}, got {self.conditioning!r}")
+        if self.decoder.boundary not in BOUNDARY_RULES:
+            raise TokenizerConfigError(f"decoder.boundary must be one of {BOUNDARY_RULES}, got {self.decoder.boundary!r}")
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2), encoding="utf-8")
@@ -135,7 +140,8 @@ def config_from_params(params: dict[str, Any], asr_config: Any, *, conditioning:
                       decay=rv["decay"], kmeans_init=rv["kmeans_init"], quantizer_dropout=rv["quantizer_dropout"],
                       commitment_weight=rv["commitment_weight"], dead_code_threshold=rv.get("dead_code_threshold", 0.05)),
         decoder=DecoderConfig(n_units=params["units"]["codebook_size"], d_model=dec["d_model"], layers=dec["layers"],
-                              n_heads=dec["n_heads"], top_k=dec["top_k"], min_len_ratio=dec["min_len_ratio"],
+                              n_heads=dec["n_heads"], top_k=dec["top_k"], boundary=dec["boundary"],
+                              min_len_ratio=dec["min_len_ratio"],
                               max_len_ratio=dec["max_len_ratio"], max_tokens=asr_config.max_target_positions,
                               max_word_units=int(round(2.56 * params["units"]["rate_hz"]))),  # 2.56 s per word
         conditioning=conditioning or tp["conditioning"],

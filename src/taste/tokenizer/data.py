@@ -3,6 +3,8 @@ per utterance here and cached in memory (float16) instead of running the encoder
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -112,13 +114,26 @@ class TasteBatch:
     frame_lengths: Tensor
     speaker: Tensor
     stream: Tensor
+    word_frames: Tensor | None = None  # Long[B, N, 2]: each word's [first, last + 1) encoder frame (-1 = pad)
+
+
+def word_frame_spans(starts_s: Sequence[float], durations_s: Sequence[float], n_frames: int,
+                     frame_rate_hz: float) -> list[tuple[int, int]]:
+    """Ground-truth word timings -> [first, last + 1) encoder frames, clipped to the utterance; never empty."""
+    spans = []
+    for start, dur in zip(starts_s, durations_s):
+        a = min(max(int(math.floor(start * frame_rate_hz)), 0), n_frames - 1)
+        b = min(max(int(math.ceil((start + dur) * frame_rate_hz)), a + 1), n_frames)
+        spans.append((a, b))
+    return spans
 
 
 class Collate:
-    """Pads items and builds the decoder's target stream for the conditioning mode."""
+    """Pads items and builds the decoder's target stream for the conditioning mode (and each word's frame span
+    at the speech encoder's rate, for the aggregator's alignment loss)."""
 
-    def __init__(self, mode: str, n_units: int) -> None:
-        self.mode, self.n_units = mode, n_units
+    def __init__(self, mode: str, n_units: int, frame_rate_hz: float = 50.0) -> None:
+        self.mode, self.n_units, self.frame_rate_hz = mode, n_units, frame_rate_hz
 
     def __call__(self, items: Sequence[TasteItem]) -> TasteBatch:
         from taste.tokenizer.model import pad_text
@@ -134,10 +149,14 @@ class Collate:
         stream = torch.full((len(items), max(len(s) for s in streams)), -1, dtype=torch.long)
         for i, s in enumerate(streams):
             stream[i, : len(s)] = torch.tensor(s)
+        word_frames = torch.full((len(items), max(it.n_words for it in items), 2), -1, dtype=torch.long)
+        for i, it in enumerate(items):
+            spans = word_frame_spans(it.word_starts_s, it.word_durations_s, it.keys.shape[0], self.frame_rate_hz)
+            word_frames[i, : len(spans)] = torch.tensor(spans, dtype=torch.long)
         return TasteBatch(
             ids=[it.id for it in items], text=text, keys=keys, values=values,
             frame_lengths=torch.tensor([it.keys.shape[0] for it in items]),
-            speaker=torch.stack([it.speaker for it in items]), stream=stream)
+            speaker=torch.stack([it.speaker for it in items]), stream=stream, word_frames=word_frames)
 
 
 def save_items(path: str | Path, items: Sequence[TasteItem]) -> None:

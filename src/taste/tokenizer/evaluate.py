@@ -49,6 +49,25 @@ def teacher_forced_accuracy(model: TasteTokenizer, items: Sequence[TasteItem], n
 
 
 @torch.no_grad()
+def attention_in_span(model: TasteTokenizer, items: Sequence[TasteItem], batch_size: int = 32) -> float:
+    """Mean share of a word token's last-layer cross-attention that falls inside its word's ground-truth frames
+    (1 = every query looks only at its own word; about word length / utterance length for uniform attention)."""
+    from taste.tokenizer.train import alignment_targets
+
+    model.eval()
+    collate, shares = Collate(model.cfg.conditioning, model.cfg.decoder.n_units, model.cfg.encoder_rate_hz), []
+    for chunk in batches(items, batch_size):
+        b = collate(chunk)
+        out = model.aggregator(b.text.token_ids, b.text.word_index, b.text.n_words, b.keys, b.values,
+                               b.frame_lengths, return_attention=True)
+        attention = out[2]
+        inside = alignment_targets(b.text.word_index, b.word_frames, attention.shape[-1]) > 0
+        rows = inside.any(-1)
+        shares.append((attention * inside).sum(-1)[rows])
+    return float(torch.cat(shares).mean())
+
+
+@torch.no_grad()
 def eval_vectors(model: TasteTokenizer, items: Sequence[TasteItem], n_layers: int | None) -> list[torch.Tensor] | None:
     """Word vectors the decoder gets at inference (quantised with the first n_layers codebooks); None = text-only."""
     if model.stage == "text_only":
@@ -62,13 +81,13 @@ def eval_vectors(model: TasteTokenizer, items: Sequence[TasteItem], n_layers: in
 
 @torch.no_grad()
 def reconstruct(model: TasteTokenizer, items: Sequence[TasteItem], n_layers: int | None = None, seed: int = 0,
-                batch_size: int = 32) -> list[DecodeResult]:
+                batch_size: int = 32, boundary: str | None = None) -> list[DecodeResult]:
     """Batched sampling of units for each item (its own speaker embedding)."""
     out: list[DecodeResult] = []
     for k, chunk in enumerate(batches(items, batch_size)):
         vecs = eval_vectors(model, chunk, n_layers)
         speakers = torch.stack([it.speaker for it in chunk])
-        out.extend(model.decode_batch([it.text for it in chunk], vecs, speakers, seed=seed + k))
+        out.extend(model.decode_batch([it.text for it in chunk], vecs, speakers, seed=seed + k, boundary=boundary))
     return out
 
 

@@ -136,17 +136,21 @@ class TasteTokenizer(nn.Module):
         """Continuous aggregator output: ([B, N, D], word_mask [B, N])."""
         return self.aggregator(text.token_ids, text.word_index, text.n_words, keys, values, frame_lengths)
 
-    def taste_inputs(self, text: TextBatch, keys: Tensor, values: Tensor,
-                     frame_lengths: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor]:
-        """What the decoder's TASTE branch sees at this stage: (vectors | None, codes | None, commitment loss)."""
+    def taste_inputs(self, text: TextBatch, keys: Tensor, values: Tensor, frame_lengths: Tensor,
+                     return_attention: bool = False) -> tuple[Tensor | None, ...]:
+        """What the decoder's TASTE branch sees at this stage: (vectors | None, codes | None, commitment loss),
+        plus the aggregator's last cross-attention [B, L, T] (None for text-only) when return_attention."""
         zero = keys.new_zeros(())
         if self.stage == "text_only":
-            return None, None, zero
-        vectors, mask = self.word_vectors(text, keys, values, frame_lengths)
+            return (None, None, zero, None) if return_attention else (None, None, zero)
+        out = self.aggregator(text.token_ids, text.word_index, text.n_words, keys, values, frame_lengths,
+                              return_attention=return_attention)
+        vectors, mask = out[0], out[1]
+        extra = (out[2],) if return_attention else ()
         if self.stage == "no_vq":
-            return vectors, None, zero
+            return (vectors, None, zero, *extra)
         quantized, codes, commit = self.quantizer(vectors, mask)
-        return quantized, codes, commit
+        return (quantized, codes, commit, *extra)
 
     def codes_to_vectors(self, codes: Tensor, n_layers: int | None = None) -> Tensor:
         """codes: Long[N, k] -> Tensor[N, D] (sum of the first n_layers codebooks, projected back)."""
@@ -184,8 +188,9 @@ class TasteTokenizer(nn.Module):
 
     @torch.no_grad()
     def decode_batch(self, transcripts: Sequence[str], vectors: Sequence[Tensor] | None, speakers: Tensor,
-                     seed: int = 0, top_k: int | None = None) -> list[DecodeResult]:
-        """Batched sampling. vectors: per utterance Tensor[N_i, D] (None = text-only); speakers: [B, speaker_dim]."""
+                     seed: int = 0, top_k: int | None = None, boundary: str | None = None) -> list[DecodeResult]:
+        """Batched sampling. vectors: per utterance Tensor[N_i, D] (None = text-only); speakers: [B, speaker_dim].
+        boundary: word-end rule ("median" | "sample"; default the config's, see unit_decoder.end_of_word_choice)."""
         self.eval()
         text = self.tokenize(transcripts)
         taste = None
@@ -197,7 +202,7 @@ class TasteTokenizer(nn.Module):
             for i, v in enumerate(vectors):
                 taste[i, : v.shape[0]] = v
         fused, mask = self.decoder.condition(text.token_ids, text.word_index, text.n_words, taste)
-        streams = self.decoder.generate(fused, mask, speakers.float(), seed=seed, top_k=top_k)
+        streams = self.decoder.generate(fused, mask, speakers.float(), seed=seed, top_k=top_k, boundary=boundary)
         return [self._result(s) for s in streams]
 
     def _result(self, stream: list[int]) -> DecodeResult:

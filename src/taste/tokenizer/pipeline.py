@@ -78,7 +78,8 @@ def train_main(params: dict[str, Any], model: TasteTokenizer, items: list[TasteI
     """text-only -> no VQ -> RVQ; the final model is also saved to paths.final."""
     t = params["tokenizer"]["train"]
     steps = StageSteps(t["text_only_steps"], t["no_vq_steps"], t["rvq_steps"])
-    infos = train_all(model, items, steps, train_config(params), paths.models)
+    infos = train_all(model, items, steps, train_config(params), paths.models,
+                      align_weight=float(params["tokenizer"]["align_weight"]))
     model.save_pretrained(paths.final)
     return infos
 
@@ -94,7 +95,8 @@ def train_ablation(params: dict[str, Any], name: str, items: list[TasteItem], pa
         model, items = build_model(params, paths, value_layer=-1), with_last_layer_values(items)
     else:
         raise ValueError(f"unknown ablation {name!r}; expected one of {ABLATIONS}")
-    return train_all(model, items, StageSteps(0, n // 2, n - n // 2), train_config(params), paths.models / name)
+    return train_all(model, items, StageSteps(0, n // 2, n - n // 2), train_config(params), paths.models / name,
+                     align_weight=float(params["tokenizer"]["align_weight"]))
 
 
 def launch_ablations(params_path: str, cache: Path, log: Path) -> subprocess.Popen:

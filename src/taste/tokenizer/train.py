@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -20,28 +21,63 @@ from taste.tokenizer.model import STAGES, WEIGHTS_FILE, TasteTokenizer
 from taste.training import TrainConfig, train
 
 
-def unit_logits_and_targets(model: TasteTokenizer, batch: TasteBatch,
-                            n_layers: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Teacher-forced logits [B, S, V], targets Long[B, S] and the commitment loss.
+def unit_logits_and_targets(model: TasteTokenizer, batch: TasteBatch, n_layers: int | None = None,
+                            return_attention: bool = False) -> tuple[torch.Tensor | None, ...]:
+    """Teacher-forced logits [B, S, V], targets Long[B, S] and the commitment loss (plus the aggregator's last
+    cross-attention [B, L, T], None for text-only, when return_attention).
     n_layers (eval only) decodes from the first n RVQ layers."""
     text = batch.text
+    attention = None
     if n_layers is not None and model.stage == "rvq" and not model.training:
         vectors, mask = model.word_vectors(text, batch.keys, batch.values, batch.frame_lengths)
         taste, commit = model.codes_to_vectors(model.quantize(vectors), n_layers), batch.keys.new_zeros(())
+    elif return_attention:
+        taste, _, commit, attention = model.taste_inputs(text, batch.keys, batch.values, batch.frame_lengths,
+                                                         return_attention=True)
     else:
         taste, _, commit = model.taste_inputs(text, batch.keys, batch.values, batch.frame_lengths)
     fused, mask = model.decoder.condition(text.token_ids, text.word_index, text.n_words, taste)
     logits = model.decoder(fused, mask, batch.speaker, batch.stream)
-    return logits, batch.stream, commit
+    return (logits, batch.stream, commit, attention) if return_attention else (logits, batch.stream, commit)
 
 
-def loss_fn(model: TasteTokenizer, batch: TasteBatch) -> tuple[torch.Tensor, dict[str, float]]:
-    """Cross-entropy over the stream (units, boundaries, EOS) + RVQ commitment."""
-    logits, targets, commit = unit_logits_and_targets(model, batch)
+def alignment_targets(word_index: torch.Tensor, word_frames: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """Where each subword query should look: uniform over its word's frames.
+
+    word_index: Long[B, L] (-1 = no word); word_frames: Long[B, N, 2] [first, last + 1) -> Float[B, L, T]
+    (rows of non-word tokens are all zero)."""
+    b, length = word_index.shape
+    w = word_index.clamp(min=0)
+    spans = word_frames.gather(1, w.unsqueeze(-1).expand(b, length, 2))  # (B, L, 2)
+    t = torch.arange(n_frames, device=word_index.device)
+    inside = (t >= spans[..., :1]) & (t < spans[..., 1:]) & (word_index >= 0).unsqueeze(-1)
+    inside = inside.float()
+    return inside / inside.sum(-1, keepdim=True).clamp(min=1.0)
+
+
+def alignment_loss(attention: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the aggregator's cross-attention [B, L, T] against the word-span targets [B, L, T],
+    averaged over the subword tokens that belong to a word."""
+    rows = targets.sum(-1) > 0
+    ce = -(targets * attention.clamp(min=1e-8).log()).sum(-1)
+    return ce[rows].mean() if bool(rows.any()) else attention.new_zeros(())
+
+
+def loss_fn(model: TasteTokenizer, batch: TasteBatch, align_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy over the stream (units, boundaries, EOS) + RVQ commitment (+ align_weight x the aggregator's
+    alignment loss against ground-truth word spans, a training aid: inference needs no timings)."""
+    use_align = align_weight > 0 and model.stage != "text_only" and batch.word_frames is not None
+    out = unit_logits_and_targets(model, batch, return_attention=use_align)
+    logits, targets, commit = out[:3]
     ce = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-1)
     is_unit = (targets >= 0) & (targets < model.cfg.decoder.n_units)
     acc = (logits.argmax(-1) == targets)[is_unit].float().mean()
-    return ce + commit, {"ce": float(ce.detach()), "commit": float(commit.detach()), "unit_acc": float(acc)}
+    loss, logs = ce + commit, {"ce": float(ce.detach()), "commit": float(commit.detach()), "unit_acc": float(acc)}
+    if use_align:
+        attention = out[3]
+        align = alignment_loss(attention, alignment_targets(batch.text.word_index, batch.word_frames, attention.shape[-1]))
+        loss, logs["align"] = loss + align_weight * align, float(align.detach())
+    return loss, logs
 
 
 @dataclass(frozen=True)
@@ -55,7 +91,7 @@ class StageSteps:
 
 
 def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str, config: TrainConfig,
-                   out_dir: str | Path) -> dict:
+                   out_dir: str | Path, align_weight: float = 0.0) -> dict:
     """Train one sub-stage (resumable) and save the model to out_dir/<stage>/. Returns timing info."""
     stage_dir = Path(out_dir) / stage
     if (stage_dir / WEIGHTS_FILE).is_file():  # finished earlier: load and skip
@@ -64,12 +100,12 @@ def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str
         info = json.loads((stage_dir / "train_info.json").read_text())
         return {**info, "skipped": True}
     model.set_stage(stage)
-    collate = Collate(model.cfg.conditioning, model.cfg.decoder.n_units)
+    collate = Collate(model.cfg.conditioning, model.cfg.decoder.n_units, model.cfg.encoder_rate_hz)
     trainable = list(model.decoder.parameters())
     if stage != "text_only":
         trainable += list(model.aggregator.parameters()) + list(model.quantizer.parameters())
-    result = train(model, ItemDataset(items), collate, loss_fn, config, Path(out_dir) / f"run_{stage}",
-                   trainable=trainable)
+    result = train(model, ItemDataset(items), collate, partial(loss_fn, align_weight=align_weight), config,
+                   Path(out_dir) / f"run_{stage}", trainable=trainable)
     model.save_pretrained(stage_dir)
     info = {"stage": stage, "steps": config.steps, "wall_time_s": result.wall_time_s,
             "peak_memory_mb": result.peak_memory_mb, "resumed_from": result.resumed_from,
@@ -79,7 +115,7 @@ def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str
 
 
 def train_all(model: TasteTokenizer, items: Sequence[TasteItem], steps: StageSteps, base: TrainConfig,
-              out_dir: str | Path, stages: Sequence[str] = STAGES) -> list[dict]:
+              out_dir: str | Path, stages: Sequence[str] = STAGES, align_weight: float = 0.0) -> list[dict]:
     """Run the sub-stages in order with the same optimiser settings; a stage with 0 steps is skipped."""
     from dataclasses import replace
 
@@ -89,5 +125,6 @@ def train_all(model: TasteTokenizer, items: Sequence[TasteItem], steps: StageSte
         if n <= 0:
             continue
         warmup = min(base.warmup_steps, max(n // 5, 1))
-        infos.append(train_substage(model, items, stage, replace(base, steps=n, warmup_steps=warmup), out_dir))
+        infos.append(train_substage(model, items, stage, replace(base, steps=n, warmup_steps=warmup), out_dir,
+                                    align_weight))
     return infos

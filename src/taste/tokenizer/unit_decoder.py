@@ -3,6 +3,8 @@ speaker embedding, a causal Transformer over units (+ BND in word_sync mode) + E
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -55,6 +57,20 @@ def sample_top_k(logits: Tensor, k: int, generator: torch.Generator) -> Tensor:
     probs = torch.softmax(values, dim=-1)
     choice = torch.multinomial(probs, 1, generator=generator)
     return idx.gather(-1, choice).squeeze(-1)
+
+
+def end_of_word_choice(logits: Tensor, log_survival: Tensor, end_ids: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Median boundary rule: end the word once the decoder's own probability of having ended it reaches 1/2.
+
+    logits: [B, V] constrained (-inf = forbidden); log_survival: [B], log P(word still running) before this step;
+    end_ids: (BND, EOS). Returns (end Bool[B], the updated log survival [B]).
+    The end probability at this step is p(BND) + p(EOS) (the constraints allow at most one of them), so the word ends
+    at the median of the duration distribution the decoder predicts, rather than at a sampled duration."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    p_end = (probs[:, end_ids[0]] + probs[:, end_ids[1]]).clamp(0.0, 1.0)
+    new_log_survival = log_survival + torch.log1p(-p_end.clamp(max=1.0 - 1e-7))
+    end = (p_end >= 1.0 - 1e-6) | (new_log_survival <= -math.log(2.0))
+    return end, new_log_survival
 
 
 class UnitDecoder(nn.Module):
@@ -159,12 +175,34 @@ class UnitDecoder(nn.Module):
         return logits.masked_fill(~allow, float("-inf"))
 
     @torch.no_grad()
+    def _next_tokens(self, logits: Tensor, log_survival: Tensor, k: int, median: bool,
+                     gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """One decoding step on constrained logits [B, V] -> (tokens Long[B], log survival [B] of the current word).
+
+        median: word ends (BND / EOS) follow `end_of_word_choice`; units are sampled top-k among units only."""
+        if not median:
+            return sample_top_k(logits, k, gen), log_survival
+        end, log_survival = end_of_word_choice(logits, log_survival, (self.bnd, self.eos))
+        end_tok = torch.where(logits[:, self.bnd] > logits[:, self.eos], self.bnd, self.eos)
+        unit_logits = logits.clone()
+        unit_logits[:, self.bnd :] = float("-inf")
+        units_possible = torch.isfinite(unit_logits).any(-1)
+        unit_tok = sample_top_k(unit_logits.masked_fill(~units_possible[:, None], 0.0), k, gen)
+        tok = torch.where(end | ~units_possible, end_tok, unit_tok)
+        return tok, torch.where(tok >= self.bnd, torch.zeros_like(log_survival), log_survival)
+
+    @torch.no_grad()
     def generate(self, fused: Tensor, word_mask: Tensor, speaker: Tensor, *, seed: int = 0,
-                 top_k: int | None = None) -> list[list[int]]:
-        """Batched KV-cached top-k sampling. fused: [B, N, d]; speaker: [B, speaker_dim] -> one stream per row (EOS excluded)."""
+                 top_k: int | None = None, boundary: str | None = None) -> list[list[int]]:
+        """Batched KV-cached decoding. fused: [B, N, d]; speaker: [B, speaker_dim] -> one stream per row (EOS excluded).
+
+        Units are sampled top-k; word ends follow `boundary` (default: the config's), see `end_of_word_choice`.
+        The prefix mode has no word ends to place and always samples."""
         b, device = fused.shape[0], fused.device
         gen = torch.Generator(device=device).manual_seed(int(seed))
         k = self.cfg.top_k if top_k is None else top_k
+        median = (boundary or self.cfg.boundary) == "median" and self.conditioning == "word_sync"
+        log_survival = torch.zeros(b, device=device)
         n_words = word_mask.sum(1)
         prefix, valid = self._prefix(fused, word_mask, speaker)
         pos = (torch.cumsum(valid.long(), 1) - 1).clamp(min=0)
@@ -180,7 +218,8 @@ class UnitDecoder(nn.Module):
             max_steps = int(self.cfg.max_len_ratio * int(n_words.max())) + 1
         max_steps = min(max_steps, self.cfg.max_len - int(next_pos.max()))
         for _ in range(max_steps):
-            tok = sample_top_k(self._constrain(logits, n_words, done, in_word, n_units, finished), k, gen)
+            tok, log_survival = self._next_tokens(self._constrain(logits, n_words, done, in_word, n_units, finished),
+                                                  log_survival, k, median, gen)
             for i in torch.nonzero(~finished).flatten().tolist():
                 if int(tok[i]) != self.eos:
                     out[i].append(int(tok[i]))
