@@ -72,3 +72,19 @@ def test_unit_streams_save_load_round_trip(tmp_path):
         assert torch.equal(alone[0, : int(n)], u.long())
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
         load_units(tmp_path / "nope.safetensors")
+
+
+def test_frame_phone_loss_is_trained_only_when_weighted(tmp_path):
+    """frame_phone_weight > 0 adds a frame-level phone cross-entropy (aligned labels) that falls during training."""
+    utts, feats = fake_corpus(16)
+    torch.manual_seed(0)
+    model = build_debug_unit_tokenizer(n_phones=VOCAB.n_phones, codebook_size=16, rate_hz=50, frame_phone_weight=1.0)
+    data = MelPhoneDataset(utts, feats, VOCAB, model.cfg.stride, model.cfg.rate_hz)
+    item = data[0]
+    assert len(item["frame_labels"]) == int(np.ceil(item["mel"].shape[-1] / model.cfg.stride))
+    assert (item["frame_labels"] >= 0).any()
+    cfg = TrainConfig(steps=60, batch_size=8, lr=3e-3, warmup_steps=5, checkpoint_every=1000, log_every=10)
+    result = train(model, data, collate_mel_phones, unit_tokenizer_loss, cfg, tmp_path, progress=False)
+    assert result.history[-1]["frame_ce"] < 0.7 * result.history[0]["frame_ce"]
+    _, logs = unit_tokenizer_loss(_model(), collate_mel_phones([data[i] for i in range(4)]))
+    assert "frame_ce" not in logs  # weight 0: no frame head, no term

@@ -87,7 +87,7 @@ def write_fake_prepared(root, n_per_split=None, seed: int = 0) -> dict:
                    "paths": {"prepared": str(root), "units": str(root / "units"), "models": str(root / "models"),
                              "outputs": str(root / "outputs")}},
         "units": {"rate_hz": 25, "codebook_size": 16, "d_model": 32, "encoder_layers": 1, "head_layers": 1,
-                  "n_heads": 2, "commitment_weight": 0.25,
+                  "n_heads": 2, "commitment_weight": 0.25, "frame_phone_weight": 0.5,
                   "train": {"steps": 30, "batch_size": 4, "lr": 0.003, "warmup_steps": 3}},
         "vocoder": {"d_model": 32, "layers": 1, "n_heads": 2, "conv_layers": 1, "griffin_lim_iters": 4,
                     "eval_utterances": 3, "train": {"steps": 30, "batch_size": 4, "lr": 0.003, "warmup_steps": 3}},

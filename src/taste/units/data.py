@@ -9,8 +9,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from taste.data.records import Utterance
-from taste.units.model import MEL_PAD_VALUE, UnitTokenizer, ctc_loss
-from taste.units.phones import PhoneVocab
+from taste.units.model import MEL_PAD_VALUE, UnitTokenizer, ctc_loss, unit_lengths_for
+from taste.units.phones import PhoneVocab, unit_phone_labels
 
 
 class MelSource(Protocol):
@@ -20,11 +20,15 @@ class MelSource(Protocol):
 
 
 class MelPhoneDataset(Dataset):
-    """Items: {"id", "mel": Tensor[n_mels, F] float32, "targets": LongTensor[P] (1-based phone ids)}."""
+    """Items: {"id", "mel": Tensor[n_mels, F] float32, "targets": LongTensor[P] (1-based phone ids),
+    "frame_labels": LongTensor[U] (0-based phone under each unit frame, -1 = silence/none; only when the unit
+    stride (mel frames per unit) and rate are given)}."""
 
-    def __init__(self, utterances: Sequence[Utterance], features: MelSource, vocab: PhoneVocab):
+    def __init__(self, utterances: Sequence[Utterance], features: MelSource, vocab: PhoneVocab,
+                 unit_stride: int | None = None, rate_hz: float | None = None):
         self.utterances = list(utterances)
         self.features = features
+        self.vocab, self.unit_stride, self.rate_hz = vocab, unit_stride, rate_hz
         self.targets = [torch.tensor(vocab.ctc_targets(u.phones), dtype=torch.long) for u in self.utterances]
 
     def __len__(self) -> int:
@@ -35,7 +39,11 @@ class MelPhoneDataset(Dataset):
         mel = self.features.get(utt.id)
         if mel is None:
             raise KeyError(f"no log-mel features for utterance {utt.id}")
-        return {"id": utt.id, "mel": mel.float(), "targets": self.targets[i]}
+        item = {"id": utt.id, "mel": mel.float(), "targets": self.targets[i]}
+        if self.unit_stride is not None and self.rate_hz is not None:
+            n_units = int(unit_lengths_for(torch.tensor([mel.shape[-1]]), self.unit_stride)[0])
+            item["frame_labels"] = torch.from_numpy(unit_phone_labels(utt.phones, n_units, self.rate_hz, self.vocab))
+        return item
 
 
 def pad_mels(mels: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
@@ -50,9 +58,15 @@ def pad_mels(mels: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
 def collate_mel_phones(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """-> {"ids", "mel" [B, n_mels, F], "lengths" [B], "targets" [sum P] (concatenated), "target_lengths" [B]}."""
     mel, lengths = pad_mels([it["mel"] for it in items])
-    return {"ids": [it["id"] for it in items], "mel": mel, "lengths": lengths,
-            "targets": torch.cat([it["targets"] for it in items]),
-            "target_lengths": torch.tensor([len(it["targets"]) for it in items], dtype=torch.long)}
+    batch = {"ids": [it["id"] for it in items], "mel": mel, "lengths": lengths,
+             "targets": torch.cat([it["targets"] for it in items]),
+             "target_lengths": torch.tensor([len(it["targets"]) for it in items], dtype=torch.long)}
+    if all("frame_labels" in it for it in items):
+        labels = torch.full((len(items), max(len(it["frame_labels"]) for it in items)), -1, dtype=torch.long)
+        for i, it in enumerate(items):
+            labels[i, : len(it["frame_labels"])] = it["frame_labels"]
+        batch["frame_labels"] = labels
+    return batch
 
 
 def unit_tokenizer_loss(model: UnitTokenizer, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
@@ -65,6 +79,12 @@ def unit_tokenizer_loss(model: UnitTokenizer, batch: dict[str, Any]) -> tuple[Te
         inter = ctc_loss(out, batch["targets"], batch["target_lengths"], key="inter_logits")
         loss = loss + model_config(model).inter_ctc_weight * inter
         logs["inter_ctc"] = float(inter.detach())
+    if "frame_logits" in out and "frame_labels" in batch:
+        logits, labels = out["frame_logits"], batch["frame_labels"][:, : out["frame_logits"].shape[1]]
+        labels = torch.nn.functional.pad(labels, (0, logits.shape[1] - labels.shape[1]), value=-1)
+        frame = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-1)
+        loss = loss + model_config(model).frame_phone_weight * frame
+        logs["frame_ce"] = float(frame.detach())
     units = out["units"][out["units"] >= 0]
     logs["batch_codes_used"] = float(torch.unique(units).numel()) if units.numel() else 0.0
     return loss, logs

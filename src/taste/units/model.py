@@ -46,6 +46,8 @@ class UnitTokenizerConfig:
     dead_code_threshold: float = 2.0  # codes with EMA cluster size below this are restarted from batch vectors
     n_phones: int = 64                # CTC classes excluding blank (blank = 0, phone i -> i + 1)
     inter_ctc_weight: float = 0.3     # CTC on the pre-VQ states too: they become phonetic sooner, so do the codes
+    frame_phone_weight: float = 0.0   # cross-entropy of the phone under each unit frame (forced alignments), on the
+                                      # pre-VQ states; 0 = CTC only (what S3 does)
 
     def __post_init__(self) -> None:
         if self.frame_rate_hz % self.rate_hz:
@@ -124,6 +126,7 @@ class UnitTokenizer(nn.Module):
         self.head = transformer_stack(cfg, cfg.head_layers)
         self.ctc_proj = nn.Linear(cfg.d_model, cfg.n_phones + 1)
         self.inter_ctc_proj = nn.Linear(cfg.d_model, cfg.n_phones + 1) if cfg.inter_ctc_weight > 0 else None
+        self.frame_proj = nn.Linear(cfg.d_model, cfg.n_phones) if cfg.frame_phone_weight > 0 else None
 
     def _encode(self, mel: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """-> pre-quantisation states Tensor[B, U, D], unit_lengths [B], valid mask [B, U]."""
@@ -139,7 +142,8 @@ class UnitTokenizer(nn.Module):
         """mel: Tensor[B, n_mels, F], lengths: [B] valid frames.
 
         Returns logits [B, U, n_phones + 1] (CTC, blank 0), units [B, U] (-1 at padding), unit_lengths [B],
-        commit_loss (scalar), and inter_logits [B, U, n_phones + 1] (CTC on the pre-VQ states) when enabled.
+        commit_loss (scalar), and inter_logits [B, U, n_phones + 1] (CTC on the pre-VQ states) and frame_logits
+        [B, U, n_phones] (phone under each unit frame) when enabled.
         """
         h, unit_lengths, mask = self._encode(mel, lengths)
         q, units, commit_loss = self.vq(h, mask=mask)
@@ -147,6 +151,8 @@ class UnitTokenizer(nn.Module):
         out = {"logits": logits, "units": units, "unit_lengths": unit_lengths, "commit_loss": commit_loss.sum()}
         if self.inter_ctc_proj is not None:
             out["inter_logits"] = self.inter_ctc_proj(h)
+        if self.frame_proj is not None:
+            out["frame_logits"] = self.frame_proj(h)
         return out
 
     def unit_vectors(self, units: Tensor) -> Tensor:

@@ -32,7 +32,7 @@ def unit_config(params: dict[str, Any], n_phones: int) -> UnitTokenizerConfig:
         rate_hz=u["rate_hz"], d_model=u["d_model"], encoder_layers=u["encoder_layers"], head_layers=u["head_layers"],
         n_heads=u["n_heads"], codebook_size=u["codebook_size"], commitment_weight=u["commitment_weight"],
         ema_decay=u.get("ema_decay", 0.95), dead_code_threshold=u.get("dead_code_threshold", 2.0),
-        inter_ctc_weight=u.get("inter_ctc_weight", 0.3), n_phones=n_phones)
+        inter_ctc_weight=u.get("inter_ctc_weight", 0.3), frame_phone_weight=u["frame_phone_weight"], n_phones=n_phones)
 
 
 def train_config(section: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
@@ -73,7 +73,8 @@ def train_unit_tokenizer(params: dict[str, Any], model_dir: Path, progress: bool
     utts, feats = load_split(params, "train")
     model = UnitTokenizer(cfg)
     run_dir = fresh_run_dir(Path(model_dir) / "training", {"model": cfg, "train": tcfg, "n": len(utts)})
-    result = train(model, MelPhoneDataset(utts, feats, vocab), collate_mel_phones, unit_tokenizer_loss, tcfg, run_dir,
+    data = MelPhoneDataset(utts, feats, vocab, cfg.stride, cfg.rate_hz)
+    result = train(model, data, collate_mel_phones, unit_tokenizer_loss, tcfg, run_dir,
                    progress=progress)
     model.save_pretrained(model_dir)
     (Path(model_dir) / "phones.json").write_text(json.dumps(list(vocab.phones)), encoding="utf-8")
