@@ -55,3 +55,14 @@ def test_stage_end_to_end(tmp_path, monkeypatch):
     again = P.pretrain_text_lm(params, progress=False)
     assert again.result.resumed_from == 3
     assert torch.allclose(next(again.model.parameters()), next(text.model.parameters()))
+    _, resumed, _ = P.train_s3_lm(params, text.model, text.tokenizer, text.vocab, progress=False)
+    assert resumed.resumed_from == 3
+    # ...but not when what it learns from changed upstream (same settings, same number of items): a new units stage
+    # output must train the S3-unit LM afresh, not hand back the stale finished run.
+    path = Path(params["shared"]["paths"]["units"]) / "train.safetensors"
+    table = load_code_table(path)
+    from safetensors.torch import save_file
+    save_file({k: ((v.long() + 1) % params["units"]["codebook_size"]).to(v.dtype).contiguous() for k, v in table.items()},
+              str(path))
+    _, fresh, _ = P.train_s3_lm(params, text.model, text.tokenizer, text.vocab, progress=False)
+    assert fresh.resumed_from == 0

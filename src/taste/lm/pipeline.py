@@ -1,11 +1,14 @@
 """Stage 03 (training half) as functions over the params dict: text LM pretraining, TASLM variants, S3-unit LM.
 
 Final weights go to models/lm/{text_lm,taslm_token,taslm_embed,s3_lm}; resumable training runs (checkpoints,
-history.jsonl) to outputs/taslm/training/<name>, wiped when the settings change.
+history.jsonl) to outputs/taslm/training/<name>, wiped when the settings OR the data change: each run's fingerprint
+holds digests of what it learns from (text pool and tokenizer; TASTE codes and tokenizer weights; unit streams; the
+base LM's weights), so a rerun after an upstream stage changed never resumes a finished run on stale inputs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -34,6 +37,28 @@ def lm_dir(params: dict[str, Any]) -> Path:
 def run_dir(params: dict[str, Any], name: str) -> Path:
     """Training checkpoints and history: outside models/lm so DVC does not cache optimizer states."""
     return Path(params["shared"]["paths"]["outputs"]) / "taslm" / "training" / name
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes (names the file when it is missing)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (needed to fingerprint a training run)")
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 over a module's state (names, shapes, bytes): identifies the exact weights a run starts from."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def load_lm_tokenizer(params: dict[str, Any]):
@@ -86,7 +111,9 @@ def pretrain_text_lm(params: dict[str, Any], progress: bool = True) -> TextLMRun
         cfg, tcfg = text_lm_config(params, vocab), train_config(t, params)
         torch.manual_seed(params["shared"]["seed"])
         model = tl.build_text_lm(cfg, vocab)
-        rdir = fresh_run_dir(run_dir(params, "text_lm"), {"model": cfg, "train": tcfg, "n": len(stories)})
+        rdir = fresh_run_dir(run_dir(params, "text_lm"), {
+            "model": cfg, "train": tcfg, "n": len(stories), "tokenizer": hashlib.sha256(tok.to_str().encode()).hexdigest(),
+            "text_pool": file_digest(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt")})
         data = tl.PackedTextDataset(tok, train_stories, vocab, t["context"])
         result = train(model, data, tl.collate_blocks, tl.text_lm_loss, tcfg, rdir, progress=progress)
         tl.save_text_lm(model, out)
@@ -173,8 +200,9 @@ def train_taslm(params: dict[str, Any], variant: str, base_lm, tok, vocab: tl.LM
     tcfg = train_config(params["lm"]["taslm"], params)
     torch.manual_seed(params["shared"]["seed"])
     model = TASLM(_fresh_lm(base_lm, cfg.lora_r, cfg.lora_alpha), cfg)
-    rdir = fresh_run_dir(run_dir(params, f"taslm_{variant}"),
-                        {"model": cfg, "train": tcfg, "n": len(train_ds)})
+    rdir = fresh_run_dir(run_dir(params, f"taslm_{variant}"), {
+        "model": cfg, "train": tcfg, "n": len(train_ds), "base": weights_digest(base_lm), "taste": weights_digest(taste),
+        "codes": file_digest(Path("data/taste_codes") / "train.safetensors")})
     collate = partial(collate_taslm, pad_id=vocab.pad)
     result = train(model, train_ds, collate, taslm_loss, tcfg, rdir, progress=progress)
     model.save_pretrained(lm_dir(params) / f"taslm_{variant}")
@@ -197,7 +225,9 @@ def train_s3_lm(params: dict[str, Any], base_lm, tok, vocab: tl.LMVocab, progres
     tcfg = train_config(params["lm"]["s3_lm"], params)
     torch.manual_seed(params["shared"]["seed"])
     model = S3UnitLM(_fresh_lm(base_lm, r, alpha), cfg)
-    rdir = fresh_run_dir(run_dir(params, "s3_lm"), {"model": cfg, "train": tcfg, "n": len(train_ds)})
+    rdir = fresh_run_dir(run_dir(params, "s3_lm"), {
+        "model": cfg, "train": tcfg, "n": len(train_ds), "base": weights_digest(base_lm),
+        "units": file_digest(Path(params["shared"]["paths"]["units"]) / "train.safetensors")})
     collate = partial(collate_s3, pad_id=vocab.pad, n_units=cfg.n_units)
     result = train(model, train_ds, collate, s3_loss, tcfg, rdir, progress=progress)
     model.save_pretrained(lm_dir(params) / "s3_lm")
