@@ -180,3 +180,35 @@ def test_metrics_are_strict_json():
     metrics["duration"] = build_metrics(rows, pd.DataFrame(), pd.DataFrame(), n_boot=10)["duration"]
     text = json.dumps(json_safe(metrics), allow_nan=False)
     assert json.loads(text)["x"] is None and json_safe({"a": np.int64(3), "b": (np.float32(0.5),)}) == {"a": 3, "b": [0.5]}
+
+
+class FailingAligner(FakeRecognizer):
+    def align(self, wav, text):
+        from taste.evaluation.recognizer import AlignmentError
+
+        raise AlignmentError("no alignment")
+
+
+def test_f0_is_measured_on_decoder_spans_even_when_alignment_fails():
+    rows, decoded, plan, speakers = run(FakeTokenizer())
+    seen = []
+
+    def f0(wav, words):
+        seen.append(words)
+        return [100.0 + 10 * i for i in range(len(words))]
+
+    audio_rows, utt_rows, _ = run_audio(FakeVocoder(), FailingAligner(), plan, decoded, speakers, SETTINGS, f0)
+    assert not utt_rows.aligned.any()
+    assert set(audio_rows.measure) == {"f0"}  # durations need the alignment; pitch does not
+    for words in seen:  # contiguous spans from 0 covering the audio the fake vocoder made (40 ms per unit)
+        assert words[0].start == 0.0
+        assert all(abs(a.end - b.start) < 1e-9 for a, b in zip(words, words[1:]))
+
+
+def test_decoder_word_spans_reject_a_count_mismatch():
+    from taste.swap.study import decoder_word_spans
+
+    spans = decoder_word_spans("a b c", [0.2, 0.4, 0.1])
+    assert [round(w.start, 6) for w in spans] == [0.0, 0.2, 0.6] and round(spans[-1].end, 6) == 0.7
+    with pytest.raises(ValueError, match="3 words"):
+        decoder_word_spans("a b c", [0.2, 0.4])

@@ -106,25 +106,39 @@ def audio_subset(plan: Sequence[Sequence[SwapJob]], n_per_set: int | Mapping[str
     return out
 
 
-def _measure_audio(wav: np.ndarray, text: str, recognizer: Any, f0_fn) -> dict:
+def decoder_word_spans(text: str, word_durations_s: Sequence[float]) -> tuple:
+    """The decoder's own word spans as WordAlignment records (the vocoder keeps the unit timing, so word j of the
+    audio lies exactly where the decoder put it)."""
+    from taste.data.records import WordAlignment
+
+    words = text.split()
+    if len(words) != len(word_durations_s):
+        raise ValueError(f"{len(word_durations_s)} decoded word durations for {len(words)} words in {text!r}")
+    starts = np.concatenate([[0.0], np.cumsum(word_durations_s)[:-1]])
+    return tuple(WordAlignment(w, float(s), float(d)) for w, s, d in zip(words, starts, word_durations_s))
+
+
+def _measure_audio(wav: np.ndarray, text: str, word_durations_s: Sequence[float], recognizer: Any, f0_fn) -> dict:
+    """Transcript + WER; per-word durations from a forced alignment of the audio (None when it fails); per-word
+    median F0 over the decoder's own word spans (so pitch is measured even where the recogniser cannot align)."""
     from taste.evaluation.recognizer import AlignmentError
     from taste.evaluation.wer import per_utterance_wer
 
     hyp = recognizer.transcribe(wav)
-    out = {"hyp": hyp, "wer": per_utterance_wer([text], [hyp])[0], "durations": None, "f0": None}
+    out = {"hyp": hyp, "wer": per_utterance_wer([text], [hyp])[0], "durations": None,
+           "f0": list(f0_fn(wav, decoder_word_spans(text, word_durations_s)))}
     try:
         words = recognizer.align(wav, text)
     except AlignmentError:
         return out
     out["durations"] = [w.duration for w in words]
-    out["f0"] = list(f0_fn(wav, words))
     return out
 
 
 def run_audio(vocoder: Any, recognizer: Any, plan: Sequence[Sequence[SwapJob]],
               decoded: Mapping[int, Sequence[Sequence[Decoded]]], speakers: Mapping[str, Tensor],
               settings: SwapSettings, f0_fn=None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Vocode the audio subset at the first seed, force-align, F0 per word, transcribe.
+    """Vocode the audio subset at the first seed, force-align, F0 per word (decoder word spans), transcribe.
 
     -> (per-word rows for measures duration_audio / f0, one row per utterance (condition, wer, hyp), wavs by key).
     """
@@ -139,7 +153,7 @@ def run_audio(vocoder: Any, recognizer: Any, plan: Sequence[Sequence[SwapJob]],
             spk = speakers[job.pair.recipient_id]
             wav = vocoder.synthesise(torch.tensor(d.units, dtype=torch.long), spk)
             wavs[job.key] = wav
-            m = _measure_audio(wav, job.pair.text, recognizer, f0_fn)
+            m = _measure_audio(wav, job.pair.text, d.word_durations_s, recognizer, f0_fn)
             measured.append(m)
             utt_rows.append({"set": job.pair.set, "pair_id": job.pair.pair_id, "direction": job.pair.direction,
                              "condition": job.condition, "span": job.span, "wer": m["wer"], "hyp": m["hyp"],
