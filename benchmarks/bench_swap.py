@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -30,12 +31,18 @@ N_WORDS, TARGET_UNITS_PER_WORD = 12, 8.0
 def build_decoder(params: dict) -> UnitDecoder:
     dec = params["tokenizer"]["decoder"]
     cfg = DecoderConfig(n_units=int(params["units"]["codebook_size"]), d_model=int(dec["d_model"]),
-                        layers=int(dec["layers"]), n_heads=int(dec["n_heads"]), top_k=int(dec["top_k"]), dropout=0.0)
+                        layers=int(dec["layers"]), n_heads=int(dec["n_heads"]), top_k=int(dec["top_k"]),
+                        boundary=dec["boundary"], dropout=0.0)
     model = UnitDecoder(cfg, "word_sync", text_vocab=100, taste_dim=64).eval()
     with torch.no_grad():
         model.head.weight.mul_(0.1)
         model.head.bias.zero_()
-        model.head.bias[model.bnd] = 1.3  # ~1 boundary in 8 tokens among the top-k: trained-model lengths
+        if cfg.boundary == "median":
+            # full-softmax end probability h per step with a median word of ~8 units: 1 - (1 - h)^8 = 1/2
+            h = 1.0 - 0.5 ** (1.0 / 8.0)
+            model.head.bias[model.bnd] = math.log(h / (1.0 - h) * cfg.n_units)
+        else:
+            model.head.bias[model.bnd] = 1.3  # ~1 boundary in 8 tokens among the top-k: trained-model lengths
     return model
 
 

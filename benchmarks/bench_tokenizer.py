@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -54,16 +55,18 @@ def _items(model: TasteTokenizer, n: int, n_words: int, rate: float) -> list[Tas
     bounds = tuple(int(j * n_units / n_words) for j in range(n_words))
     return [TasteItem(str(i), text, tuple(ids), tuple(widx), torch.randn(2 * n_units, d, generator=g).half(),
                       torch.randn(2 * n_units, d, generator=g).half(), torch.randn(256, generator=g),
-                      torch.randint(0, model.cfg.decoder.n_units, (n_units,), generator=g), bounds, (), ())
+                      torch.randint(0, model.cfg.decoder.n_units, (n_units,), generator=g), bounds,
+                      tuple(0.35 * j for j in range(n_words)), (0.35,) * n_words)
             for i in range(n)]
 
 
-def bench_train_steps(model: TasteTokenizer, items: list[TasteItem], repeats: int) -> list[dict]:
-    batch = Collate(model.cfg.conditioning, model.cfg.decoder.n_units)(items)
+def bench_train_steps(model: TasteTokenizer, items: list[TasteItem], repeats: int, align_weight: float) -> list[dict]:
+    """Optimizer-step time per sub-stage with the study's loss (including the aggregator's alignment term)."""
+    batch = Collate(model.cfg.conditioning, model.cfg.decoder.n_units, model.cfg.encoder_rate_hz)(items)
     rows = []
     for stage in ("text_only", "no_vq", "rvq"):
         model.set_stage(stage)
-        step_s = mean_step_seconds(model, loss_fn, batch, repeats)
+        step_s = mean_step_seconds(model, partial(loss_fn, align_weight=align_weight), batch, repeats)
         rows.append({"stage": stage, "threads": torch.get_num_threads(), "batch_size": len(items),
                      "step_s": step_s, "peak_rss_mb": _peak_mb()})
     model.set_stage("rvq")
@@ -106,7 +109,8 @@ def main() -> None:
     report = {"model": source, "train_steps": [], "substage_training": {}}
     for threads in (1, 2):
         set_threads(threads)
-        report["train_steps"] += bench_train_steps(model, items, args.repeats)
+        report["train_steps"] += bench_train_steps(model, items, args.repeats,
+                                                   float(params["tokenizer"]["align_weight"]))
     set_threads(params["shared"]["threads"])
     report["encode"] = bench_encode(model, 5, 3.0)
     report["decode"] = [bench_decode(model, 1, 9), bench_decode(model, 16, 9)]
