@@ -41,14 +41,12 @@ def run_dir(params: dict[str, Any], name: str) -> Path:
 
 def file_digest(path: str | Path) -> str:
     """sha256 of a file's bytes (names the file when it is missing)."""
+    from taste.data.download import sha256_of
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing (needed to fingerprint a training run)")
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_of(path)
 
 
 def weights_digest(module: torch.nn.Module) -> str:
