@@ -58,9 +58,7 @@ def attention_in_span(model: TasteTokenizer, items: Sequence[TasteItem], batch_s
     collate, shares = Collate(model.cfg.conditioning, model.cfg.decoder.n_units, model.cfg.encoder_rate_hz), []
     for chunk in batches(items, batch_size):
         b = collate(chunk)
-        out = model.aggregator(b.text.token_ids, b.text.word_index, b.text.n_words, b.keys, b.values,
-                               b.frame_lengths, return_attention=True)
-        attention = out[2]
+        _, _, attention = model.word_vectors(b.text, b.keys, b.values, b.frame_lengths, return_attention=True)
         inside = alignment_targets(b.text.word_index, b.word_frames, attention.shape[-1]) > 0
         rows = inside.any(-1)
         shares.append((attention * inside).sum(-1)[rows])

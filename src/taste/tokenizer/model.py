@@ -132,9 +132,12 @@ class TasteTokenizer(nn.Module):
         return states[-1], states[value_layer], encoder_lengths(lengths)
 
     # -- word vectors ------------------------------------------------------------------------------
-    def word_vectors(self, text: TextBatch, keys: Tensor, values: Tensor, frame_lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """Continuous aggregator output: ([B, N, D], word_mask [B, N])."""
-        return self.aggregator(text.token_ids, text.word_index, text.n_words, keys, values, frame_lengths)
+    def word_vectors(self, text: TextBatch, keys: Tensor, values: Tensor, frame_lengths: Tensor,
+                     return_attention: bool = False) -> tuple[Tensor, ...]:
+        """Continuous aggregator output: ([B, N, D], word_mask [B, N]), plus the last layer's cross-attention
+        [B, L, T] when return_attention."""
+        return self.aggregator(text.token_ids, text.word_index, text.n_words, keys, values, frame_lengths,
+                               return_attention=return_attention)
 
     def taste_inputs(self, text: TextBatch, keys: Tensor, values: Tensor, frame_lengths: Tensor,
                      return_attention: bool = False) -> tuple[Tensor | None, ...]:
@@ -143,8 +146,7 @@ class TasteTokenizer(nn.Module):
         zero = keys.new_zeros(())
         if self.stage == "text_only":
             return (None, None, zero, None) if return_attention else (None, None, zero)
-        out = self.aggregator(text.token_ids, text.word_index, text.n_words, keys, values, frame_lengths,
-                              return_attention=return_attention)
+        out = self.word_vectors(text, keys, values, frame_lengths, return_attention=return_attention)
         vectors, mask = out[0], out[1]
         extra = (out[2],) if return_attention else ()
         if self.stage == "no_vq":
