@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from taste.data.audio_io import write_audio
 from taste.data.loaders import FeatureStore
@@ -135,9 +136,15 @@ def test_prepare_writes_outputs_and_report(tiny_corpus, tiny_params, tmp_path):
         for u in kept:
             mel = store.get(u.id)
             assert mel.shape[0] == 80 and abs(mel.shape[1] - u.duration * 100) <= 1
+        pitch = FeatureStore(tmp_path / "prepared" / "pitch" / f"{split}.safetensors")
+        assert set(pitch.keys()) == {u.id for u in kept}
+        for u in kept:
+            f0 = pitch.get(u.id)
+            assert f0.shape == (store.get(u.id).shape[1],) and torch.all(f0 >= 0)
     spk = FeatureStore(tmp_path / "prepared" / "speaker_embeddings.safetensors")
     assert len(spk) == len(utts) and spk.get(utts[0].id).shape == (256,)
     assert np.isclose(float(spk.get(utts[0].id).norm()), 1.0, atol=1e-4)
+    assert 0.1 < metrics["voiced_share"] < 0.95
     phones = json.loads((tmp_path / "prepared" / "phones.json").read_text())["phones"]
     assert phones == sorted({p.phone for u in utts for p in u.phones})
 

@@ -1,5 +1,5 @@
-"""Stage `prepare`: validate every utterance of data/raw, write split manifests, log-mel features, speaker embeddings,
-the phone inventory and a rejection report into data/prepared."""
+"""Stage `prepare`: validate every utterance of data/raw, write split manifests, log-mel features, F0 tracks, speaker
+embeddings, the phone inventory and a rejection report into data/prepared."""
 from __future__ import annotations
 
 import json
@@ -15,6 +15,7 @@ from .audio_io import write_audio
 from .features import MelConfig, log_mel
 from .loaders import save_tensor_map
 from .materialise import repo_relative
+from .pitch import PitchConfig, track_pitch
 from .records import Utterance, write_manifest
 from .speaker_embed import BatchSpeakerEncoder
 from .validate import (AudioValidationError, Rejection, Repair, TooManyRejectionsError, TranscriptValidationError,
@@ -99,6 +100,19 @@ def _summary(by_split: dict[str, list[Utterance]], n_total: int, rejections, rep
     return metrics
 
 
+def pitch_config(params: dict, mel_cfg: MelConfig) -> PitchConfig:
+    """params["shared"]["pitch"] with the sample rate and hop of the log-mel features (one F0 per feature frame)."""
+    d = dict(params["shared"].get("pitch") or {})
+    return PitchConfig.from_dict({**d, "sample_rate": mel_cfg.sample_rate, "hop_length": mel_cfg.hop_length})
+
+
+def _voiced_share(pitch: dict[str, dict[str, torch.Tensor]]) -> float:
+    """Share of voiced (F0 > 0) frames over every kept utterance."""
+    tracks = [f0 for split in pitch.values() for f0 in split.values()]
+    frames = sum(f0.numel() for f0 in tracks)
+    return round(sum(int((f0 > 0).sum()) for f0 in tracks) / max(1, frames), 4)
+
+
 def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."), embed_speakers: bool = True,
             progress: bool = True) -> dict:
     """Validate data/raw/manifest.jsonl and write data/prepared -> metrics (also returned when nothing is rejected).
@@ -109,6 +123,7 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
     raw_dir, out_dir, root = Path(raw_dir), Path(out_dir), Path(root)
     cfg = validation_config(params)
     mel_cfg = MelConfig.from_dict(params["shared"]["features"], cfg.sample_rate)
+    pitch_cfg = pitch_config(params, mel_cfg)
     utts, rejections = read_manifest_lenient(raw_dir / "manifest.jsonl")
     if (raw_dir / "load_rejections.json").is_file():  # transcripts a real-corpus loader could not read
         rejections += [Rejection(**r) for r in json.loads((raw_dir / "load_rejections.json").read_text("utf-8"))]
@@ -119,6 +134,7 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
         encoder = BatchSpeakerEncoder("cpu", float(params["prepare"].get("speaker_partials_per_second", 1.3)))
     by_split: dict[str, list[Utterance]] = defaultdict(list)
     features: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
+    pitch: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)  # F0 in Hz per feature frame, 0 = unvoiced
     speakers: dict[str, torch.Tensor] = {}
     phones: Counter = Counter()
     pending: list[tuple[str, np.ndarray]] = []
@@ -132,6 +148,7 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
     for utt, wav in tqdm(stream, total=len(utts), desc="prepare", mininterval=10, disable=not progress):
         by_split[utt.split].append(utt)
         features[utt.split][utt.id] = log_mel(torch.from_numpy(wav), mel_cfg).to(torch.float16)
+        pitch[utt.split][utt.id] = track_pitch(wav, pitch_cfg)
         phones.update(p.phone for p in utt.phones)
         pending.append((utt.id, wav))
         if len(pending) >= 64:
@@ -152,10 +169,12 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
     for split in SPLITS:
         write_manifest(out_dir / f"{split}.jsonl", by_split.get(split, []))
         save_tensor_map(out_dir / "features" / f"{split}.safetensors", features.get(split, {}))
+        save_tensor_map(out_dir / "pitch" / f"{split}.safetensors", pitch.get(split, {}), torch.float32)
     if encoder is not None:
         save_tensor_map(out_dir / "speaker_embeddings.safetensors", speakers)
     (out_dir / "phones.json").write_text(json.dumps({"phones": sorted(phones), "counts": dict(sorted(phones.items()))},
                                                     indent=2) + "\n", encoding="utf-8")
     metrics = _summary(by_split, n_total, rejections, repairs, phones)
+    metrics["voiced_share"] = _voiced_share(pitch)
     (out_dir / "prepare_summary.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return metrics
