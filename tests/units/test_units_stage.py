@@ -19,6 +19,7 @@ def test_units_then_vocoder_stage_functions(tmp_path):
     model_dir = tmp_path / "models" / "units"
     model, vocab, result = train_unit_tokenizer(params, model_dir, progress=False)
     assert (model_dir / "model.safetensors").exists() and len(result.history) > 0
+    assert "pitch_ce" in result.history[-1]   # frame_pitch_weight > 0: the codes are trained to keep pitch
     assert json.loads((model_dir / "phones.json").read_text()) == list(vocab.phones)
     counts = write_unit_streams(model, params)
     assert counts == {"train": 12, "dev": 3, "test": 4}

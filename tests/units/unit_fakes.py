@@ -38,7 +38,7 @@ def fake_corpus(n_utts: int = 12, n_mels: int = 80, seed: int = 0, fps: int = 10
 
 
 def write_fake_prepared(root, n_per_split=None, seed: int = 0) -> dict:
-    """A tiny data/prepared lookalike (manifests, wavs, features, speaker embeddings, phones.json) under `root`.
+    """A tiny data/prepared lookalike (manifests, wavs, features, F0 tracks, speaker embeddings, phones.json).
 
     Each phone is a fixed chord; returns params (default sizes overridden to debug size) pointing at `root`.
     """
@@ -56,16 +56,18 @@ def write_fake_prepared(root, n_per_split=None, seed: int = 0) -> dict:
     freqs = {p: (200 + 90 * i, 900 + 310 * i) for i, p in enumerate(PHONES)}
     feats_all, speakers = {}, {}
     for split, n in n_per_split.items():
-        utts, feats = [], {}
+        utts, feats, pitch = [], {}, {}
         for i in range(n):
             uid = f"{split}{i:03d}"
             pieces, phones, t = [np.zeros(800, np.float32)], [PhoneAlignment("_", 0.0, 0.05)], 0.05
+            f0_per_sample = [np.zeros(800, np.float32)]   # each chord's lower tone is its F0
             for _ in range(int(rng.integers(4, 8))):
                 p = PHONES[int(rng.integers(len(PHONES)))]
                 dur = float(rng.uniform(0.06, 0.15))
                 tt = np.arange(int(dur * 16000)) / 16000
                 pieces.append((0.2 * np.sin(2 * np.pi * freqs[p][0] * tt) + 0.1 * np.sin(2 * np.pi * freqs[p][1] * tt))
                               .astype(np.float32))
+                f0_per_sample.append(np.full(len(tt), freqs[p][0], np.float32))
                 phones.append(PhoneAlignment(p, t, len(tt) / 16000))
                 t += len(tt) / 16000
             wav = np.concatenate(pieces) + rng.normal(0, 3e-4, sum(len(x) for x in pieces)).astype(np.float32)
@@ -75,9 +77,11 @@ def write_fake_prepared(root, n_per_split=None, seed: int = 0) -> dict:
                                   text="a b", speaker=f"spk{i % 2}", split=split, rate_wpm=None, pitch=None,
                                   phones=tuple(phones)))
             feats[uid] = log_mel(wav, MelConfig())
+            pitch[uid] = torch.from_numpy(np.concatenate(f0_per_sample)[::160][: feats[uid].shape[-1]].copy())
             speakers[uid] = torch.from_numpy(rng.normal(size=256).astype(np.float32))
         write_manifest(root / f"{split}.jsonl", utts)
         save_tensor_map(root / "features" / f"{split}.safetensors", feats, dtype=torch.float16)
+        save_tensor_map(root / "pitch" / f"{split}.safetensors", pitch)
         feats_all.update(feats)
     save_tensor_map(root / "speaker_embeddings.safetensors", speakers)
     (root / "phones.json").write_text(json.dumps(["_"] + list(PHONES)))
@@ -88,6 +92,7 @@ def write_fake_prepared(root, n_per_split=None, seed: int = 0) -> dict:
                              "outputs": str(root / "outputs")}},
         "units": {"rate_hz": 25, "codebook_size": 16, "d_model": 32, "encoder_layers": 1, "head_layers": 1,
                   "n_heads": 2, "commitment_weight": 0.25, "frame_phone_weight": 0.5,
+                  "frame_pitch_weight": 0.5,
                   "train": {"steps": 30, "batch_size": 4, "lr": 0.003, "warmup_steps": 3}},
         "vocoder": {"d_model": 32, "layers": 1, "n_heads": 2, "conv_layers": 1, "griffin_lim_iters": 4,
                     "eval_utterances": 3, "train": {"steps": 30, "batch_size": 4, "lr": 0.003, "warmup_steps": 3}},

@@ -1,4 +1,5 @@
-"""Unit tokenizer evaluation on a split: codebook usage, phone purity / PNMI, greedy-CTC phone error rate."""
+"""Unit tokenizer evaluation on a split: codebook usage, phone purity / PNMI, greedy-CTC phone error rate, and how
+much pitch the codes keep (pitch-class purity / PNMI)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from taste.units.data import MelSource, pad_mels
 from taste.units.metrics import codebook_usage, ctc_greedy_decode, phone_error_rate, purity_pnmi
 from taste.units.model import UnitTokenizer
 from taste.units.phones import PhoneVocab, unit_phone_labels
+from taste.units.pitch_labels import PitchClasses, speaker_reference_f0, unit_pitch_labels
 
 
 @torch.no_grad()
@@ -56,3 +58,23 @@ def evaluate_unit_streams(units: dict[str, torch.Tensor], utterances: Sequence[U
     labels = [unit_phone_labels(u.phones, len(s), rate_hz, vocab) for u, s in zip(utterances, streams)]
     return {"metrics": unit_stream_metrics(streams, labels, codebook_size, vocab.n_phones, rate_hz),
             "units": streams, "labels": labels}
+
+
+def pitch_information(units: Sequence[np.ndarray], utterances: Sequence[Utterance], f0: MelSource, stride: int,
+                      codebook_size: int, classes: PitchClasses = PitchClasses()) -> dict:
+    """How much pitch the unit streams keep: purity and PNMI of the codes against each unit's pitch class
+    (taste.units.pitch_labels, relative to each speaker's median F0 over `utterances`).
+
+    units: per utterance int array [U_i], aligned with `utterances`. -> {"pitch_purity", "pitch_pnmi",
+    "pitch_class_entropy_bits"}; None values when no unit is voiced.
+    """
+    refs = speaker_reference_f0(utterances, f0)
+    labels = [unit_pitch_labels(f0.get(u.id), len(s), stride, refs[u.speaker], classes).numpy()
+              if u.speaker in refs else np.full(len(s), -1) for u, s in zip(utterances, units)]
+    flat_units, flat_labels = np.concatenate([np.asarray(s) for s in units]), np.concatenate(labels)
+    if not (flat_labels > 0).any():
+        return {"pitch_purity": None, "pitch_pnmi": None, "pitch_class_entropy_bits": None}
+    scores = purity_pnmi(flat_units, flat_labels, codebook_size, classes.n_classes)
+    p = np.bincount(flat_labels[flat_labels >= 0], minlength=classes.n_classes) / max((flat_labels >= 0).sum(), 1)
+    entropy = float(-(p[p > 0] * np.log2(p[p > 0])).sum())
+    return {"pitch_purity": scores["phone_purity"], "pitch_pnmi": scores["pnmi"], "pitch_class_entropy_bits": entropy}

@@ -48,6 +48,10 @@ class UnitTokenizerConfig:
     inter_ctc_weight: float = 0.3     # CTC on the pre-VQ states too: they become phonetic sooner, so do the codes
     frame_phone_weight: float = 0.0   # cross-entropy of the phone under each unit frame (forced alignments), on the
                                       # pre-VQ states; 0 = CTC only (what S3 does)
+    frame_pitch_weight: float = 0.0   # cross-entropy of each unit's pitch class (taste.units.pitch_labels) on the
+                                      # QUANTISED states, so the codes themselves keep pitch; 0 = off
+    pitch_classes: int = 8            # unvoiced + bins of pitch_step_semitones around the speaker's median F0
+    pitch_step_semitones: float = 3.0
 
     def __post_init__(self) -> None:
         if self.frame_rate_hz % self.rate_hz:
@@ -127,6 +131,7 @@ class UnitTokenizer(nn.Module):
         self.ctc_proj = nn.Linear(cfg.d_model, cfg.n_phones + 1)
         self.inter_ctc_proj = nn.Linear(cfg.d_model, cfg.n_phones + 1) if cfg.inter_ctc_weight > 0 else None
         self.frame_proj = nn.Linear(cfg.d_model, cfg.n_phones) if cfg.frame_phone_weight > 0 else None
+        self.pitch_proj = nn.Linear(cfg.d_model, cfg.pitch_classes) if cfg.frame_pitch_weight > 0 else None
 
     def _encode(self, mel: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """-> pre-quantisation states Tensor[B, U, D], unit_lengths [B], valid mask [B, U]."""
@@ -142,8 +147,9 @@ class UnitTokenizer(nn.Module):
         """mel: Tensor[B, n_mels, F], lengths: [B] valid frames.
 
         Returns logits [B, U, n_phones + 1] (CTC, blank 0), units [B, U] (-1 at padding), unit_lengths [B],
-        commit_loss (scalar), and inter_logits [B, U, n_phones + 1] (CTC on the pre-VQ states) and frame_logits
-        [B, U, n_phones] (phone under each unit frame) when enabled.
+        commit_loss (scalar), and inter_logits [B, U, n_phones + 1] (CTC on the pre-VQ states), frame_logits
+        [B, U, n_phones] (phone under each unit frame) and pitch_logits [B, U, pitch_classes] (pitch class of each
+        unit, read from the quantised states) when enabled.
         """
         h, unit_lengths, mask = self._encode(mel, lengths)
         q, units, commit_loss = self.vq(h, mask=mask)
@@ -153,6 +159,8 @@ class UnitTokenizer(nn.Module):
             out["inter_logits"] = self.inter_ctc_proj(h)
         if self.frame_proj is not None:
             out["frame_logits"] = self.frame_proj(h)
+        if self.pitch_proj is not None:
+            out["pitch_logits"] = self.pitch_proj(q)
         return out
 
     def unit_vectors(self, units: Tensor) -> Tensor:

@@ -20,6 +20,7 @@ from taste.units.data import MelPhoneDataset, collate_mel_phones, unit_tokenizer
 from taste.units.extract import extract_units, save_units
 from taste.units.model import UnitTokenizer, UnitTokenizerConfig
 from taste.units.phones import PhoneVocab, load_phone_vocab
+from taste.units.pitch_labels import PitchClasses, speaker_reference_f0
 
 SPLITS = ("train", "dev", "test", "swap_global", "swap_local")
 
@@ -32,7 +33,9 @@ def unit_config(params: dict[str, Any], n_phones: int) -> UnitTokenizerConfig:
         rate_hz=u["rate_hz"], d_model=u["d_model"], encoder_layers=u["encoder_layers"], head_layers=u["head_layers"],
         n_heads=u["n_heads"], codebook_size=u["codebook_size"], commitment_weight=u["commitment_weight"],
         ema_decay=u.get("ema_decay", 0.95), dead_code_threshold=u.get("dead_code_threshold", 2.0),
-        inter_ctc_weight=u.get("inter_ctc_weight", 0.3), frame_phone_weight=u["frame_phone_weight"], n_phones=n_phones)
+        inter_ctc_weight=u.get("inter_ctc_weight", 0.3), frame_phone_weight=u["frame_phone_weight"], n_phones=n_phones,
+        frame_pitch_weight=u.get("frame_pitch_weight", 0.0), pitch_classes=u.get("pitch_classes", 8),
+        pitch_step_semitones=u.get("pitch_step_semitones", 3.0))
 
 
 def train_config(section: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
@@ -56,7 +59,22 @@ def fresh_run_dir(out_dir: Path, fingerprint: dict[str, Any]) -> Path:
 
 def prepared_paths(params: dict[str, Any]) -> dict[str, Path]:
     root = Path(params["shared"]["paths"]["prepared"])
-    return {"root": root, "phones": root / "phones.json", "speakers": root / "speaker_embeddings.safetensors"}
+    return {"root": root, "phones": root / "phones.json", "speakers": root / "speaker_embeddings.safetensors",
+            "pitch": root / "pitch"}
+
+
+def load_pitch(params: dict[str, Any], split: str) -> FeatureStore:
+    """F0 tracks of a prepared split (utt id -> Tensor[F] Hz, 0 = unvoiced), written by the prepare stage."""
+    return FeatureStore(prepared_paths(params)["pitch"] / f"{split}.safetensors")
+
+
+def pitch_dataset_args(cfg: UnitTokenizerConfig, params: dict[str, Any], split: str, utts) -> dict[str, Any]:
+    """MelPhoneDataset keyword arguments for pitch labels (none when cfg.frame_pitch_weight is 0)."""
+    if cfg.frame_pitch_weight <= 0:
+        return {}
+    pitch = load_pitch(params, split)
+    return {"pitch": pitch, "pitch_refs": speaker_reference_f0(utts, pitch),
+            "pitch_classes": PitchClasses(cfg.pitch_classes, cfg.pitch_step_semitones)}
 
 
 def load_split(params: dict[str, Any], split: str):
@@ -73,7 +91,7 @@ def train_unit_tokenizer(params: dict[str, Any], model_dir: Path, progress: bool
     utts, feats = load_split(params, "train")
     model = UnitTokenizer(cfg)
     run_dir = fresh_run_dir(Path(model_dir) / "training", {"model": cfg, "train": tcfg, "n": len(utts)})
-    data = MelPhoneDataset(utts, feats, vocab, cfg.stride, cfg.rate_hz)
+    data = MelPhoneDataset(utts, feats, vocab, cfg.stride, cfg.rate_hz, **pitch_dataset_args(cfg, params, "train", utts))
     result = train(model, data, collate_mel_phones, unit_tokenizer_loss, tcfg, run_dir,
                    progress=progress)
     model.save_pretrained(model_dir)
