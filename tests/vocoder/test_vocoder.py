@@ -129,3 +129,55 @@ def test_resynthesis_table_with_fake_judges():
     assert isinstance(table, pd.DataFrame)
     with pytest.raises(ValueError, match="original"):
         judge_utterances(["x"], ["a"], {"half": wavs[:1]}, judges)
+
+
+def _fake_pitch(units):
+    """F0 per frame from the unit id: even units unvoiced, odd ones at 80 + 10 x id Hz (4 frames per unit)."""
+    return {i: torch.where(u % 2 == 1, 80.0 + 10.0 * u.float(), torch.zeros(len(u))).repeat_interleave(4)[:-1]
+            for i, u in units.items()}
+
+
+def test_pitch_head_learns_voicing_and_f0_from_units(tmp_path):
+    """With F0 targets, the loss adds voicing BCE + log-F0 L1; both fall, and predicted F0 follows the units."""
+    ids, units, speakers, feats = _fake_data(16)
+    pitch = _fake_pitch(units)
+    data = UnitMelDataset(ids, units, speakers, feats, pitch)
+    batch = collate_units_mel([data[i] for i in range(4)], 4)
+    assert batch["f0"].shape == batch["mel"].shape[::2] and (batch["f0"][:, -1] == 0).all()
+    cfg = TrainConfig(steps=150, batch_size=8, lr=3e-3, warmup_steps=5, checkpoint_every=1000, log_every=10)
+    torch.manual_seed(0)
+    model = build_debug_vocoder(dropout=0.0)
+    hist = train(model, data, lambda items: collate_units_mel(items, 4), vocoder_loss, cfg, tmp_path,
+                 progress=False).history
+    assert hist[-1]["voicing_bce"] < 0.5 * hist[0]["voicing_bce"]
+    assert hist[-1]["log_f0_l1"] < 0.5 * hist[0]["log_f0_l1"]
+    from taste.vocoder.pipeline import f0_accuracy
+    acc = f0_accuracy(model, data)
+    assert acc["voicing_error"] < 0.1 and acc["f0_abs_error_cents"] < 100
+    # weight 0 or no targets: the mel L1 alone
+    loss, logs = vocoder_loss(model, batch, pitch_weight=0.0)
+    assert set(logs) == {"l1"} and float(loss.detach()) == pytest.approx(logs["l1"])
+
+
+def test_source_filter_synthesis_speaks_the_predicted_f0():
+    """synthesise() = predicted mel + predicted F0 through the source-filter synthesiser (same length as the
+    Griffin-Lim path); mel_f0_to_wave with an explicit F0 puts that F0 in the audio."""
+    from taste.data.pitch import track_pitch
+    torch.manual_seed(0)
+    sf, gl = build_debug_vocoder(), build_debug_vocoder(synthesis="griffin_lim")
+    gl.load_state_dict(sf.state_dict())
+    units, spk = torch.randint(0, 32, (30,)), torch.randn(16)
+    assert sf.synthesise(units, spk).shape == gl.synthesise(units, spk).shape == (30 * 4 * 160,)
+    mel = log_mel(torch.from_numpy(_tone(1.2, 150.0)))
+    wav = sf.mel_f0_to_wave(mel, torch.full((mel.shape[-1],), 150.0))
+    tracked = track_pitch(wav).numpy()
+    assert (tracked > 0).mean() > 0.5 and np.median(tracked[tracked > 0]) == pytest.approx(150.0, rel=0.02)
+    with pytest.raises(VocoderError, match="synthesis"):
+        build_debug_vocoder(synthesis="wavenet")
+
+
+def test_predict_zeroes_f0_at_padding_and_unvoiced_frames():
+    torch.manual_seed(0)
+    model = build_debug_vocoder().eval()
+    mel, f0 = model.predict(torch.randint(0, 32, (2, 5)), torch.randn(2, 16), torch.tensor([5, 3]))
+    assert mel.shape[-1] == f0.shape[-1] == 20 and (f0[1, 12:] == 0).all() and (f0 >= 0).all()

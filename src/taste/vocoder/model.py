@@ -1,7 +1,10 @@
-"""Non-autoregressive units (+ speaker embedding) -> log-mel regression model; Griffin-Lim turns the mel into audio.
+"""Non-autoregressive units (+ speaker embedding) -> log-mel and F0 regression model, then a waveform.
 
 A Transformer runs at the unit rate (cheap), frames are upsampled by repetition to 100 fps with a learned
-position-within-unit embedding, and a small conv stack smooths the frame sequence before the mel projection.
+position-within-unit embedding, and a small conv stack smooths the frame sequence before the mel projection and
+the pitch head (voicing logit and log-F0 per frame). The waveform comes from a source-filter synthesiser (harmonics
+at the predicted F0, shaped by the predicted mel envelope: taste.vocoder.source_filter), or from Griffin-Lim on the
+mel alone (`synthesis: griffin_lim`, which loses the harmonics: a regression mel is too smooth to carry pitch).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from taste.units.model import MEL_PAD_VALUE, padding_mask, sinusoids
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+SYNTHESIS = ("source_filter", "griffin_lim")
 
 
 class VocoderError(ValueError):
@@ -42,10 +46,17 @@ class VocoderConfig:
     conv_layers: int = 2
     dropout: float = 0.1
     griffin_lim_iters: int = 32
+    synthesis: str = "source_filter"   # source_filter (predicted F0 + mel envelope) | griffin_lim (mel only)
+    f0_ref_hz: float = 150.0           # log-F0 is predicted in octaves relative to this
+    noise_level: float = 0.03          # aperiodic share of the voiced excitation (source_filter)
 
     def __post_init__(self) -> None:
         if self.frame_rate_hz % self.unit_rate_hz:
             raise VocoderError(f"frame_rate_hz {self.frame_rate_hz} is not a multiple of unit_rate_hz {self.unit_rate_hz}")
+        if self.synthesis not in SYNTHESIS:
+            raise VocoderError(f"synthesis must be one of {SYNTHESIS}, got {self.synthesis!r}")
+        if self.f0_ref_hz <= 0:
+            raise VocoderError(f"f0_ref_hz must be > 0, got {self.f0_ref_hz}")
 
     @property
     def upsample(self) -> int:
@@ -74,7 +85,8 @@ class ConvSmoother(nn.Module):
 
 
 class UnitVocoder(nn.Module):
-    """units LongTensor[B, U] + speaker Tensor[B, speaker_dim] -> log-mel Tensor[B, n_mels, U * upsample]."""
+    """units LongTensor[B, U] + speaker Tensor[B, speaker_dim] -> log-mel Tensor[B, n_mels, U * upsample] and, per
+    frame, a voicing logit and log2(F0 / f0_ref_hz)."""
 
     def __init__(self, cfg: VocoderConfig):
         super().__init__()
@@ -88,9 +100,11 @@ class UnitVocoder(nn.Module):
         self.smoother = ConvSmoother(cfg.d_model, cfg.conv_layers)
         self.to_mel = nn.Linear(cfg.d_model, cfg.n_mels)
         nn.init.constant_(self.to_mel.bias, -5.0)   # typical speech log-mel level: start near the data, not at 0
+        self.to_pitch = nn.Linear(cfg.d_model, 2)   # voicing logit, log2(F0 / f0_ref_hz)
 
-    def forward(self, units: Tensor, speaker: Tensor, unit_lengths: Tensor) -> Tensor:
-        """units: LongTensor[B, U] (values < 0 are padding), speaker: [B, speaker_dim] -> log-mel [B, n_mels, U*r]."""
+    def forward(self, units: Tensor, speaker: Tensor, unit_lengths: Tensor) -> dict[str, Tensor]:
+        """units: LongTensor[B, U] (values < 0 are padding), speaker: [B, speaker_dim] ->
+        {"mel": log-mel [B, n_mels, U*r], "voiced_logit": [B, U*r], "log_f0": [B, U*r] (octaves re f0_ref_hz)}."""
         if units.dim() != 2:
             raise VocoderError(f"expected units LongTensor[B, U], got shape {tuple(units.shape)}")
         if speaker.shape != (units.shape[0], self.cfg.speaker_dim):
@@ -107,30 +121,51 @@ class UnitVocoder(nn.Module):
         frame_mask = mask.repeat_interleave(r, dim=1)
         x = self.smoother(x * frame_mask[..., None])
         mel = self.to_mel(x).transpose(1, 2)                                                         # (B, n_mels, F)
-        return mel.masked_fill(~frame_mask[:, None], MEL_PAD_VALUE)
+        pitch = self.to_pitch(x)                                                                     # (B, F, 2)
+        return {"mel": mel.masked_fill(~frame_mask[:, None], MEL_PAD_VALUE),
+                "voiced_logit": pitch[..., 0].masked_fill(~frame_mask, -1e4), "log_f0": pitch[..., 1] * frame_mask}
 
     @torch.no_grad()
-    def units_to_mel(self, units: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Inference: units LongTensor[B, U], speaker Tensor[B, speaker_dim], lengths [B] -> Tensor[B, n_mels, U*r]."""
+    def predict(self, units: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Inference: units LongTensor[B, U], speaker Tensor[B, speaker_dim], lengths [B] ->
+        (log-mel Tensor[B, n_mels, U*r], F0 Tensor[B, U*r] in Hz with 0 at unvoiced or padded frames)."""
         was_training = self.training
         self.eval()
         try:
             if lengths is None:
                 lengths = torch.full((units.shape[0],), units.shape[1], dtype=torch.long)
-            return self(units.long(), speaker, lengths)
+            out = self(units.long(), speaker, lengths)
         finally:
             self.train(was_training)
+        return out["mel"], f0_from_outputs(out["voiced_logit"], out["log_f0"], self.cfg.f0_ref_hz)
+
+    def units_to_mel(self, units: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Inference: units LongTensor[B, U], speaker Tensor[B, speaker_dim], lengths [B] -> Tensor[B, n_mels, U*r]."""
+        return self.predict(units, speaker, lengths)[0]
+
+    def units_to_f0(self, units: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Inference: the predicted F0 track Tensor[B, U*r] (Hz, 0 = unvoiced) the source-filter synthesis speaks."""
+        return self.predict(units, speaker, lengths)[1]
 
     def synthesise(self, units: Tensor, speaker: Tensor, mel_cfg=None, n_iter: int | None = None) -> np.ndarray:
-        """One utterance: units LongTensor[U], speaker Tensor[speaker_dim] -> float32 waveform [U*r*hop] (Griffin-Lim)."""
-        from taste.vocoder.griffin_lim import default_mel_config, mel_to_wave
-
+        """One utterance: units LongTensor[U], speaker Tensor[speaker_dim] -> float32 waveform [U*r*hop]."""
         units = torch.as_tensor(units).long().reshape(1, -1)
         speaker = torch.as_tensor(speaker).float().reshape(1, -1)
         if units.shape[1] == 0:
             raise VocoderError("synthesise: no units to speak")
-        mel = self.units_to_mel(units, speaker)[0]
-        return mel_to_wave(mel, mel_cfg or default_mel_config(), n_iter or self.cfg.griffin_lim_iters)
+        mel, f0 = self.predict(units, speaker)
+        return self.mel_f0_to_wave(mel[0], f0[0], mel_cfg, n_iter)
+
+    def mel_f0_to_wave(self, mel: Tensor, f0: Tensor, mel_cfg=None, n_iter: int | None = None) -> np.ndarray:
+        """log-mel Tensor[n_mels, F] + F0 Tensor[F] (Hz, 0 = unvoiced) -> waveform [F*hop] by this vocoder's
+        synthesis (the F0 is ignored by griffin_lim)."""
+        from taste.vocoder.griffin_lim import default_mel_config, mel_to_wave
+        from taste.vocoder.source_filter import mel_to_wave_source_filter
+
+        mel_cfg = mel_cfg or default_mel_config()
+        if self.cfg.synthesis == "griffin_lim":
+            return mel_to_wave(mel, mel_cfg, n_iter or self.cfg.griffin_lim_iters)
+        return mel_to_wave_source_filter(mel, f0, mel_cfg, noise_level=self.cfg.noise_level)
 
     # --- persistence -------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> None:
@@ -159,6 +194,11 @@ class UnitVocoder(nn.Module):
 
 def build_debug_vocoder(**overrides) -> UnitVocoder:
     return UnitVocoder(debug_config(**overrides))
+
+
+def f0_from_outputs(voiced_logit: Tensor, log_f0: Tensor, f0_ref_hz: float) -> Tensor:
+    """Voicing logits and log2(F0 / ref) [B, F] -> F0 in Hz [B, F], 0 where the voicing probability is below 1/2."""
+    return torch.where(voiced_logit > 0, f0_ref_hz * torch.exp2(log_f0.float()), torch.zeros_like(log_f0.float()))
 
 
 def masked_l1(pred: Tensor, target: Tensor, lengths: Tensor) -> Tensor:

@@ -1,7 +1,8 @@
-"""Stage 02b as functions: train units(+speaker) -> mel on the train split, then the resynthesis table on test."""
+"""Stage 02b as functions: train units(+speaker) -> mel + F0 on the train split, then the resynthesis table on test."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,9 +15,8 @@ from taste.data.loaders import FeatureStore
 from taste.data.records import Utterance, read_manifest
 from taste.training import TrainResult, train
 from taste.units.extract import load_units
-from taste.units.pipeline import fresh_run_dir, prepared_paths, train_config
+from taste.units.pipeline import fresh_run_dir, load_pitch, prepared_paths, train_config
 from taste.vocoder.data import UnitMelDataset, collate_units_mel, vocoder_loss
-from taste.vocoder.griffin_lim import mel_to_wave
 from taste.vocoder.model import UnitVocoder, VocoderConfig
 
 
@@ -29,7 +29,9 @@ def vocoder_config(params: dict[str, Any], n_units: int, unit_rate_hz: int) -> V
     return VocoderConfig(n_units=n_units, unit_rate_hz=unit_rate_hz,
                          frame_rate_hz=params["shared"]["sample_rate"] // feats["hop_length"], n_mels=feats["n_mels"],
                          d_model=v["d_model"], layers=v["layers"], n_heads=v["n_heads"],
-                         conv_layers=v.get("conv_layers", 2), griffin_lim_iters=v["griffin_lim_iters"])
+                         conv_layers=v.get("conv_layers", 2), griffin_lim_iters=v["griffin_lim_iters"],
+                         synthesis=v.get("synthesis", "source_filter"), f0_ref_hz=float(v.get("f0_ref_hz", 150.0)),
+                         noise_level=float(v.get("noise_level", 0.03)))
 
 
 def unit_dataset(params: dict[str, Any], split: str) -> UnitMelDataset:
@@ -37,7 +39,7 @@ def unit_dataset(params: dict[str, Any], split: str) -> UnitMelDataset:
     utts = read_manifest(root / f"{split}.jsonl")
     units = load_units(Path(params["shared"]["paths"]["units"]) / f"{split}.safetensors")
     return UnitMelDataset([u.id for u in utts], units, FeatureStore(prepared_paths(params)["speakers"]),
-                          FeatureStore(root / "features" / f"{split}.safetensors"))
+                          FeatureStore(root / "features" / f"{split}.safetensors"), load_pitch(params, split))
 
 
 def train_vocoder(params: dict[str, Any], model_dir: Path, n_units: int, unit_rate_hz: int, progress: bool = True
@@ -46,24 +48,27 @@ def train_vocoder(params: dict[str, Any], model_dir: Path, n_units: int, unit_ra
     cfg, tcfg = vocoder_config(params, n_units, unit_rate_hz), train_config(params["vocoder"], params)
     data = unit_dataset(params, "train")
     model = UnitVocoder(cfg)
-    run_dir = fresh_run_dir(Path(model_dir) / "training", {"model": cfg, "train": tcfg, "n": len(data)})
-    result = train(model, data, lambda items: collate_units_mel(items, cfg.upsample), vocoder_loss, tcfg, run_dir,
-                   progress=progress)
+    pitch_weight = float(params["vocoder"].get("pitch_weight", 1.0))
+    run_dir = fresh_run_dir(Path(model_dir) / "training",
+                            {"model": cfg, "train": tcfg, "n": len(data), "pitch_weight": pitch_weight})
+    result = train(model, data, partial(collate_units_mel, upsample=cfg.upsample),
+                   partial(vocoder_loss, pitch_weight=pitch_weight), tcfg, run_dir, progress=progress)
     model.save_pretrained(model_dir)
     return model, result
 
 
 def resynthesise(model: UnitVocoder, data: UnitMelDataset, utts: Sequence[Utterance], mel_cfg: MelConfig,
                  n_iter: int) -> dict[str, list[np.ndarray]]:
-    """The table's three rows as waveforms: original audio, ground-truth mel -> GL, units -> mel -> GL."""
-    rows: dict[str, list[np.ndarray]] = {"original": [], "mel_griffin_lim": [], "units_vocoder": []}
+    """The table's three rows as waveforms: original audio; the vocoder topline (ground-truth mel and F0 through the
+    vocoder's synthesis); units -> predicted mel and F0 -> the same synthesis."""
+    rows: dict[str, list[np.ndarray]] = {"original": [], "mel_topline": [], "units_vocoder": []}
     index = {uid: i for i, uid in enumerate(data.ids)}
     for utt in utts:
         item = data[index[utt.id]]
         rows["original"].append(read_audio(utt.audio_path, mel_cfg.sample_rate))
-        rows["mel_griffin_lim"].append(mel_to_wave(item["mel"], mel_cfg, n_iter))
-        mel = model.units_to_mel(item["units"][None], item["speaker"][None])[0]
-        rows["units_vocoder"].append(mel_to_wave(mel, mel_cfg, n_iter))
+        true_f0 = item.get("f0", torch.zeros(item["mel"].shape[-1]))
+        rows["mel_topline"].append(model.mel_f0_to_wave(item["mel"], true_f0, mel_cfg, n_iter))
+        rows["units_vocoder"].append(model.synthesise(item["units"], item["speaker"], mel_cfg, n_iter))
     return rows
 
 
@@ -74,9 +79,35 @@ def mel_l1(model: UnitVocoder, data: UnitMelDataset, batch_size: int = 16) -> fl
     for start in range(0, len(data), batch_size):
         batch = collate_units_mel([data[i] for i in range(start, min(len(data), start + batch_size))],
                                   model.cfg.upsample)
-        loss, _ = vocoder_loss(model.eval(), batch)
-        total, n = total + float(loss) * len(batch["ids"]), n + len(batch["ids"])
+        _, logs = vocoder_loss(model.eval(), batch, pitch_weight=0.0)
+        total, n = total + logs["l1"] * len(batch["ids"]), n + len(batch["ids"])
     return total / max(n, 1)
+
+
+@torch.no_grad()
+def f0_accuracy(model: UnitVocoder, data: UnitMelDataset, batch_size: int = 16) -> dict[str, float]:
+    """How well units + speaker predict the utterance's F0 track over a split: voicing error rate, F0 error in
+    cents (median |error| on frames voiced in both), and the Pearson r of log-F0 on those frames."""
+    wrong = frames = 0
+    errors, pred_log, true_log = [], [], []
+    for start in range(0, len(data), batch_size):
+        batch = collate_units_mel([data[i] for i in range(start, min(len(data), start + batch_size))],
+                                  model.cfg.upsample)
+        if "f0" not in batch:
+            return {}
+        _, f0 = model.predict(batch["units"], batch["speaker"], batch["unit_lengths"])
+        valid = torch.arange(f0.shape[-1])[None] < batch["mel_lengths"][:, None]
+        truth = batch["f0"]
+        wrong += int(((f0 > 0) != (truth > 0))[valid].sum())
+        frames += int(valid.sum())
+        both = valid & (f0 > 0) & (truth > 0)
+        errors.append(1200.0 * torch.log2(f0[both] / truth[both]))
+        pred_log.append(torch.log2(f0[both]))
+        true_log.append(torch.log2(truth[both]))
+    err, p, t = torch.cat(errors), torch.cat(pred_log), torch.cat(true_log)
+    r = float(torch.corrcoef(torch.stack([p, t]))[0, 1]) if len(p) > 2 else float("nan")
+    return {"voicing_error": wrong / max(frames, 1), "f0_abs_error_cents": float(err.abs().median()) if len(err) else
+            float("nan"), "log_f0_r": r}
 
 
 def unit_space(params: dict[str, Any]) -> tuple[int, int]:

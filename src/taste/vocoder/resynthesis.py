@@ -1,4 +1,4 @@
-"""Resynthesis table: original audio vs ground-truth mel -> Griffin-Lim (topline) vs units -> mel -> Griffin-Lim,
+"""Resynthesis table: original audio vs ground-truth mel (+ F0) -> synthesis (topline) vs units -> vocoder,
 each judged the same way (WER of an independent recogniser, DNSMOS, speaker similarity to the original, duration ratio).
 """
 
@@ -13,7 +13,7 @@ import pandas as pd
 from taste.evaluation.stats import bootstrap_ci
 from taste.evaluation.wer import per_utterance_wer, wer
 
-SYSTEMS = ("original", "mel_griffin_lim", "units_vocoder")
+SYSTEMS = ("original", "mel_topline", "units_vocoder")
 
 
 @dataclass(frozen=True)
