@@ -30,9 +30,9 @@ def example_keys(rows: pd.DataFrame, set_name: str, span: str, n: int = 3) -> li
 
 
 def plot_word_durations(rows: pd.DataFrame, examples: Sequence[tuple[str, str, str, str]], path: str | Path,
-                        measure: str = "duration") -> Path:
-    """One panel per (set, pair_id, direction, span): recipient / donor / swapped per word at the first seed;
-    swapped words are starred."""
+                        measure: str = "duration", ylabel: str = "seconds") -> Path:
+    """One panel per (set, pair_id, direction, span): recipient / donor / swapped per word at the first seed
+    (durations, or any other per-word measure such as median F0); swapped words are starred."""
     fig, axes = plt.subplots(max(1, len(examples)), 1, figsize=(9, 2.6 * max(1, len(examples))), squeeze=False)
     for ax, (set_name, pair_id, direction, span) in zip(axes[:, 0], examples):
         part = rows[(rows.set == set_name) & (rows.pair_id == pair_id) & (rows.direction == direction)
@@ -43,9 +43,9 @@ def plot_word_durations(rows: pd.DataFrame, examples: Sequence[tuple[str, str, s
             continue
         n = len(part)
         long = pd.DataFrame({"position": np.tile(np.arange(n), 3),
-                             "seconds": np.concatenate([part.recipient, part.donor, part.value]),
+                             ylabel: np.concatenate([part.recipient, part.donor, part.value]),
                              "decode": np.repeat(["recipient", "donor", "swapped"], n)})
-        sns.barplot(long, x="position", y="seconds", hue="decode", ax=ax, palette="deep")
+        sns.barplot(long, x="position", y=ylabel, hue="decode", ax=ax, palette="deep")
         ax.set_xticks(range(n), [("*" if s else "") + w for w, s in zip(part.word, part.swapped)], fontsize=8,
                       rotation=30)
         ax.set_title(f"{set_name} {pair_id} ({direction}), span {span}; * = swapped word", fontsize=9)

@@ -48,7 +48,7 @@ def _noise_summary(df: pd.DataFrame, n_boot: int) -> dict:
 
 
 def summarise_measure(rows: pd.DataFrame, measure: str, n_boot: int = 1000) -> dict:
-    """Metrics of one measure (duration | duration_audio | f0) per swap set."""
+    """Metrics of one measure (duration | duration_audio | f0 | f0_vocoder) per swap set."""
     out: dict = {}
     if rows.empty:
         return out
@@ -84,12 +84,28 @@ def goals(metrics: dict) -> dict:
     return out
 
 
+def pitch_pairs_only(rows: pd.DataFrame, local_kinds: dict[str, str] | None) -> pd.DataFrame:
+    """Pitch rows for the summary: local pairs only where word j's pitch (not its rate) was changed."""
+    if rows.empty or local_kinds is None:
+        return rows
+    local = rows.set == "local"
+    keep = ~local | (rows.pair_id.map(local_kinds) == "pitch")
+    return rows[keep]
+
+
 def build_metrics(rows: pd.DataFrame, audio_rows: pd.DataFrame, utt_rows: pd.DataFrame, n_boot: int,
-                  extra: dict | None = None) -> dict:
-    """The stage's metrics.json body."""
+                  extra: dict | None = None, pitch_rows: pd.DataFrame | None = None,
+                  local_kinds: dict[str, str] | None = None) -> dict:
+    """The stage's metrics.json body. pitch_rows: measure 'f0_vocoder' for every decode (taste.swap.pitch);
+    local_kinds: pair_id -> 'pitch' | 'rate' | 'other' of the local pairs (pitch summaries use the pitch pairs)."""
     metrics = {"duration": summarise_measure(rows, "duration", n_boot)}
     metrics["duration_audio"] = summarise_measure(audio_rows, "duration_audio", n_boot)
-    metrics["f0"] = summarise_measure(audio_rows, "f0", n_boot)
+    metrics["f0"] = summarise_measure(pitch_pairs_only(audio_rows, local_kinds), "f0", n_boot)
+    if pitch_rows is not None:
+        metrics["f0_vocoder"] = summarise_measure(pitch_pairs_only(pitch_rows, local_kinds), "f0_vocoder", n_boot)
+    if local_kinds is not None:
+        metrics["local_pairs_by_change"] = {k: sum(v == k for v in local_kinds.values())
+                                            for k in sorted(set(local_kinds.values()))}
     metrics["wer_audio_subset"] = wer_table(utt_rows)
     metrics["goals"] = goals(metrics)
     metrics.update(extra or {})
