@@ -40,11 +40,12 @@ from IPython.display import Audio, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.audio_io import read_audio
-from taste.units.evaluate import evaluate_unit_streams, evaluate_unit_tokenizer
+from taste.units.evaluate import evaluate_unit_streams, evaluate_unit_tokenizer, pitch_information
 from taste.units.extract import load_units
 from taste.units.metrics import joint_counts
 from taste.units.phones import load_phone_vocab
-from taste.units.pipeline import load_split, prepared_paths, s3_unit_streams, train_unit_tokenizer, write_unit_streams
+from taste.units.pipeline import load_pitch, load_split, prepared_paths, s3_unit_streams, train_unit_tokenizer, write_unit_streams
+from taste.units.pitch_labels import PitchClasses
 from taste.units.s3_pretrained import s3_rate_hz
 
 params = load_params(params_path)
@@ -112,6 +113,12 @@ if backend == "trained":
 else:
     evaluation = evaluate_unit_streams(load_units(units_dir / "test.safetensors"), test_utts, vocab, codebook_size, rate_hz)
 test_metrics = evaluation["metrics"]
+# Pitch kept by the codes: purity / PNMI against each unit's pitch class (relative to its speaker's median F0)
+test_metrics.update(pitch_information(evaluation["units"], test_utts, load_pitch(params, "test"),
+                                      params["shared"]["sample_rate"] // params["shared"]["features"]["hop_length"]
+                                      // rate_hz, codebook_size,
+                                      PitchClasses(params["units"].get("pitch_classes", 8),
+                                                   params["units"].get("pitch_step_semitones", 3.0))))
 pd.Series(test_metrics).to_frame("test")
 
 # %%
@@ -159,6 +166,9 @@ display(Markdown(
     f"phone purity {fmt(test_metrics['phone_purity'])} and PNMI {fmt(test_metrics['pnmi'])}"
     + (f"; the CTC head's phone error rate is {test_metrics['per']:.1%}" if "per" in test_metrics else "")
     + f". Targets of the issue: purity >= 0.7, usage >= 50%. Bitrate {test_metrics['bitrate_bps']:.0f} bps. "
+    f"Pitch kept by the codes: pitch-class PNMI {fmt(test_metrics['pitch_pnmi'])} (purity "
+    f"{fmt(test_metrics['pitch_purity'])}; classes of {params['units'].get('pitch_step_semitones', 3.0):g} semitones "
+    "around each speaker's median F0, unvoiced as its own class). "
     "Purity is measured at each unit's centre against espeak's phone alignment, so a 40 ms unit that straddles "
     "a phone boundary counts against it: purity is a lower bound on how phonetic the units are."))
 metrics

@@ -11,20 +11,26 @@
 # ---
 
 # %% [markdown]
-# # 02b Vocoder: units (+ speaker) -> log-mel -> Griffin-Lim
+# # 02b Vocoder: units (+ speaker) -> log-mel and F0 -> source-filter waveform
 #
-# CosyVoice speaks S3 units with conditional flow matching and a HiFT vocoder. Here a smaller,
-# **non-autoregressive regression model** does the first half: unit embeddings plus a projected speaker embedding
-# run through a Transformer at the unit rate, are repeated up to 100 frames/s with a learned position-within-unit
-# embedding, smoothed by a residual conv stack, and projected to 80 log-mel bins (L1 loss). The second half is
-# **Griffin-Lim** (pseudo-inverse of the mel filterbank, then torchaudio's Griffin-Lim), with no training at all.
+# CosyVoice speaks S3 units with conditional flow matching and a HiFT vocoder (whose neural source-filter
+# generator is driven by a predicted F0). Here a smaller, **non-autoregressive regression model** does the first
+# half: unit embeddings plus a projected speaker embedding run through a Transformer at the unit rate, are repeated
+# up to 100 frames/s with a learned position-within-unit embedding, smoothed by a residual conv stack, and projected
+# to 80 log-mel bins (L1 loss) and, per frame, a voicing logit and log-F0 (cross-entropy and L1 in octaves against
+# the prepare stage's YIN pitch track). The second half has no training: a **source-filter synthesiser** builds
+# band-limited harmonics at the predicted F0 (noise where unvoiced), flattens their spectrum and shapes it with the
+# predicted mel envelope (`taste.vocoder.source_filter`). Griffin-Lim on the mel alone (`vocoder.synthesis:
+# griffin_lim`) cannot carry pitch: a regression mel is too smooth to hold harmonics, and pitch trackers find
+# almost no voiced frames in its output, which is why the token-swap study needs the F0 path.
 # The speaker embedding is resemblyzer's pretrained d-vector (it ships its weights, works offline, and is the same
 # encoder the speaker-similarity column uses), computed by the prepare stage.
 #
 # The resynthesis table measures three rows the same way on a subset of the test split (unseen speakers):
-# the original audio; the ground-truth mel through Griffin-Lim (the **vocoder topline**: what Griffin-Lim alone
-# costs); and units -> mel -> Griffin-Lim. Columns: WER of pocketsphinx with a corpus language model, DNSMOS,
-# speaker similarity to the original, duration ratio.
+# the original audio; the ground-truth mel and F0 through the same synthesis (the **vocoder topline**: what the
+# synthesiser alone costs); and units -> mel + F0 -> synthesis. Columns: WER of pocketsphinx with a corpus language
+# model, DNSMOS, speaker similarity to the original, duration ratio. Then how well units + speaker predict the F0
+# track, and whether a pitch tracker finds that F0 in the audio.
 
 # %% tags=["parameters"]
 params_path = "params.yaml"
@@ -41,10 +47,11 @@ import seaborn as sns
 from IPython.display import Audio, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
+from taste.data.pitch import PitchConfig, track_pitch
 from taste.data.records import read_manifest
 from taste.units.pipeline import prepared_paths
-from taste.vocoder.pipeline import (corpus_sentences, evaluation_subset, mel_config, mel_l1, resynthesise, train_vocoder,
-                                    unit_dataset, unit_space)
+from taste.vocoder.pipeline import (corpus_sentences, evaluation_subset, f0_accuracy, mel_config, mel_l1, resynthesise,
+                                    train_vocoder, unit_dataset, unit_space)
 from taste.vocoder.resynthesis import default_judges, judge_utterances, summarise_table
 
 params = load_params(params_path)
@@ -69,8 +76,11 @@ test_data = unit_dataset(params, "test")
 train_info = {"train_wall_time_s": round(result.wall_time_s, 1), "train_peak_memory_mb": round(result.peak_memory_mb, 1),
               "resumed_from": result.resumed_from, "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
               "test_mel_l1": round(mel_l1(model, test_data), 4)}
+train_info.update({f"test_{k}": round(v_, 4) for k, v_ in f0_accuracy(model, test_data).items()})
+curves = history.melt(id_vars="step", value_vars=[c for c in ("l1", "voicing_bce", "log_f0_l1") if c in history],
+                      var_name="loss")
 fig, ax = plt.subplots(figsize=(6, 3.5))
-sns.lineplot(data=history, x="step", y="l1", ax=ax).set(title="log-mel L1 (train)", yscale="log")
+sns.lineplot(data=curves, x="step", y="value", hue="loss", ax=ax).set(title="training losses", yscale="log")
 fig.tight_layout()
 fig.savefig(fig_dir / "training_curve.png", dpi=120)
 train_info
@@ -102,7 +112,7 @@ g.figure.savefig(fig_dir / "resynthesis_table.png", dpi=120, bbox_inches="tight"
 
 # %%
 item = test_data[test_data.ids.index(subset[0].id)]
-pred = model.units_to_mel(item["units"][None], item["speaker"][None])[0]
+pred, pred_f0 = (x[0] for x in model.predict(item["units"][None], item["speaker"][None]))
 fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
 lo, hi = float(item["mel"].min()), float(item["mel"].max())   # one colour scale for both panels
 for ax, mel, title in zip(axes, (item["mel"], pred), ("ground-truth log-mel", "units -> log-mel")):
@@ -113,29 +123,79 @@ fig.tight_layout()
 fig.savefig(fig_dir / "mel_example.png", dpi=120)
 
 # %% [markdown]
-# Listen: original, ground-truth mel through Griffin-Lim, units through the vocoder (first three test utterances).
+# ## Pitch in the audio
+# The pitch tracker of the prepare stage (YIN) reads every row's audio. `voiced_share` is the share of frames it
+# finds voiced; `tracked_vs_original_cents` the median |F0 difference| to the original's track on frames voiced in
+# both; `tracked_log_f0_r` the correlation of log-F0 with the original's over those frames.
+
+# %%
+pitch_cfg = PitchConfig.from_dict({**params["shared"].get("pitch", {}), "sample_rate": sr,
+                                   "hop_length": params["shared"]["features"]["hop_length"]})
+tracks = {name: [track_pitch(w, pitch_cfg).numpy() for w in wavs] for name, wavs in systems.items()}
+
+
+def pitch_agreement(name: str) -> dict:
+    err, a, b, voiced, n = [], [], [], 0, 0
+    for ref, hyp in zip(tracks["original"], tracks[name]):
+        m = min(len(ref), len(hyp))
+        ref, hyp = ref[:m], hyp[:m]
+        voiced, n = voiced + int((hyp > 0).sum()), n + m
+        both = (ref > 0) & (hyp > 0)
+        err.append(1200 * np.log2(hyp[both] / ref[both]))
+        a.append(np.log2(ref[both]))
+        b.append(np.log2(hyp[both]))
+    err, a, b = np.concatenate(err), np.concatenate(a), np.concatenate(b)
+    return {"voiced_share": round(voiced / max(n, 1), 4),
+            "tracked_vs_original_cents": round(float(np.median(np.abs(err))), 1) if len(err) else None,
+            "tracked_log_f0_r": round(float(np.corrcoef(a, b)[0, 1]), 4) if len(a) > 2 else None}
+
+
+pitch_rows = {name: pitch_agreement(name) for name in systems}
+pd.DataFrame(pitch_rows).T
+
+# %%
+t = np.arange(len(item["mel"][0])) / 100
+fig, ax = plt.subplots(figsize=(9, 3))
+traces = {"original (tracked)": tracks["original"][0], "units -> F0 (predicted)": pred_f0.numpy(),
+          "units -> audio (tracked)": tracks["units_vocoder"][0]}
+for label, f0_track in traces.items():
+    f0_track = np.where(f0_track[: len(t)] > 0, f0_track[: len(t)], np.nan)
+    sns.lineplot(x=t[: len(f0_track)], y=f0_track, ax=ax, label=label)
+ax.set(xlabel="time (s)", ylabel="F0 (Hz)", title=f"F0 of {subset[0].id}")
+fig.tight_layout()
+fig.savefig(fig_dir / "f0_example.png", dpi=120)
+
+# %% [markdown]
+# Listen: original, the topline (ground-truth mel + F0 through the synthesiser), units through the vocoder
+# (first three test utterances).
 
 # %%
 for i, utt in enumerate(subset[:3]):
     display(Markdown(f"`{utt.id}` ({utt.speaker}): *{utt.text}*"))
-    for name in ("original", "mel_griffin_lim", "units_vocoder"):
+    for name in ("original", "mel_topline", "units_vocoder"):
         display(Markdown(name), Audio(systems[name][i], rate=sr))
 
 # %%
 rows = {name: {k: round(float(table.loc[name, k]), 4) for k in ("wer", "dnsmos", "speaker_sim", "duration_ratio")}
         for name in table.index}
-wer_ratio = rows["units_vocoder"]["wer"] / max(rows["mel_griffin_lim"]["wer"], 1e-9)
+for name in rows:
+    rows[name].update(pitch_rows[name])
+wer_ratio = rows["units_vocoder"]["wer"] / max(rows["mel_topline"]["wer"], 1e-9)
 metrics = {"resynthesis": rows, "units_wer_over_topline_wer": round(wer_ratio, 3), "eval_utterances": len(subset),
-           "synthesis_rtf": round(synthesis_rtf, 4), **train_info}
+           "synthesis": model.cfg.synthesis, "synthesis_rtf": round(synthesis_rtf, 4), **train_info}
 (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
 display(Markdown(
     f"**Result.** On {len(subset)} test utterances of unseen speakers, pocketsphinx (corpus LM) reads the original "
-    f"audio at {rows['original']['wer']:.1%} WER, Griffin-Lim from the ground-truth mel at "
-    f"{rows['mel_griffin_lim']['wer']:.1%} (the vocoder topline) and units -> mel -> Griffin-Lim at "
+    f"audio at {rows['original']['wer']:.1%} WER, the ground-truth mel and F0 through the {model.cfg.synthesis} "
+    f"synthesis at {rows['mel_topline']['wer']:.1%} (the vocoder topline) and units -> mel + F0 -> synthesis at "
     f"{rows['units_vocoder']['wer']:.1%}: {wer_ratio:.2f}x the topline (the issue asks for at most 2x). "
-    f"DNSMOS {rows['original']['dnsmos']:.2f} / {rows['mel_griffin_lim']['dnsmos']:.2f} / "
-    f"{rows['units_vocoder']['dnsmos']:.2f}; Griffin-Lim's phase artefacts cost most of the quality, the units "
-    f"little more. Speaker similarity to the original: {rows['mel_griffin_lim']['speaker_sim']:.2f} (topline) and "
-    f"{rows['units_vocoder']['speaker_sim']:.2f} (units). Durations follow the unit count: ratio "
-    f"{rows['units_vocoder']['duration_ratio']:.3f}."))
+    f"DNSMOS {rows['original']['dnsmos']:.2f} / {rows['mel_topline']['dnsmos']:.2f} / "
+    f"{rows['units_vocoder']['dnsmos']:.2f}. Speaker similarity to the original: "
+    f"{rows['mel_topline']['speaker_sim']:.2f} (topline) and {rows['units_vocoder']['speaker_sim']:.2f} (units). "
+    f"Durations follow the unit count: ratio {rows['units_vocoder']['duration_ratio']:.3f}. Pitch: from units and "
+    f"speaker the model predicts voicing with {train_info.get('test_voicing_error', float('nan')):.1%} frame errors "
+    f"and F0 within {train_info.get('test_f0_abs_error_cents', float('nan')):.0f} cents (median; log-F0 r "
+    f"{train_info.get('test_log_f0_r', float('nan')):.2f}); the pitch tracker finds "
+    f"{rows['units_vocoder']['voiced_share']:.0%} of the units row's frames voiced (original "
+    f"{rows['original']['voiced_share']:.0%})."))
 metrics

@@ -30,7 +30,9 @@
 # third, every other word. The **content-mismatch** ablation gives a word the donor's codes of a *different* word.
 #
 # Durations are measured twice: from the decoder's own word boundaries (every pair, several seeds), and by
-# forced alignment (pocketsphinx) of the vocoded audio for a subset, which also gives median F0 per word and WER.
+# forced alignment (pocketsphinx) of the vocoded audio for a subset, which also gives WER. Pitch is measured twice
+# as well: per-word median F0 of the vocoder's predicted F0 track (every decode; the source-filter vocoder speaks
+# exactly that F0), and by a pitch tracker on the vocoded audio of the subset.
 
 # %% tags=["parameters"]
 params_path = "params.yaml"
@@ -38,6 +40,7 @@ params_path = "params.yaml"
 # %%
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +48,13 @@ import pandas as pd
 from IPython.display import Audio, Image, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
+from taste.data.pitch import PitchConfig
 from taste.evaluation.recognizer import Pocketsphinx
 from taste.swap import figures
 from taste.swap.jobs import build_pairs
+from taste.swap.pitch import local_change_kinds, run_vocoder_pitch, tracked_word_f0
 from taste.swap.study import load_inputs, plan_jobs, run_audio, run_decoder, settings_from_params
-from taste.swap.summary import build_metrics, json_safe
+from taste.swap.summary import build_metrics, json_safe, pitch_pairs_only
 from taste.tokenizer.model import TasteTokenizer
 from taste.vocoder import UnitVocoder
 
@@ -79,15 +84,35 @@ print(f"{n_jobs} decodes in {decode_s:.1f} s ({len(rows)} per-word rows)")
 rows.head()
 
 # %% [markdown]
+# ## Pitch of every decode
+# The vocoder predicts an F0 track from the decoded units (and the recipient's speaker embedding), and its
+# source-filter synthesis speaks exactly that F0; so each word's median F0 over the decoder's word span is read
+# off the predicted track for every decode and seed, without synthesising audio (measure `f0_vocoder`). Transfer
+# and leakage are defined as for durations. The global pitch pairs (low vs high voice) and the local pairs whose
+# word j was raised in pitch (`pitch=+60%`, from the synthesiser's markup) carry the pitch contrast; the local
+# pairs that changed j's rate are left out of the pitch summary.
+
+# %%
+vocoder = UnitVocoder.from_pretrained(sp["vocoder_dir"])
+local_kinds = local_change_kinds(utts)
+pitch_rows, pitch_s = run_vocoder_pitch(vocoder, plan, decoded, speakers, settings.min_contrast_hz,
+                                        settings.batch_size)
+print(f"F0 of {n_jobs} decodes in {pitch_s:.1f} s; local pairs by change: "
+      f"{pd.Series(local_kinds).value_counts().to_dict()}")
+
+# %% [markdown]
 # ## The audio subset: vocoder, forced alignment, F0, WER
 # The first pairs of each set (forward direction, first seed) are spoken by the unit vocoder and measured
-# independently of the decoder: pocketsphinx (corpus LM) transcribes and force-aligns, pYIN gives F0 per word.
+# independently of the decoder: pocketsphinx (corpus LM) transcribes and force-aligns, the prepare stage's pitch
+# tracker (YIN) gives F0 per word over the decoder's word spans.
 
 # %%
 t0 = time.perf_counter()
-vocoder = UnitVocoder.from_pretrained(sp["vocoder_dir"])
 recognizer = Pocketsphinx(sorted({u.text for u in utts}))
-audio_rows, utt_rows, wavs = run_audio(vocoder, recognizer, plan, decoded, speakers, settings)
+pitch_cfg = PitchConfig.from_dict({**params["shared"].get("pitch", {}), "sample_rate": params["shared"]["sample_rate"],
+                                   "hop_length": params["shared"]["features"]["hop_length"]})
+audio_rows, utt_rows, wavs = run_audio(vocoder, recognizer, plan, decoded, speakers, settings,
+                                       f0_fn=partial(tracked_word_f0, cfg=pitch_cfg))
 audio_s = time.perf_counter() - t0
 print(f"{len(utt_rows)} utterances vocoded and measured in {audio_s:.1f} s; "
       f"recogniser real-time factor {recognizer.real_time_factor:.2f}; "
@@ -98,9 +123,9 @@ utt_rows.groupby(["set", "condition"])[["wer", "aligned"]].mean() if len(utt_row
 extra = {"n_directed_pairs": len(pairs), "n_decodes": n_jobs, "decode_seconds": round(decode_s, 2),
          "audio_utterances": int(len(utt_rows)), "audio_seconds": round(audio_s, 2),
          "recognizer_rtf": round(float(recognizer.real_time_factor), 3) if len(utt_rows) else None,
-         "seeds": list(settings.seeds)}
-metrics = build_metrics(rows, audio_rows, utt_rows, int(sp["bootstrap"]), extra)
-all_rows = pd.concat([rows, audio_rows], ignore_index=True)
+         "seeds": list(settings.seeds), "pitch_seconds": round(pitch_s, 2)}
+metrics = build_metrics(rows, audio_rows, utt_rows, int(sp["bootstrap"]), extra, pitch_rows, local_kinds)
+all_rows = pd.concat([rows, pitch_rows, audio_rows], ignore_index=True)
 all_rows.to_csv(out / "per_word.csv", index=False)
 utt_rows.to_csv(out / "audio_utterances.csv", index=False)
 
@@ -110,7 +135,7 @@ def fmt(s):
 
 
 table = []
-for measure in ("duration", "duration_audio", "f0"):
+for measure in ("duration", "f0_vocoder", "duration_audio", "f0"):
     for set_name, m in metrics[measure].items():
         table.append({"measure": measure, "set": set_name, "transfer": fmt(m["transfer"]),
                       "leakage": fmt(m["leakage"]), "|leakage|": fmt(m["leakage_abs"]),
@@ -142,6 +167,13 @@ figures.plot_word_durations(rows, examples, fig_dir / "word_durations.png")
 figures.plot_ratio_distributions(rows, fig_dir / "transfer_distributions.png")
 figures.plot_span_summary(metrics["duration"], fig_dir / "transfer_by_span.png",
                           "decoder durations: median transfer / leakage (95% CI)")
+pitch_for_figures = pitch_pairs_only(pitch_rows, local_kinds)
+pitch_examples = (figures.example_keys(pitch_for_figures, "global_pitch", "first_third", 2)
+                  + figures.example_keys(pitch_for_figures, "local", "changed", 2))
+figures.plot_word_durations(pitch_for_figures, pitch_examples, fig_dir / "word_f0.png", "f0_vocoder", "F0 (Hz)")
+figures.plot_ratio_distributions(pitch_for_figures, fig_dir / "f0_vocoder_ratio_distributions.png", "f0_vocoder")
+figures.plot_span_summary(metrics["f0_vocoder"], fig_dir / "f0_transfer_by_span.png",
+                          "vocoder F0: median transfer / leakage (95% CI)")
 if len(audio_rows):
     figures.plot_ratio_distributions(audio_rows, fig_dir / "transfer_distributions_audio.png", "duration_audio")
     figures.plot_ratio_distributions(audio_rows, fig_dir / "f0_ratio_distributions.png", "f0")
@@ -150,7 +182,7 @@ for png in sorted(fig_dir.glob("*.png")):
 
 # %% [markdown]
 # ## Listen: recipient, donor, swap
-# From the audio subset (Griffin-Lim vocoder, so quality is low: listen for timing).
+# From the audio subset (a small source-filter vocoder, so quality is modest: listen for timing and pitch).
 
 # %%
 shown = 0
@@ -176,9 +208,12 @@ metrics["stage_seconds"] = round(time.perf_counter() - t_start, 1)
 (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n",
                                   encoding="utf-8")
 d = metrics["duration"]
-lines = [f"- **{s}**: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
+lines = [f"- duration, **{s}**: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
          + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")
          for s, m in d.items()]
+lines += [f"- pitch (vocoder F0), **{s}**: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
+          + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")
+          for s, m in metrics["f0_vocoder"].items() if s != "global_rate"]
 display(Markdown("\n".join(lines) + "\n\nGoals met: " + json.dumps(metrics["goals"])))
 
 # %% [markdown]
