@@ -3,7 +3,7 @@
 Measures (1) the unit decoder's sampling at the params.yaml size: one batched, KV-cached call for a batch of
 sentences against decoding them one at a time (METHOD.md 6: batching is what keeps the stage in budget), and from
 it an estimate of the stage's decode time at the configured number of pairs and seeds; (2) the per-utterance cost
-of the audio measures (vocoder + Griffin-Lim, pocketsphinx transcription and forced alignment, pYIN F0);
+of the audio measures (vocoder + source-filter synthesis, pocketsphinx transcription and forced alignment, YIN F0);
 (3) swap_codes against its plain-Python reference. Uses a randomly initialised decoder whose boundary logit is
 biased so words get ~8 units, the length a trained model produces at 25 Hz.
 
@@ -77,8 +77,9 @@ def estimate_decodes(params: dict) -> int:
 
 
 def bench_audio(params: dict) -> dict:
-    from taste.evaluation.prosody import word_f0
     from taste.evaluation.recognizer import Pocketsphinx
+    from taste.swap.pitch import tracked_word_f0
+    from taste.swap.study import decoder_word_spans
     from taste.vocoder.model import UnitVocoder, VocoderConfig
 
     voc = params["vocoder"]
@@ -102,7 +103,7 @@ def bench_audio(params: dict) -> dict:
         words = ()
     t_align = time.perf_counter() - t0
     t0 = time.perf_counter()
-    word_f0(wav, words)
+    tracked_word_f0(wav, decoder_word_spans(text, [seconds / len(text.split())] * len(text.split())))
     t_f0 = time.perf_counter() - t0
     return {"audio_seconds": round(seconds, 2), "vocoder_s": round(t_voc, 3), "transcribe_s": round(t_asr, 3),
             "align_s": round(t_align, 3), "f0_s": round(t_f0, 3),

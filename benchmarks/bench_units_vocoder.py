@@ -25,6 +25,8 @@ from taste.units.data import pad_mels
 from taste.units.model import UnitTokenizer
 from taste.units.pipeline import unit_config
 from taste.vocoder.griffin_lim import mel_to_wave
+from taste.vocoder.source_filter import mel_to_wave_source_filter
+from taste.vocoder.data import pitch_losses
 from taste.vocoder.model import UnitVocoder, masked_l1
 from taste.vocoder.pipeline import mel_config, unit_space, vocoder_config
 
@@ -54,20 +56,25 @@ def bench_extraction(model: UnitTokenizer, mels: list[torch.Tensor], batch_size:
 
 
 def bench_synthesis(units_model: UnitTokenizer, vocoder: UnitVocoder, mels: list[torch.Tensor], params: dict) -> dict:
+    """Real-time factors of units -> mel + F0 (the model) and of both waveform syntheses on the same predictions."""
     cfg, n_iter = mel_config(params), params["vocoder"]["griffin_lim_iters"]
     speaker = torch.randn(1, vocoder.cfg.speaker_dim)
-    t_mel = t_gl = audio_s = 0.0
+    t_mel = t_gl = t_sf = audio_s = 0.0
     for m in mels[:8]:
         units, n = units_model.encode(m[None], torch.tensor([m.shape[-1]]))
         units = units[:, : int(n)].clamp_max(vocoder.cfg.n_units - 1)
         t0 = time.perf_counter()
-        mel = vocoder.units_to_mel(units, speaker)[0]
+        mel, f0 = (x[0] for x in vocoder.predict(units, speaker))
         t1 = time.perf_counter()
         wav = mel_to_wave(mel, cfg, n_iter)
-        t_mel, t_gl = t_mel + t1 - t0, t_gl + time.perf_counter() - t1
+        t2 = time.perf_counter()
+        mel_to_wave_source_filter(mel, f0, cfg, noise_level=vocoder.cfg.noise_level)
+        t_mel, t_gl, t_sf = t_mel + t1 - t0, t_gl + t2 - t1, t_sf + time.perf_counter() - t2
         audio_s += len(wav) / cfg.sample_rate
-    return {"rtf_units_to_mel": t_mel / audio_s, "rtf_griffin_lim": t_gl / audio_s,
-            "rtf_total": (t_mel + t_gl) / audio_s, "griffin_lim_iters": n_iter}
+    synth = t_sf if vocoder.cfg.synthesis == "source_filter" else t_gl
+    return {"rtf_units_to_mel_f0": t_mel / audio_s, "rtf_griffin_lim": t_gl / audio_s,
+            "rtf_source_filter": t_sf / audio_s, "synthesis": vocoder.cfg.synthesis,
+            "rtf_total": (t_mel + synth) / audio_s, "griffin_lim_iters": n_iter}
 
 
 def bench_train_step(model: torch.nn.Module, step, steps: int = 5) -> dict:
@@ -128,8 +135,10 @@ def main() -> None:
     voc_lengths = torch.full((batch,), voc_units.shape[1])
 
     def voc_step(model):
-        pred = model(voc_units, torch.randn(batch, model.cfg.speaker_dim), voc_lengths)
-        return masked_l1(pred, voc_target, voc_lengths * model.cfg.upsample)
+        out = model(voc_units, torch.randn(batch, model.cfg.speaker_dim), voc_lengths)
+        f0 = torch.full((batch, voc_target.shape[-1]), 140.0)   # pitch terms cost what they cost on real targets
+        bce, f0_l1 = pitch_losses(out, f0, voc_lengths * model.cfg.upsample, model.cfg.f0_ref_hz)
+        return masked_l1(out["mel"], voc_target, voc_lengths * model.cfg.upsample) + bce + f0_l1
 
     result = {
         "models": source, "threads": params["shared"]["threads"],

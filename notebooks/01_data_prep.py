@@ -110,7 +110,7 @@ stage_metrics = {
     **{k: metrics[k] for k in ("utterances", "hours", "speakers", "words_per_second", "words_per_second_by_speaker",
                                "alignment_coverage",
                                "total_hours", "n_input", "n_rejected", "rejection_share", "n_repaired",
-                               "phone_inventory")},
+                               "phone_inventory", "voiced_share")},
     "n_speakers_total": int(df["speaker"].nunique()),
     "word_duration_by_markup_s": markup_durations["mean"].to_dict(),
     "dropped_at_generation": corpus_info.get("dropped_at_generation", {}),
