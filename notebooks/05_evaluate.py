@@ -249,7 +249,8 @@ display(Markdown(
     f"**{len(met)} of {len(verdict)}** (judge, TASLM variant) pairs reach the paper's ordering"
     + (": " + ", ".join(f"{r.judge}/{r.variant}" for r in met.itertuples()) if len(met) else ".")
     + " What limits it at this scale: a from-scratch text LM trained for minutes on a narrow synthetic corpus, "
-      "a tokenizer and unit decoder trained on ~2 h of espeak speech, Griffin-Lim audio, and short continuations."))
+      "a tokenizer and unit decoder trained on ~2 h of espeak speech, a small regression vocoder, and short "
+      "continuations."))
 
 # %% [markdown]
 # ## Human evaluation kit
