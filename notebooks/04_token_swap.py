@@ -94,11 +94,11 @@ rows.head()
 
 # %%
 vocoder = UnitVocoder.from_pretrained(sp["vocoder_dir"])
-local_kinds = local_change_kinds(utts)
+local_kinds = {k: v for k, v in local_change_kinds(utts).items() if k in {p.pair_id for p in pairs}}  # analysed
 pitch_rows, pitch_s = run_vocoder_pitch(vocoder, plan, decoded, speakers, settings.min_contrast_hz,
                                         settings.batch_size)
 print(f"F0 of {n_jobs} decodes in {pitch_s:.1f} s; local pairs by change: "
-      f"{pd.Series(local_kinds).value_counts().to_dict()}")
+      f"{pd.Series(local_kinds, dtype=object).value_counts().to_dict()}")
 
 # %% [markdown]
 # ## The audio subset: vocoder, forced alignment, F0, WER

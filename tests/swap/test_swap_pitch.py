@@ -78,6 +78,15 @@ def test_vocoder_pitch_rows_give_full_transfer_when_units_carry_word_pitch():
     # the swapped word's F0 is the donor's value: 100 + 20 x its code
     swapped = rows[(rows.condition == "swap") & rows.swapped]
     np.testing.assert_allclose(swapped.value, swapped.donor)
+    # Local pairs that changed word j's rate are left out of the pitch summary; the counts name what was analysed.
+    local_ids = sorted(set(rows[rows.set == "local"].pair_id))
+    kinds = {pid: ("pitch" if k == 0 else "rate") for k, pid in enumerate(local_ids)}
+    only_pitch = build_metrics(pd.DataFrame(columns=["measure"]), pd.DataFrame(), pd.DataFrame(), 50,
+                               pitch_rows=rows, local_kinds=kinds)
+    n_local = only_pitch["f0_vocoder"]["local"]["transfer"]["n"]
+    assert 0 < n_local < loc["transfer"]["n"]
+    assert only_pitch["local_pairs_by_change"] == {"pitch": 1, "rate": len(local_ids) - 1}
+    assert only_pitch["f0_vocoder"]["global_rate"] == metrics["f0_vocoder"]["global_rate"]
 
 
 def test_predicted_f0_keeps_item_order_and_lengths():

@@ -78,8 +78,7 @@ def test_speaker_reference_is_the_median_voiced_f0():
 
 
 def test_pitch_loss_is_trained_only_when_weighted(tmp_path):
-    """frame_pitch_weight > 0 adds a pitch-class cross-entropy on the quantised states that falls in training,
-    and the trained codes then carry pitch (pitch PNMI above an untrained model's)."""
+    """frame_pitch_weight > 0 adds a pitch-class cross-entropy on the quantised states that falls in training."""
     utts, feats = fake_corpus(16)
     pitch = _with_pitch(utts, feats)
     refs = speaker_reference_f0(utts, pitch)

@@ -165,9 +165,18 @@ def test_source_filter_synthesis_speaks_the_predicted_f0():
     from taste.data.pitch import track_pitch
     torch.manual_seed(0)
     sf, gl = build_debug_vocoder(), build_debug_vocoder(synthesis="griffin_lim")
+    with torch.no_grad():   # a pitch head that always says "voiced at 180 Hz"
+        sf.to_pitch.weight.zero_()
+        sf.to_pitch.bias.copy_(torch.tensor([5.0, float(np.log2(180.0 / sf.cfg.f0_ref_hz))]))
     gl.load_state_dict(sf.state_dict())
     units, spk = torch.randint(0, 32, (30,)), torch.randn(16)
-    assert sf.synthesise(units, spk).shape == gl.synthesise(units, spk).shape == (30 * 4 * 160,)
+    spoken = sf.synthesise(units, spk)
+    assert spoken.shape == gl.synthesise(units, spk).shape == (30 * 4 * 160,)
+    assert torch.allclose(sf.units_to_f0(units[None], spk[None]), torch.tensor(180.0))
+    heard = track_pitch(spoken).numpy()
+    assert (heard > 0).mean() > 0.5 and np.median(heard[heard > 0]) == pytest.approx(180.0, rel=0.02)
+    heard_gl = track_pitch(gl.synthesise(units, spk)).numpy()   # Griffin-Lim of a random mel: no 180 Hz voice
+    assert (heard_gl > 0).mean() < 0.5 or abs(np.median(heard_gl[heard_gl > 0]) - 180.0) > 5.0
     mel = log_mel(torch.from_numpy(_tone(1.2, 150.0)))
     wav = sf.mel_f0_to_wave(mel, torch.full((mel.shape[-1],), 150.0))
     tracked = track_pitch(wav).numpy()
@@ -179,5 +188,12 @@ def test_source_filter_synthesis_speaks_the_predicted_f0():
 def test_predict_zeroes_f0_at_padding_and_unvoiced_frames():
     torch.manual_seed(0)
     model = build_debug_vocoder().eval()
-    mel, f0 = model.predict(torch.randint(0, 32, (2, 5)), torch.randn(2, 16), torch.tensor([5, 3]))
-    assert mel.shape[-1] == f0.shape[-1] == 20 and (f0[1, 12:] == 0).all() and (f0 >= 0).all()
+    units, spk, lengths = torch.randint(0, 32, (2, 5)), torch.randn(2, 16), torch.tensor([5, 3])
+    mel, f0 = model.predict(units, spk, lengths)
+    out = model(units, spk, lengths)
+    assert mel.shape[-1] == f0.shape[-1] == 20 and (f0[1, 12:] == 0).all()
+    unvoiced = out["voiced_logit"] <= 0
+    assert unvoiced.any() and (~unvoiced).any()           # a random head says both
+    assert (f0[unvoiced] == 0).all()
+    expected = model.cfg.f0_ref_hz * torch.exp2(out["log_f0"][~unvoiced])
+    assert torch.allclose(f0[~unvoiced], expected)
