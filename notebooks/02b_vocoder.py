@@ -47,7 +47,8 @@ import seaborn as sns
 from IPython.display import Audio, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
-from taste.data.pitch import PitchConfig, track_pitch
+from taste.data.pitch import track_pitch
+from taste.data.prepare import pitch_config
 from taste.data.records import read_manifest
 from taste.units.pipeline import prepared_paths
 from taste.vocoder.pipeline import (corpus_sentences, evaluation_subset, f0_accuracy, mel_config, mel_l1, resynthesise,
@@ -129,8 +130,7 @@ fig.savefig(fig_dir / "mel_example.png", dpi=120)
 # both; `tracked_log_f0_r` the correlation of log-F0 with the original's over those frames.
 
 # %%
-pitch_cfg = PitchConfig.from_dict({**params["shared"].get("pitch", {}), "sample_rate": sr,
-                                   "hop_length": params["shared"]["features"]["hop_length"]})
+pitch_cfg = pitch_config(params, mel_cfg)   # the prepare stage's tracker settings
 tracks = {name: [track_pitch(w, pitch_cfg).numpy() for w in wavs] for name, wavs in systems.items()}
 
 

@@ -48,7 +48,7 @@ import pandas as pd
 from IPython.display import Audio, Image, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
-from taste.data.pitch import PitchConfig
+from taste.data.prepare import pitch_config
 from taste.evaluation.recognizer import Pocketsphinx
 from taste.swap import figures
 from taste.swap.jobs import build_pairs
@@ -57,6 +57,7 @@ from taste.swap.study import load_inputs, plan_jobs, run_audio, run_decoder, set
 from taste.swap.summary import build_metrics, json_safe, pitch_pairs_only
 from taste.tokenizer.model import TasteTokenizer
 from taste.vocoder import UnitVocoder
+from taste.vocoder.pipeline import mel_config
 
 t_start = time.perf_counter()
 params = load_params(params_path)
@@ -109,8 +110,7 @@ print(f"F0 of {n_jobs} decodes in {pitch_s:.1f} s; local pairs by change: "
 # %%
 t0 = time.perf_counter()
 recognizer = Pocketsphinx(sorted({u.text for u in utts}))
-pitch_cfg = PitchConfig.from_dict({**params["shared"].get("pitch", {}), "sample_rate": params["shared"]["sample_rate"],
-                                   "hop_length": params["shared"]["features"]["hop_length"]})
+pitch_cfg = pitch_config(params, mel_config(params))   # the prepare stage's tracker settings
 audio_rows, utt_rows, wavs = run_audio(vocoder, recognizer, plan, decoded, speakers, settings,
                                        f0_fn=partial(tracked_word_f0, cfg=pitch_cfg))
 audio_s = time.perf_counter() - t0

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from taste.data.pitch import voiced_median
 from taste.data.records import Utterance
 from taste.swap.decode import Decoded
 from taste.swap.jobs import SwapJob
@@ -33,13 +34,8 @@ def word_spans_frames(word_durations_s: Sequence[float], frame_rate_hz: float) -
 
 def word_f0(track: np.ndarray | Tensor, spans: Sequence[tuple[int, int]]) -> list[float]:
     """Median voiced F0 (Hz) of each [start, end) frame span of `track` (0 = unvoiced); NaN for a span with none."""
-    track = np.asarray(track, dtype=np.float64)
-    out = []
-    for start, end in spans:
-        seg = track[max(start, 0): max(end, 0)]
-        seg = seg[seg > 0]
-        out.append(float(np.median(seg)) if seg.size else float("nan"))
-    return out
+    track = torch.as_tensor(np.asarray(track, dtype=np.float64))
+    return [voiced_median(track, start, end) for start, end in spans]
 
 
 @torch.no_grad()

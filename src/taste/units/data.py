@@ -49,11 +49,11 @@ class MelPhoneDataset(Dataset):
         if mel is None:
             raise KeyError(f"no log-mel features for utterance {utt.id}")
         item = {"id": utt.id, "mel": mel.float(), "targets": self.targets[i]}
-        if self.unit_stride is not None and self.rate_hz is not None:
+        if self.unit_stride is not None:
             n_units = int(unit_lengths_for(torch.tensor([mel.shape[-1]]), self.unit_stride)[0])
+        if self.unit_stride is not None and self.rate_hz is not None:
             item["frame_labels"] = torch.from_numpy(unit_phone_labels(utt.phones, n_units, self.rate_hz, self.vocab))
         if self.pitch is not None:
-            n_units = int(unit_lengths_for(torch.tensor([mel.shape[-1]]), self.unit_stride)[0])
             item["pitch_labels"] = unit_pitch_labels(self.pitch.get(utt.id), n_units, self.unit_stride,
                                                      self.pitch_refs[utt.speaker], self.pitch_classes)
         return item

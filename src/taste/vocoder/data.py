@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from taste.units.data import MelSource
+from taste.units.data import MelSource, model_config
 from taste.units.model import MEL_PAD_VALUE, padding_mask
 from taste.vocoder.model import UnitVocoder, masked_l1
 
@@ -85,7 +85,6 @@ def vocoder_loss(model: UnitVocoder, batch: dict[str, Any], pitch_weight: float 
     logs = {"l1": float(l1.detach())}
     if "f0" not in batch or pitch_weight <= 0:
         return l1, logs
-    cfg = getattr(model, "cfg", None) or model.module.cfg
-    bce, f0_l1 = pitch_losses(out, batch["f0"], batch["mel_lengths"], cfg.f0_ref_hz)
+    bce, f0_l1 = pitch_losses(out, batch["f0"], batch["mel_lengths"], model_config(model).f0_ref_hz)
     logs.update({"voicing_bce": float(bce.detach()), "log_f0_l1": float(f0_l1.detach())})
     return l1 + pitch_weight * (bce + f0_l1), logs

@@ -15,6 +15,7 @@ from taste.data.loaders import FeatureStore
 from taste.data.records import Utterance, read_manifest
 from taste.training import TrainResult, train
 from taste.units.extract import load_units
+from taste.units.model import padding_mask
 from taste.units.pipeline import fresh_run_dir, load_pitch, prepared_paths, train_config
 from taste.vocoder.data import UnitMelDataset, collate_units_mel, vocoder_loss
 from taste.vocoder.model import UnitVocoder, VocoderConfig
@@ -96,7 +97,7 @@ def f0_accuracy(model: UnitVocoder, data: UnitMelDataset, batch_size: int = 16) 
         if "f0" not in batch:
             return {}
         _, f0 = model.predict(batch["units"], batch["speaker"], batch["unit_lengths"])
-        valid = torch.arange(f0.shape[-1])[None] < batch["mel_lengths"][:, None]
+        valid = padding_mask(batch["mel_lengths"], f0.shape[-1])
         truth = batch["f0"]
         wrong += int(((f0 > 0) != (truth > 0))[valid].sum())
         frames += int(valid.sum())
