@@ -49,7 +49,8 @@ from IPython.display import Audio, Markdown, display
 from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.pitch import track_pitch
 from taste.data.prepare import pitch_config
-from taste.data.records import read_manifest
+from taste.data.records import read_manifest, read_text_pool_sentences
+from taste.evaluation.recognizer import blind_corpus
 from taste.units.pipeline import prepared_paths
 from taste.vocoder.pipeline import (corpus_sentences, evaluation_subset, f0_accuracy, mel_config, mel_l1, resynthesise,
                                     train_vocoder, unit_dataset, unit_space)
@@ -97,7 +98,13 @@ systems = resynthesise(model, test_data, subset, mel_cfg, v["griffin_lim_iters"]
 synth_s = time.perf_counter() - t0
 audio_s = sum(len(w) for w in systems["original"]) / sr
 synthesis_rtf = synth_s / (2 * audio_s)          # two synthesised rows per utterance
-judges = default_judges(corpus_sentences(params))
+# The recogniser's LM: train-split transcripts + the text pool, minus every sentence it scores (it never knows the answer)
+lm_text, n_removed = blind_corpus(corpus_sentences(params, splits=("train",))
+                                  + read_text_pool_sentences(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt",
+                                                             params["evaluation"]["recognizer_sentences"]),
+                                  [u.text for u in subset])
+print(f"recogniser LM: {len(lm_text)} train-split sentences ({n_removed} scored sentences removed)")
+judges = default_judges(lm_text)
 per_utt = judge_utterances([u.id for u in subset], [u.text for u in subset], systems, judges)
 per_utt.to_csv(out / "resynthesis_per_utterance.csv", index=False)
 table = summarise_table(per_utt, n_boot=params["evaluation"].get("bootstrap", 1000), seed=params["shared"]["seed"])

@@ -120,7 +120,8 @@ code_counts
 # %%
 from taste.data.audio_io import read_audio
 from taste.data.loaders import FeatureStore
-from taste.data.records import read_manifest
+from taste.data.records import read_manifest, read_text_pool_sentences
+from taste.evaluation.recognizer import blind_corpus
 from taste.vocoder import UnitVocoder
 
 t0 = time.perf_counter()
@@ -156,7 +157,12 @@ wavs = {
 }
 for row in rows:
     wavs[row.name] = [vocoder.synthesise(r.units, it.speaker) for r, it in zip(decodes[row.name], sub)]
-corpus = [u.text for us in manifests.values() for u in us]
+# The recogniser's LM: train-split transcripts + the text pool, minus every sentence it scores (it never knows the answer)
+corpus, n_removed = blind_corpus([u.text for u in manifests["train"]]
+                                 + read_text_pool_sentences(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt",
+                                                            params["evaluation"]["recognizer_sentences"]),
+                                 [it.text for it in sub])
+print(f"recogniser LM: {len(corpus)} train-split sentences ({n_removed} scored sentences removed)")
 judge_args = ([it.id for it in sub], [it.text for it in sub], [it.word_durations_s for it in sub],
               [it.speaker.numpy() for it in sub])
 if params["shared"]["threads"] > 1:  # pocketsphinx is single-threaded: one judging process per core

@@ -36,14 +36,14 @@ import torch
 from IPython.display import Audio, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
-from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest
 from taste.lm import pipeline as P
 from taste.lm.continuation import (load_systems, prepare_prompt, run_system, sampling_from_params,
                                    seconds_per_word, select_prompts, write_prompts)
-from taste.lm.data import load_code_table
+from taste.evaluation.speaker import SpeakerEncoder
 from taste.lm.report import records_frame, speed_table, step_ratio
 from taste.tokenizer import TasteTokenizer
+from taste.units.model import UnitTokenizer
 
 params = load_params(params_path)
 set_threads(params["shared"]["threads"])
@@ -150,9 +150,11 @@ cont_root = Path(paths["outputs"]) / "continuations"
 write_prompts(prompts, cont_root / "prompts.jsonl")
 system_names = ["cascade", "s3_lm", *(f"taslm_{v}" for v in lm_params["taslm"]["variants"])]
 systems = load_systems(params, system_names)
-units_test = load_code_table(Path(paths["units"]) / "test.safetensors")
-speakers = FeatureStore(Path(paths["prepared"]) / "speaker_embeddings.safetensors")
-prepared = [prepare_prompt(p, systems, units_test, speakers) for p in prompts]
+# Every input of a prompt (speaker embedding, S3 units, ASR text, TASTE codes) comes from the cut prompt audio alone,
+# exactly as `taste continue PROMPT.wav` computes it: nothing of the unseen continuation reaches a system.
+unit_model = UnitTokenizer.from_pretrained(Path(paths["models"]) / "units")
+speaker_encoder = SpeakerEncoder()
+prepared = [prepare_prompt(p, systems, speaker_encoder.embed, unit_model) for p in prompts]
 train_utts = read_manifest(Path(paths["prepared"]) / "train.jsonl")
 max_units = int(2 * seconds_per_word(train_utts) * cont["target_words"] * systems.unit_rate_hz) + 10
 asr_share = sum(pp.text_source == "asr" for pp in prepared) / len(prepared)

@@ -49,7 +49,8 @@ from IPython.display import Audio, Image, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.prepare import pitch_config
-from taste.evaluation.recognizer import Pocketsphinx
+from taste.data.records import read_manifest, read_text_pool_sentences
+from taste.evaluation.recognizer import Pocketsphinx, blind_corpus
 from taste.swap import figures
 from taste.swap.jobs import build_pairs
 from taste.swap.pitch import local_change_kinds, run_vocoder_pitch, tracked_word_f0
@@ -109,7 +110,15 @@ print(f"F0 of {n_jobs} decodes in {pitch_s:.1f} s; local pairs by change: "
 
 # %%
 t0 = time.perf_counter()
-recognizer = Pocketsphinx(sorted({u.text for u in utts}))
+# The recogniser's LM: train-split transcripts + the text pool, minus the swap sentences it scores (forced alignment
+# of a known transcript needs no LM; the WER column does, and must not know the answer)
+prepared_dir, swap_texts = Path(params["shared"]["paths"]["prepared"]), sorted({u.text for u in utts})
+lm_text, n_removed = blind_corpus([u.text for u in read_manifest(prepared_dir / "train.jsonl")]
+                                  + read_text_pool_sentences(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt",
+                                                             params["evaluation"]["recognizer_sentences"]),
+                                  swap_texts)
+recognizer = Pocketsphinx(lm_text, scored_sentences=swap_texts)
+print(f"recogniser LM: {len(lm_text)} train-split sentences ({n_removed} scored sentences removed)")
 pitch_cfg = pitch_config(params, mel_config(params))   # the prepare stage's tracker settings
 audio_rows, utt_rows, wavs = run_audio(vocoder, recognizer, plan, decoded, speakers, settings,
                                        f0_fn=partial(tracked_word_f0, cfg=pitch_cfg))

@@ -44,7 +44,7 @@ from IPython.display import Audio, Markdown, display
 from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.audio_io import read_audio
 from taste.data.features import MelConfig, log_mel
-from taste.data.records import read_manifest
+from taste.data.records import read_manifest, read_text_pool_sentences
 from taste.data.text_norm import normalise
 from taste.evaluation import coherence, probes, report
 from taste.evaluation.listening_test import ListeningItem, build_listening_test
@@ -83,12 +83,19 @@ print(f"{len(chosen)} prompts x {len(report.SYSTEMS)} systems = {len(items)} con
 
 # %%
 from taste.evaluation.quality import dnsmos, utmos
-from taste.evaluation.recognizer import Pocketsphinx
+from taste.evaluation.recognizer import Pocketsphinx, blind_corpus
 from taste.evaluation.speaker import SpeakerEncoder
 
 stories = coherence.read_stories(raw / "stories.jsonl")
-pool = [line for line in (raw / "text_pool.txt").read_text().splitlines() if line.strip()]
-ps = Pocketsphinx([normalise(s) for st in stories for s in st.sentences] + pool[: ev["recognizer_sentences"]])
+# pocketsphinx's LM: train-split transcripts + the text pool, blind to every sentence of the judged prompts' stories
+# (their prompts and true continuations): the judge never knows the answer.
+story_text = {st.story_id: st.sentences for st in stories}
+scored = [c.prompt_text for c in items] + [s for sid in {c.story_id for c in items if c.story_id}
+                                           for s in story_text.get(sid, ())]
+lm_text, n_removed = blind_corpus([u.text for u in read_manifest(prepared / "train.jsonl")]
+                                  + read_text_pool_sentences(raw / "text_pool.txt", ev["recognizer_sentences"]), scored)
+ps = Pocketsphinx(lm_text, scored_sentences=scored)
+print(f"pocketsphinx LM: {len(lm_text)} train-split sentences ({n_removed} scored sentences removed)")
 speaker = SpeakerEncoder()
 utmos_fn = (lambda w: utmos(w, ev["utmos_checkpoint"])) if ev.get("utmos_checkpoint") else None
 audio_cache: dict[str, np.ndarray] = {}
@@ -101,8 +108,17 @@ def read(path: str) -> np.ndarray:
 
 
 quality_prompts = set(sorted(chosen)[: ev["quality_items_per_system"]])
+study_asr = report.asr_transcriber(Path(paths["models"]) / "asr", mel_cfg)
+# The judges' floor: both recognisers on the original test utterances the prompts were cut from, against their text
+test_text = {u.audio_path: u.text for u in read_manifest(prepared / "test.jsonl")}
+floor_wavs = sorted({c.prompt_wav for c in items if c.prompt_wav in test_text})
+floor = report.judge_floor([test_text[p] for p in floor_wavs], [read(p) for p in floor_wavs],
+                           {"study_asr": study_asr, "pocketsphinx": lambda ws: [ps.transcribe(w) for w in ws]},
+                           n_boot=n_boot, seed=seed)
+print(f"judge floor on {len(floor_wavs)} original test utterances (mean WER):",
+      {k: round(v["value"], 3) for k, v in floor.items()})
 items = report.cut_prompts(items, read, out / "prompts")  # the prompts exactly as the systems heard them
-df = report.measure_audio(items, read=read, asr=report.asr_transcriber(Path(paths["models"]) / "asr", mel_cfg),
+df = report.measure_audio(items, read=read, asr=study_asr,
                           recognizer=ps.transcribe, speaker_embed=speaker.embed, quality=dnsmos, utmos=utmos_fn,
                           quality_prompts=quality_prompts)
 print(f"pocketsphinx real-time factor: {ps.real_time_factor:.2f}")
@@ -281,7 +297,8 @@ for c in items:
 # %%
 metrics = report.headline_metrics(summary, probe_results, ordering, extra={
     "n_prompts": len(chosen), "llm_judge_configured": int(judge_cfg is not None),
-    "llm_judge_failures": len(judge_errors), "probe_failures": len(scorer_missing)})
+    "llm_judge_failures": len(judge_errors), "probe_failures": len(scorer_missing),
+    "judge_floor_wer": floor, "recognizer_lm_sentences": len(lm_text)})
 (out / "probe_failures.json").write_text(json.dumps(scorer_missing, indent=1))
 report.write_metrics(metrics, out / "metrics.json")
 print(json.dumps(metrics, indent=1)[:3000])

@@ -18,6 +18,7 @@ from taste.evaluation.report import (
     active_seconds,
     add_text_judges,
     headline_metrics,
+    judge_floor,
     measure_audio,
     ordering_ratios,
     paper_comparison,
@@ -92,8 +93,9 @@ class FakeEncoder:
 
 def _items():
     audio = {"p.wav": _speech(0.2, 1.0), "good.wav": _speech(0.2, 1.0), "fast.wav": _speech(0.2, 0.5)}
-    items = [Continuation("cascade", "p1", "s1", "anna went to the barn", "p.wav", "x", "good.wav"),
-             Continuation("s3_lm", "p1", "s1", "anna went to the barn", "p.wav", "x", "fast.wav")]
+    items = [Continuation("cascade", "p1", "s1", "anna went to the barn", "p.wav", "anna fed the goat in the barn",
+                          "good.wav"),
+             Continuation("s3_lm", "p1", "s1", "anna went to the barn", "p.wav", "anna fed the goat", "fast.wav")]
     transcripts = {id(audio["good.wav"]): "anna fed the goat in the barn", id(audio["fast.wav"]): ""}
     return audio, items, transcripts
 
@@ -107,8 +109,9 @@ def test_measure_audio_and_text_judges():
     assert list(df["system"]) == ["cascade", "s3_lm"]
     assert df.loc[0, "asr_ps_wer"] == 0.0 and math.isnan(df.loc[1, "asr_ps_wer"])
     assert df.loc[0, "rate_prompt"] == pytest.approx(5.0, rel=0.05)
+    # rates count the words the system meant to say, not what the recogniser heard: 7 words in 1 s, 4 in 0.5 s
     assert df.loc[0, "rate_cont"] == pytest.approx(7.0, rel=0.05)
-    assert math.isnan(df.loc[1, "rate_cont"])  # nothing heard
+    assert df.loc[1, "rate_cont"] == pytest.approx(8.0, rel=0.05)  # although the recogniser heard nothing
     assert df.loc[0, "speaker_sim"] == pytest.approx(1.0) and df.loc[1, "speaker_sim"] < 1.0
     lm = KneserNeyLM().fit(["anna fed the goat in the barn", "tom sailed the boat"])
     stories = [Story("s1", "farm", ("anna",), ("the barn",), ("a goat",), ("anna went to the barn",)),
@@ -120,6 +123,19 @@ def test_measure_audio_and_text_judges():
     assert good["story_consistency"] == 1.0 and empty["story_consistency"] == 0.0
     assert empty["ref_logppl"] == pytest.approx(math.log(len(lm.vocab) + 1))  # saying nothing is not rewarded
     assert good["ref_logppl"] < empty["ref_logppl"]
+
+
+def test_judge_floor_is_each_judges_wer_on_original_speech():
+    wavs = [np.full(10, k, np.float32) for k in range(4)]
+    refs = ["a b", "c d", "e f", "g h"]
+    perfect = lambda ws: [refs[int(w[0])] for w in ws]
+    half = lambda ws: [refs[int(w[0])].split()[0] + " x" for w in ws]
+    floor = judge_floor(refs, wavs, {"perfect": perfect, "half": half}, n_boot=200, seed=0)
+    assert floor["perfect"]["value"] == 0.0 and floor["perfect"]["n"] == 4
+    assert floor["half"]["value"] == pytest.approx(0.5) and floor["half"]["ci_lo"] <= 0.5 <= floor["half"]["ci_hi"]
+    assert judge_floor([], [], {"perfect": perfect})["perfect"]["n"] == 0
+    with pytest.raises(ValueError, match="2 transcripts for 4 recordings"):
+        judge_floor(refs[:2], wavs, {"perfect": perfect})
 
 
 def _per_item():

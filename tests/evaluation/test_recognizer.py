@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from synth_helper import synthesise
-from taste.evaluation.recognizer import (AlignmentError, Pocketsphinx, espeak_pronunciation, letter_pronunciation,
-                                         pronunciations)
+from taste.evaluation.recognizer import (AlignmentError, JudgeLeakError, Pocketsphinx, blind_corpus, check_blind,
+                                         espeak_pronunciation, letter_pronunciation, pronunciations)
 
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog",
@@ -81,3 +81,16 @@ def test_cache_reused(tmp_path):
     b = Pocketsphinx(list(reversed(SENTENCES[:2])), cache_root=tmp_path)
     assert a.lm_path == b.lm_path and a.lm_path.is_file()
     assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_blind_corpus_removes_every_scored_sentence_in_any_spelling():
+    corpus = ["The old man walked to the market.", "a lazy cat sleeps on the warm mat", "tom sailed the boat"]
+    kept, removed = blind_corpus(corpus, ["the old man walked to the market", "tom sailed the boat"])
+    assert kept == ["a lazy cat sleeps on the warm mat"] and removed == 2
+    check_blind(kept, ["the old man walked to the market"])  # nothing leaks: no error
+
+
+def test_recogniser_refuses_an_lm_that_knows_the_answer(tmp_path):
+    with pytest.raises(JudgeLeakError, match="1 scored sentences"):
+        Pocketsphinx(SENTENCES, cache_root=tmp_path, scored_sentences=["The quick brown fox jumps over the lazy dog!"])
+    assert not any(tmp_path.iterdir())  # refused before any LM was built

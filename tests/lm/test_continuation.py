@@ -125,3 +125,36 @@ def test_prompt_text_from_asr_with_fallback(monkeypatch, bpe, vocab, tiny_lm, hy
     assert pp.text_source == expected_source
     assert pp.text == ("the cat sat" if expected_source == "asr" else "a dog ran")
     assert "asr_s" in pp.timings
+
+
+def test_prompt_inputs_come_from_the_prompt_audio_alone(tmp_path, bpe, vocab, tiny_lm):
+    """Speaker embedding and S3 units of a study prompt depend only on audio before its cut (no continuation leaks
+    in), and equal what `taste continue` computes from the cut prompt saved as its own file."""
+    from taste.data.audio_io import read_audio, write_audio
+    from taste.lm.continuation import prepare_audio, prepare_prompt
+    from taste.units.model import build_debug_unit_tokenizer
+
+    torch.manual_seed(0)
+    unit_model = build_debug_unit_tokenizer().eval()
+    systems = Systems(tokenizer=bpe, vocab=vocab, text_lm=tiny_lm, vocoder=None, mel_cfg=MelConfig(), asr=None)
+    rng = np.random.default_rng(0)
+    head = rng.normal(0, 0.1, 16000).astype(np.float32)
+
+    def embed(wav):  # any function of the whole signal: a leak of the tail would change it
+        return np.full(256, float(np.abs(wav).sum()), np.float32)
+
+    prepared = []
+    for k, tail in enumerate([rng.normal(0, 0.5, 16000), np.zeros(24000)]):
+        path = tmp_path / f"utt{k}.wav"
+        write_audio(path, np.concatenate([head, tail.astype(np.float32)]), 16000)
+        prompt = Prompt("p", "u", str(path), None, "s", 1.0, "a dog ran", "a dog ran to the park")
+        prepared.append(prepare_prompt(prompt, systems, embed, unit_model))
+    a, b = prepared
+    assert torch.equal(a.speaker, b.speaker) and torch.equal(a.units, b.units)
+    assert len(a.units) == 25  # 1 s of prompt at 25 Hz, not the whole utterance
+
+    cut = tmp_path / "cut.wav"
+    write_audio(cut, read_audio(tmp_path / "utt0.wav", 16000)[:16000], 16000)
+    cli = prepare_audio(Prompt("cli", "cut", str(cut), None, "unknown", 1.0, "", ""), read_audio(cut, 16000),
+                        systems, embed, unit_model, "a dog ran")
+    assert torch.equal(cli.speaker, a.speaker) and torch.equal(cli.units, a.units) and cli.text == a.text

@@ -41,6 +41,7 @@ def build_world(root: Path, repo_params: Path, n_per_split: int = 6) -> dict:
     from taste.data.audio_io import read_audio
     from taste.tokenizer import TasteTokenizer
     from taste.tokenizer import debug_config as taste_debug
+    from taste.units.model import build_debug_unit_tokenizer
     from taste.vocoder import build_debug_vocoder
 
     torch.manual_seed(0)
@@ -60,6 +61,7 @@ def build_world(root: Path, repo_params: Path, n_per_split: int = 6) -> dict:
     text_only = TasteTokenizer.from_asr(cfg, asr, bpe, stage="text_only").eval()
     text_only.save_pretrained(root / "models/taste/text_only")
     build_debug_vocoder(speaker_dim=256, n_units=N_UNITS).save_pretrained(root / "models/vocoder")
+    build_debug_unit_tokenizer(codebook_size=N_UNITS).eval().save_pretrained(root / "models/units")
     speakers, units = {}, {}
     for split in ("train", "dev", "test"):
         utts = _split(root, split, n_per_split, rng, speakers, units)

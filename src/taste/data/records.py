@@ -127,3 +127,14 @@ def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
         for utt in utterances:
             f.write(utterance_to_json(utt) + "\n")
     tmp.replace(path)
+
+
+def read_text_pool_sentences(path: str | Path, limit: int | None = None) -> list[str]:
+    """The first `limit` sentences (all when None) of a text pool file: one sentence a line, blank lines between
+    stories. Raises FileNotFoundError naming the file when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: text pool not found (run `taste materialise`)")
+    with path.open(encoding="utf-8") as f:
+        sentences = [line.strip() for line in f if line.strip()]
+    return sentences if limit is None else sentences[:limit]

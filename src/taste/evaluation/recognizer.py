@@ -1,7 +1,9 @@
 """Pocketsphinx as the study's independent recogniser and forced word aligner.
 
-The language model and dictionary are built from the corpus text itself (METHOD.md 5: near-zero WER on espeak speech
-with a corpus LM, poor with the generic one). Word pronunciations come from pocketsphinx's bundled cmudict; words it
+The language model and dictionary are built from corpus text (METHOD.md 5: near-zero WER on espeak speech with a corpus
+LM, poor with the generic one), but never from the sentences a table scores: callers pass train-split text and the
+sentences they score, and `blind_corpus` / `Pocketsphinx(scored_sentences=...)` keep the two apart (a judge that knows
+the answer is no judge). Word pronunciations come from pocketsphinx's bundled cmudict; words it
 lacks get one from espeak-ng (IPA mapped to ARPAbet), or a letter-by-letter fallback when espeak cannot say them.
 """
 from __future__ import annotations
@@ -29,6 +31,27 @@ _NON_WORDS = {"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "+NSN+", "+SPN+"}
 
 class AlignmentError(ValueError):
     """Forced alignment found no path through the given transcript."""
+
+
+class JudgeLeakError(ValueError):
+    """The recogniser's language-model text contains a sentence that it is used to score."""
+
+
+def blind_corpus(corpus_sentences: Sequence[str], scored_sentences: Sequence[str]) -> tuple[list[str], int]:
+    """LM text that cannot know the answer -> (corpus sentences minus every scored one, how many were removed).
+
+    Sentences are compared after `normalise`, so a scored sentence never reaches the LM in another spelling."""
+    scored = {normalise(s) for s in scored_sentences}
+    kept = [s for s in corpus_sentences if normalise(s) not in scored]
+    return kept, len(corpus_sentences) - len(kept)
+
+
+def check_blind(corpus_sentences: Sequence[str], scored_sentences: Sequence[str]) -> None:
+    """Raise JudgeLeakError naming the first leaked sentences when any scored sentence is in the LM text."""
+    leaked = sorted({normalise(s) for s in corpus_sentences} & {normalise(s) for s in scored_sentences} - {""})
+    if leaked:
+        raise JudgeLeakError(f"{len(leaked)} scored sentences are in the recogniser's LM text, e.g. {leaked[:3]}; "
+                             f"build it from train-split text with blind_corpus()")
 
 
 # espeak-ng en-us IPA phoneme -> ARPAbet (stress and length marks are dropped before lookup).
@@ -184,9 +207,12 @@ class Pocketsphinx:
     `real_time_factor` = decoding seconds / audio seconds over all calls so far.
     """
 
-    def __init__(self, corpus_sentences: Sequence[str], cache_root: str | Path | None = None):
+    def __init__(self, corpus_sentences: Sequence[str], cache_root: str | Path | None = None,
+                 scored_sentences: Sequence[str] = ()):
+        """corpus_sentences: the LM text; scored_sentences: what it will transcribe (must not be in the LM text)."""
         import pocketsphinx
 
+        check_blind(corpus_sentences, scored_sentences)
         self.lm_path, self.dict_path, self.pronunciation_source = build_resources(corpus_sentences, cache_root)
         self._hmm = pocketsphinx.get_model_path("en-us/en-us")
         self._lm_decoder = None

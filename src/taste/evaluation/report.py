@@ -159,8 +159,9 @@ def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarra
         ps_text = recognizer(wav) if audible else ""
         rated = audible and (quality_prompts is None or c.prompt_id in quality_prompts)
         q = quality(wav) if rated else {"ovrl": np.nan, "sig": np.nan, "bak": np.nan}
+        # rates count the words each side was meant to say, not what a weak recogniser heard
         rate_p = speaking_rate(prompts[c.prompt_wav], len(c.prompt_text.split()))
-        rate_c = speaking_rate(wav, len(asr_text.split()))
+        rate_c = speaking_rate(wav, len(c.continuation_text.split()))
         rows.append({
             "system": c.system, "prompt_id": c.prompt_id, "story_id": c.story_id, "prompt_text": c.prompt_text,
             "intended_text": c.continuation_text, "asr_text": asr_text, "ps_text": ps_text,
@@ -172,6 +173,23 @@ def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarra
             "duration_s": len(wav) / SAMPLE_RATE,
         })
     return pd.DataFrame(rows)
+
+
+def judge_floor(refs: Sequence[str], wavs: Sequence[np.ndarray],
+                transcribers: dict[str, Callable[[list[np.ndarray]], list[str]]], n_boot: int = 1000,
+                seed: int = 0) -> dict[str, dict[str, float]]:
+    """Each judge's WER on original speech (`wavs` with their true `refs`): the floor its table reads against.
+
+    -> {judge: {"value", "ci_lo", "ci_hi", "n"}}, the mean of per-utterance WERs with a bootstrap CI over utterances."""
+    from taste.evaluation.stats import summarise as summarise_values
+    from taste.evaluation.wer import per_utterance_wer
+
+    if len(refs) != len(wavs):
+        raise ValueError(f"judge_floor: {len(refs)} transcripts for {len(wavs)} recordings")
+    if not refs:
+        return {name: summarise_values([], np.mean) for name in transcribers}
+    return {name: summarise_values(per_utterance_wer(list(refs), fn(list(wavs))), np.mean, n=n_boot, seed=seed)
+            for name, fn in transcribers.items()}
 
 
 def asr_transcriber(asr_dir: str | Path, mel_cfg, batch_size: int = 16) -> Callable[[list[np.ndarray]], list[str]]:

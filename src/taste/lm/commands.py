@@ -21,24 +21,23 @@ def register(subparsers) -> None:
 
 
 def _continue(args: argparse.Namespace) -> int:
-    import torch
-
     from taste.config import load_params, set_threads
     from taste.data.audio_io import read_audio, write_audio
     from taste.data.text_norm import normalise
     from taste.evaluation.speaker import SpeakerEncoder
-    from taste.lm.continuation import Prompt, continue_prompt, load_systems, prepare_wav, sampling_from_params
+    from taste.lm.continuation import Prompt, continue_prompt, load_systems, prepare_audio, sampling_from_params
+    from taste.units.model import UnitTokenizer
 
     params = load_params(args.params)
     set_threads(params["shared"]["threads"])
     systems = load_systems(params, [args.system])
     wav = read_audio(args.audio, systems.mel_cfg.sample_rate)
-    speaker = torch.from_numpy(SpeakerEncoder().embed(wav)).float()
-    units = _prompt_units(params, systems, wav) if args.system == "s3_lm" else None
+    unit_model = (UnitTokenizer.from_pretrained(Path(params["shared"]["paths"]["models"]) / "units")
+                  if args.system == "s3_lm" else None)
     text = normalise(args.text) if args.text else None
     prompt = Prompt("cli", Path(args.audio).stem, args.audio, None, "unknown", len(wav) / systems.mel_cfg.sample_rate,
                     text or "", text or "")
-    prepared = prepare_wav(prompt, wav, systems, speaker, units, text)
+    prepared = prepare_audio(prompt, wav, systems, SpeakerEncoder().embed, unit_model, text)
     cont = params["lm"]["continuation"]
     target = args.words or cont["target_words"]
     max_units = int(target * 3 * systems.unit_rate_hz)  # generous: 3 s per word
@@ -48,15 +47,3 @@ def _continue(args: argparse.Namespace) -> int:
     print(json.dumps({k: v for k, v in record.items() if k not in ("units", "codes")}, indent=2))
     return 0
 
-
-def _prompt_units(params: dict, systems, wav):
-    """The prompt's 25 Hz units from the study's unit tokenizer (the S3 LM reads units, not codes)."""
-    import torch
-
-    from taste.data.features import log_mel
-    from taste.units.model import UnitTokenizer
-
-    model = UnitTokenizer.from_pretrained(Path(params["shared"]["paths"]["models"]) / "units")
-    mel = log_mel(torch.from_numpy(wav), systems.mel_cfg)[None]
-    units, lengths = model.encode(mel, torch.tensor([mel.shape[-1]]))
-    return units[0, : int(lengths[0])]

@@ -85,15 +85,34 @@ class Systems:
     unit_rate_hz: int = 25
 
 
-def prepare_prompt(p: Prompt, systems: Systems, units: dict[str, Tensor] | None, speakers) -> PreparedPrompt:
-    """Cut a test utterance to its prompt and prepare it (units: the split's unit table; speakers: FeatureStore)."""
+def prompt_units(unit_model, wav: np.ndarray, mel_cfg) -> Tensor:
+    """The 25 Hz units of `wav: np.ndarray[T]` (the prompt audio alone) from the study's unit tokenizer -> Long[U]."""
+    from taste.data.features import log_mel
+
+    mel = log_mel(torch.from_numpy(np.asarray(wav, dtype=np.float32)), mel_cfg)[None]  # (1, n_mels, F)
+    with torch.no_grad():
+        units, lengths = unit_model.encode(mel, torch.tensor([mel.shape[-1]]))
+    return units[0, : int(lengths[0])]
+
+
+def prepare_audio(p: Prompt, wav: np.ndarray, systems: Systems, speaker_embed, unit_model=None,
+                  text: str | None = None) -> PreparedPrompt:
+    """Prepare a prompt from its audio alone: speaker embedding, S3 units (when `unit_model` is given), transcript and
+    TASTE codes are all computed from `wav`, never from the utterance it was cut from. The study and `taste continue`
+    both come through here, so the same prompt audio gives the same inputs.
+
+    speaker_embed: np.ndarray[T] -> np.ndarray[256] (e.g. SpeakerEncoder().embed)."""
+    speaker = torch.from_numpy(np.asarray(speaker_embed(wav), dtype=np.float32))
+    units = prompt_units(unit_model, wav, systems.mel_cfg) if unit_model is not None else None
+    return prepare_wav(p, wav, systems, speaker, units, text)
+
+
+def prepare_prompt(p: Prompt, systems: Systems, speaker_embed, unit_model=None) -> PreparedPrompt:
+    """Cut a test utterance to its prompt FIRST, then prepare it from that audio alone (see prepare_audio)."""
     from taste.data.audio_io import read_audio
 
     wav = read_audio(p.audio_path, systems.mel_cfg.sample_rate)[: int(round(p.end_s * systems.mel_cfg.sample_rate))]
-    prompt_units = None
-    if units is not None and p.utt_id in units:
-        prompt_units = units[p.utt_id][: int(round(p.end_s * systems.unit_rate_hz))]
-    return prepare_wav(p, wav, systems, speakers.get(p.utt_id).float(), prompt_units)
+    return prepare_audio(p, wav, systems, speaker_embed, unit_model)
 
 
 def prepare_wav(p: Prompt, wav: np.ndarray, systems: Systems, speaker: Tensor, units: Tensor | None,
