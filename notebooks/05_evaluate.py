@@ -190,6 +190,11 @@ summary = report.summarise(df, judges, n_boot, seed)
 coherence_judges = [j for j in report.COHERENCE_JUDGES + ("embed_sim_ps", "ref_logppl_ps", "story_consistency_ps")
                     if j in judges]
 ordering = report.ordering_ratios(summary, coherence_judges)
+# System comparisons as paired ratios over prompts with 95% CIs (the prompts are the independent units)
+ratios = report.paired_ratios(df, coherence_judges + ["rate_diff", "speaker_sim"], n_boot, seed)
+gt_share = report.ground_truth_text_share(items)
+print("prompts continued from the ground-truth text (ASR fallback), per system:", gt_share)
+display(pd.DataFrame(ratios).T.round(3))
 wide = summary.assign(cell=lambda t: t.apply(lambda r: f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]", axis=1))
 wide.pivot(index="system", columns="judge", values="cell").reindex(report.SYSTEMS)
 
@@ -298,7 +303,8 @@ for c in items:
 metrics = report.headline_metrics(summary, probe_results, ordering, extra={
     "n_prompts": len(chosen), "llm_judge_configured": int(judge_cfg is not None),
     "llm_judge_failures": len(judge_errors), "probe_failures": len(scorer_missing),
-    "judge_floor_wer": floor, "recognizer_lm_sentences": len(lm_text)})
+    "judge_floor_wer": floor, "recognizer_lm_sentences": len(lm_text), "ground_truth_text_share": gt_share})
+metrics["paired_ratios"] = ratios
 (out / "probe_failures.json").write_text(json.dumps(scorer_missing, indent=1))
 report.write_metrics(metrics, out / "metrics.json")
 print(json.dumps(metrics, indent=1)[:3000])

@@ -19,6 +19,7 @@ from taste.evaluation.report import (
     add_text_judges,
     headline_metrics,
     judge_floor,
+    paired_ratios,
     measure_audio,
     ordering_ratios,
     paper_comparison,
@@ -136,6 +137,23 @@ def test_judge_floor_is_each_judges_wer_on_original_speech():
     assert judge_floor([], [], {"perfect": perfect})["perfect"]["n"] == 0
     with pytest.raises(ValueError, match="2 transcripts for 4 recordings"):
         judge_floor(refs[:2], wavs, {"perfect": perfect})
+
+
+def test_paired_ratios_resample_prompts_and_orient_better_above_one():
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(40):
+        base = rng.uniform(0.2, 0.8)  # a prompt effect shared by both systems: pairing removes it from the CI
+        rows += [{"system": "cascade", "prompt_id": f"p{i}", "embed_sim": base * 1.5, "ref_logppl": 2.0},
+                 {"system": "s3_lm", "prompt_id": f"p{i}", "embed_sim": base, "ref_logppl": 3.0}]
+    rows.append({"system": "cascade", "prompt_id": "lonely", "embed_sim": 9.0, "ref_logppl": 0.0})  # unpaired
+    out = paired_ratios(pd.DataFrame(rows), ["embed_sim", "ref_logppl"], n_boot=300, seed=0)
+    r = out["embed_sim.cascade_over_s3_lm"]
+    assert r["n"] == 40 and r["value"] == pytest.approx(1.5)
+    assert r["ci_lo"] == pytest.approx(1.5) and r["ci_hi"] == pytest.approx(1.5)  # exact 1.5x on every prompt
+    # lower perplexity is better: exp(3) / exp(2)
+    assert out["ref_logppl.cascade_over_s3_lm"]["value"] == pytest.approx(math.e)
+    assert "embed_sim.taslm_token_over_cascade" not in out  # systems without values are skipped
 
 
 def _per_item():

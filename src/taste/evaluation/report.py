@@ -59,6 +59,7 @@ class Continuation:
     continuation_text: str
     wav: str
     prompt_end_s: float | None = None  # the prompt is prompt_wav[0:prompt_end_s] (None = the whole file)
+    prompt_text_source: str = ""  # asr | ground_truth | ground_truth (asr implausible) | given
 
 
 def _prompt_audio(root: Path) -> dict[str, tuple[str, float | None]]:
@@ -86,7 +87,8 @@ def read_continuations(path: str | Path, system: str) -> list[Continuation]:
             pid = str(r["prompt_id"])
             prompt_wav, end_s = (r["prompt_wav"], None) if "prompt_wav" in r else prompts[pid]
             rows.append(Continuation(system, pid, r.get("story_id"), r["prompt_text"], prompt_wav,
-                                     r.get("continuation_text", ""), r.get("wav") or r["wav_path"], end_s))
+                                     r.get("continuation_text", ""), r.get("wav") or r["wav_path"], end_s,
+                                     r.get("prompt_text_source", "")))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ContinuationsFileError(f"{path}:{n}: bad continuation record, or its prompt is not in "
                                          f"prompts.jsonl ({err!r})") from err
@@ -288,6 +290,59 @@ def ordering_ratios(summary: pd.DataFrame, judges: Sequence[str] = COHERENCE_JUD
                     a, b = math.exp(a), math.exp(b)
                 ratio = (a / b if higher else b / a) if b and a else float("nan")
                 out[f"{judge}.{taslm}_over_{other}"] = ratio
+    return out
+
+
+RATIO_PAIRS = (("taslm_token", "cascade"), ("taslm_token", "s3_lm"), ("taslm_embed", "cascade"),
+               ("taslm_embed", "s3_lm"), ("cascade", "s3_lm"))
+
+
+def _oriented_ratio(a: np.ndarray, b: np.ndarray, judge: str, axis: int = -1) -> np.ndarray:
+    """mean(a) / mean(b) along `axis`, oriented so > 1 means a is better; log perplexities become perplexities."""
+    ma, mb = np.mean(a, axis=axis), np.mean(b, axis=axis)
+    if judge.startswith("ref_logppl"):
+        ma, mb = np.exp(ma), np.exp(mb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ma / mb if JUDGES[judge][1] else mb / ma
+
+
+def ground_truth_text_share(items: Sequence[Continuation]) -> dict[str, float]:
+    """Per system, the share of prompts whose text fell back to the ground-truth transcript (the ASR heard nothing
+    plausible): those rows were given the true prompt text, an oracle input."""
+    out: dict[str, list[bool]] = {}
+    for c in items:
+        out.setdefault(c.system, []).append(c.prompt_text_source.startswith("ground_truth"))
+    return {s: float(np.mean(v)) for s, v in out.items()}
+
+
+def paired_ratios(df: pd.DataFrame, judges: Sequence[str], n_boot: int = 1000, seed: int = 0,
+                  pairs: Sequence[tuple[str, str]] = RATIO_PAIRS) -> dict[str, dict[str, float]]:
+    """System comparisons as paired ratios over prompts: for each judge and (a, b) in `pairs`, the ratio of a's mean
+    to b's over the prompts both were judged on, with a 95% percentile CI from resampling PROMPTS (both systems'
+    values of one prompt stay together; scipy.stats.bootstrap, paired). > 1 means a is better.
+
+    -> {"<judge>.<a>_over_<b>": {"value", "ci_lo", "ci_hi", "n"}}"""
+    from scipy.stats import bootstrap
+
+    out = {}
+    for judge in judges:
+        if judge not in df:
+            continue
+        wide = df.pivot_table(index="prompt_id", columns="system", values=judge, aggfunc="mean")
+        for a, b in pairs:
+            if a not in wide or b not in wide:
+                continue
+            both = wide[[a, b]].dropna()
+            if len(both) < 2:
+                continue
+            xa, xb = both[a].to_numpy(float), both[b].to_numpy(float)
+            value = float(_oriented_ratio(xa, xb, judge))
+            res = bootstrap((xa, xb), lambda u, v, axis=-1: _oriented_ratio(u, v, judge, axis), paired=True,
+                            vectorized=True, n_resamples=n_boot, method="percentile",
+                            rng=np.random.default_rng(seed))
+            lo, hi = res.confidence_interval
+            out[f"{judge}.{a}_over_{b}"] = {"value": value, "ci_lo": float(lo), "ci_hi": float(hi),
+                                            "n": int(len(both))}
     return out
 
 
