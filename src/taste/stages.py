@@ -54,3 +54,21 @@ def run_stage(stage: str, params_path: str = "params.yaml", repo: Path = REPO_RO
     (out_dir / "stage_time.json").write_text(json.dumps(timing, indent=2) + "\n", encoding="utf-8")
     print(f"stage {stage}: {timing['wall_time_s']} s, peak memory {timing['peak_memory_mb']} MB")
     return timing
+
+
+def stage_table(outputs_root: str | Path) -> list[dict]:
+    """The study's stage table from outputs/<stage>/stage_time.json, in pipeline order: one row per stage that has
+    run (stage, wall_time_s, peak_memory_mb, share of the summed wall time) and a last `total` row."""
+    rows = []
+    for stage in STAGE_NOTEBOOKS:
+        path = Path(outputs_root) / stage / "stage_time.json"
+        if path.is_file():
+            t = json.loads(path.read_text(encoding="utf-8"))
+            rows.append({"stage": stage, "wall_time_s": float(t["wall_time_s"]),
+                         "peak_memory_mb": float(t["peak_memory_mb"])})
+    total = sum(r["wall_time_s"] for r in rows)
+    for r in rows:
+        r["share"] = r["wall_time_s"] / total if total else float("nan")
+    rows.append({"stage": "total", "wall_time_s": total, "share": 1.0 if rows else float("nan"),
+                 "peak_memory_mb": max((r["peak_memory_mb"] for r in rows), default=float("nan"))})
+    return rows
