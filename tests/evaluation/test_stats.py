@@ -49,3 +49,28 @@ def test_summarise_drops_nan():
     s = summarise([1.0, 2.0, float("nan"), 3.0], n=100)
     assert s["value"] == 2.0 and s["n"] == 3 and s["ci_lo"] <= 2.0 <= s["ci_hi"]
     assert summarise([float("nan")])["n"] == 0
+
+
+def test_cluster_bootstrap_of_singletons_is_the_plain_bootstrap():
+    from taste.evaluation.stats import cluster_bootstrap_ci
+
+    x = np.random.default_rng(3).normal(size=40)
+    assert cluster_bootstrap_ci(x, np.arange(40), np.mean, n=300, seed=5) == bootstrap_ci(x, np.mean, n=300, seed=5)
+
+
+def test_cluster_bootstrap_keeps_correlated_values_together():
+    """Ten pairs, each contributing 30 copies of one value: the words of a pair are one unit, so the CI must be as wide
+    as a bootstrap over the ten pair values, far wider than a bootstrap that treats the 300 words as independent."""
+    from taste.evaluation.stats import cluster_bootstrap_ci, summarise
+
+    per_pair = np.random.default_rng(4).normal(size=10)
+    values, pairs = np.repeat(per_pair, 30), np.repeat(np.arange(10), 30)
+    lo_c, hi_c = cluster_bootstrap_ci(values, pairs, np.mean, n=500, seed=0)
+    lo_w, hi_w = bootstrap_ci(values, np.mean, n=500, seed=0)
+    lo_p, hi_p = bootstrap_ci(per_pair, np.mean, n=500, seed=0)
+    assert hi_c - lo_c > 3 * (hi_w - lo_w)
+    assert (hi_c - lo_c) == pytest.approx(hi_p - lo_p, rel=0.3)
+    s = summarise(np.append(values, np.nan), np.mean, n=200, clusters=np.append(pairs, 99))
+    assert s["n"] == 300 and s["n_clusters"] == 10  # the NaN and its cluster label are dropped together
+    with pytest.raises(ValueError, match="cluster labels"):
+        cluster_bootstrap_ci(values, pairs[:5])

@@ -45,12 +45,38 @@ def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], statistic: Calla
     return _percentiles(stats, level)
 
 
+def cluster_bootstrap_ci(values: Sequence[float], clusters: Sequence, statistic: Callable[[np.ndarray], float] = np.median,
+                         n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of `statistic` resampling whole CLUSTERS with replacement (`clusters: [N]` labels the independent
+    unit of each value, e.g. its sentence pair: words, seeds and directions of one pair stay together) -> (lo, hi)."""
+    arr = _as_array(values)
+    labels = np.asarray(clusters)
+    if labels.shape != arr.shape:
+        raise ValueError(f"cluster bootstrap: {labels.size} cluster labels for {arr.size} values")
+    _, inverse = np.unique(labels, return_inverse=True)
+    groups = [arr[inverse == g] for g in range(inverse.max() + 1)]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(groups), size=(n, len(groups)))
+    stats = np.array([statistic(np.concatenate([groups[g] for g in row])) for row in idx])
+    return _percentiles(stats, level)
+
+
 def summarise(values: Sequence[float], statistic: Callable[[np.ndarray], float] = np.median, n: int = 1000,
-              seed: int = 0, level: float = 0.95) -> dict[str, float]:
-    """{"value", "ci_lo", "ci_hi", "n"} for a metrics.json entry; NaNs are dropped first, empty -> NaNs and n=0."""
+              seed: int = 0, level: float = 0.95, clusters: Sequence | None = None) -> dict[str, float]:
+    """{"value", "ci_lo", "ci_hi", "n"} for a metrics.json entry; NaNs are dropped first, empty -> NaNs and n=0.
+
+    clusters: the independent unit of each value; when given, the CI resamples clusters (cluster_bootstrap_ci) and
+    the entry also carries "n_clusters"."""
     arr = np.asarray(values, dtype=np.float64).ravel()
-    arr = arr[np.isfinite(arr)]
+    keep = np.isfinite(arr)
+    arr = arr[keep]
     if arr.size == 0:
-        return {"value": float("nan"), "ci_lo": float("nan"), "ci_hi": float("nan"), "n": 0}
-    lo, hi = bootstrap_ci(arr, statistic, n=n, seed=seed, level=level)
-    return {"value": float(statistic(arr)), "ci_lo": lo, "ci_hi": hi, "n": int(arr.size)}
+        out = {"value": float("nan"), "ci_lo": float("nan"), "ci_hi": float("nan"), "n": 0}
+        return out if clusters is None else {**out, "n_clusters": 0}
+    if clusters is None:
+        lo, hi = bootstrap_ci(arr, statistic, n=n, seed=seed, level=level)
+        return {"value": float(statistic(arr)), "ci_lo": lo, "ci_hi": hi, "n": int(arr.size)}
+    labels = np.asarray(clusters).ravel()[keep]
+    lo, hi = cluster_bootstrap_ci(arr, labels, statistic, n=n, seed=seed, level=level)
+    return {"value": float(statistic(arr)), "ci_lo": lo, "ci_hi": hi, "n": int(arr.size),
+            "n_clusters": int(np.unique(labels).size)}

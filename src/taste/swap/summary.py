@@ -1,4 +1,7 @@
-"""From per-word rows to the stage's metrics: medians with bootstrap CIs of transfer, leakage and control movement."""
+"""From per-word rows to the stage's metrics: medians with bootstrap CIs of transfer, leakage and control movement.
+
+Estimator: the median over words (x seeds x directions) of per-word ratios; its 95% CI resamples whole sentence pairs
+(`pair_id`), the independent unit, so the words, seeds and directions of one pair stay together."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,42 +12,47 @@ from taste.evaluation.stats import summarise
 GOALS = {"transfer_min": 0.8, "leakage_max": 0.1, "control_max": 0.1}
 
 
-def _stat(values, n_boot: int, seed: int = 0, absolute: bool = False) -> dict:
-    vals = np.asarray(values, dtype=np.float64)
-    return summarise(np.abs(vals) if absolute else vals, statistic=np.median, n=n_boot, seed=seed)
+ESTIMATOR = "median of per-word ratios; 95% CI from a cluster bootstrap over sentence pairs"
+
+
+def _stat(rows: pd.DataFrame, n_boot: int, seed: int = 0, absolute: bool = False, column: str = "ratio") -> dict:
+    """Median of rows[column] with a CI that resamples sentence pairs (rows.pair_id)."""
+    vals = rows[column].to_numpy(dtype=np.float64)
+    return summarise(np.abs(vals) if absolute else vals, statistic=np.median, n=n_boot, seed=seed,
+                     clusters=rows["pair_id"].to_numpy())
 
 
 def _global_summary(df: pd.DataFrame, n_boot: int) -> dict:
     swap = df[df.condition == "swap"]
-    out = {"transfer": _stat(swap[swap.swapped].ratio, n_boot),
-           "leakage": _stat(swap[~swap.swapped].ratio, n_boot),
-           "leakage_abs": _stat(swap[~swap.swapped].ratio, n_boot, absolute=True),
+    out = {"transfer": _stat(swap[swap.swapped], n_boot),
+           "leakage": _stat(swap[~swap.swapped], n_boot),
+           "leakage_abs": _stat(swap[~swap.swapped], n_boot, absolute=True),
            "by_span": {}}
     for span, part in swap.groupby("span"):
-        out["by_span"][span] = {"transfer": _stat(part[part.swapped].ratio, n_boot),
-                                "leakage": _stat(part[~part.swapped].ratio, n_boot)}
+        out["by_span"][span] = {"transfer": _stat(part[part.swapped], n_boot),
+                                "leakage": _stat(part[~part.swapped], n_boot)}
     mm = df[(df.condition == "mismatch") & df.swapped]
-    out["mismatch_transfer"] = _stat(mm.ratio, n_boot)
-    out["mismatch_source_transfer"] = _stat(mm.source_ratio, n_boot)
+    out["mismatch_transfer"] = _stat(mm, n_boot)
+    out["mismatch_source_transfer"] = _stat(mm, n_boot, column="source_ratio")
     return out
 
 
 def _local_summary(df: pd.DataFrame, n_boot: int) -> dict:
     swap, control = df[df.condition == "swap"], df[df.condition == "control"]
     mm = df[(df.condition == "mismatch") & df.swapped]
-    return {"transfer": _stat(swap[swap.is_changed_word].ratio, n_boot),
-            "leakage": _stat(swap[~swap.swapped].ratio, n_boot),
-            "leakage_abs": _stat(swap[~swap.swapped].ratio, n_boot, absolute=True),
-            "control_movement": _stat(control[control.is_changed_word].ratio, n_boot),
-            "control_movement_abs": _stat(control[control.is_changed_word].ratio, n_boot, absolute=True),
-            "control_others_transfer": _stat(control[control.swapped].ratio, n_boot),
-            "mismatch_transfer": _stat(mm.ratio, n_boot),
-            "mismatch_source_transfer": _stat(mm.source_ratio, n_boot)}
+    return {"transfer": _stat(swap[swap.is_changed_word], n_boot),
+            "leakage": _stat(swap[~swap.swapped], n_boot),
+            "leakage_abs": _stat(swap[~swap.swapped], n_boot, absolute=True),
+            "control_movement": _stat(control[control.is_changed_word], n_boot),
+            "control_movement_abs": _stat(control[control.is_changed_word], n_boot, absolute=True),
+            "control_others_transfer": _stat(control[control.swapped], n_boot),
+            "mismatch_transfer": _stat(mm, n_boot),
+            "mismatch_source_transfer": _stat(mm, n_boot, column="source_ratio")}
 
 
 def _noise_summary(df: pd.DataFrame, n_boot: int) -> dict:
     noise = df[df.condition == "noise"]
-    return {"ratio": _stat(noise.ratio, n_boot), "ratio_abs": _stat(noise.ratio, n_boot, absolute=True)}
+    return {"ratio": _stat(noise, n_boot), "ratio_abs": _stat(noise, n_boot, absolute=True)}
 
 
 def summarise_measure(rows: pd.DataFrame, measure: str, n_boot: int = 1000) -> dict:
@@ -98,7 +106,7 @@ def build_metrics(rows: pd.DataFrame, audio_rows: pd.DataFrame, utt_rows: pd.Dat
                   local_kinds: dict[str, str] | None = None) -> dict:
     """The stage's metrics.json body. pitch_rows: measure 'f0_vocoder' for every decode (taste.swap.pitch);
     local_kinds: pair_id -> 'pitch' | 'rate' | 'other' of the local pairs (pitch summaries use the pitch pairs)."""
-    metrics = {"duration": summarise_measure(rows, "duration", n_boot)}
+    metrics = {"estimator": ESTIMATOR, "duration": summarise_measure(rows, "duration", n_boot)}
     metrics["duration_audio"] = summarise_measure(audio_rows, "duration_audio", n_boot)
     metrics["f0"] = summarise_measure(pitch_pairs_only(audio_rows, local_kinds), "f0", n_boot)
     if pitch_rows is not None:
