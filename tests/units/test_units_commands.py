@@ -10,7 +10,7 @@ import torch
 from taste.config import REPO_ROOT
 from taste.data.audio_io import write_audio
 from taste.units.commands import register
-from taste.units.extract import AudioInputError
+from taste.data.validate import AudioValidationError
 from taste.units.model import build_debug_unit_tokenizer
 from taste.vocoder.model import build_debug_vocoder
 
@@ -22,7 +22,7 @@ def _parser():
     return parser
 
 
-def test_units_then_vocode(tmp_path, monkeypatch):
+def test_units_then_vocode(tmp_path, monkeypatch, capsys):
     torch.manual_seed(0)
     units_model = build_debug_unit_tokenizer()
     units_model(torch.randn(2, 80, 100), torch.tensor([100, 100]))
@@ -45,6 +45,13 @@ def test_units_then_vocode(tmp_path, monkeypatch):
     assert args.func(args) == 0
     assert (tmp_path / "out" / "a.wav").exists()
 
+    # any sample rate is resampled (with a notice); silence is refused, naming the file
     args = parser.parse_args(["units", str(tmp_path / "bad.wav"), "--model", str(tmp_path / "units")])
-    with pytest.raises(AudioInputError, match="22050"):
+    with pytest.raises(AudioValidationError, match=f"{tmp_path / 'bad.wav'}: silence"):
         args.func(args)
+    t22 = np.arange(22050) / 22050
+    write_audio(tmp_path / "b.wav", (0.2 * np.sin(2 * np.pi * 220 * t22)).astype(np.float32), 22050)
+    args = parser.parse_args(["units", str(tmp_path / "b.wav"), "--model", str(tmp_path / "units"),
+                              "-o", str(tmp_path / "b.jsonl")])
+    assert args.func(args) == 0
+    assert "resampled from 22050 Hz to 16000 Hz" in capsys.readouterr().err

@@ -12,14 +12,16 @@ def _transcribe(args: argparse.Namespace) -> int:
     from taste.asr.features import pad_mels
     from taste.asr.whisper import load_asr, transcribe
     from taste.config import load_params, set_threads
-    from taste.data.audio_io import read_audio
+    from taste.data.prepare import validation_config
+    from taste.data.validate import read_speech
     from taste.data.features import MelConfig, log_mel
 
     params = load_params(args.params)
     set_threads(params["shared"]["threads"])
     mel_cfg = MelConfig.from_dict(params["shared"]["features"], params["shared"]["sample_rate"])
     model, tok = load_asr(args.model), load_bpe(args.model)
-    mels = [log_mel(read_audio(p, mel_cfg.sample_rate), mel_cfg) for p in args.audio]
+    check_cfg = validation_config(params)
+    mels = [log_mel(read_speech(p, cfg=check_cfg), mel_cfg) for p in args.audio]
     batch, lengths = pad_mels(mels)
     texts = transcribe(model, tok, batch, lengths)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout

@@ -25,9 +25,12 @@ SPLITS = ("train", "dev", "test", "swap_global", "swap_local")
 
 
 def validation_config(params: dict) -> ValidationConfig:
-    prep = params["prepare"]
-    return ValidationConfig(sample_rate=int(params["shared"]["sample_rate"]),
-                            chars_per_second=tuple(prep["chars_per_second"]), clip_share=float(prep["clip_share"]))
+    """The prepare stage's checks; a params file without a `prepare` section (a command's own) keeps the defaults."""
+    cfg = ValidationConfig(sample_rate=int(params["shared"]["sample_rate"]))
+    prep = params.get("prepare")
+    if not prep:
+        return cfg
+    return replace(cfg, chars_per_second=tuple(prep["chars_per_second"]), clip_share=float(prep["clip_share"]))
 
 
 def _resolve(audio_path: str, root: Path) -> Path:

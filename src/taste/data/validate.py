@@ -49,6 +49,7 @@ class ValidationConfig:
     clip_share: float = 0.01        # share of samples at full scale above which audio counts as clipped
     clip_level: float = 0.999
     min_seconds: float = 0.1
+    silence_peak: float = 1e-3      # audio whose loudest sample stays below this is silence (dither is ~3e-4)
     duration_tolerance: float = 0.05  # seconds between the manifest's duration and the file's
 
 
@@ -100,8 +101,44 @@ def load_checked(path: Path, cfg: ValidationConfig) -> tuple[np.ndarray, list[st
     if clipped > cfg.clip_share:
         raise AudioValidationError(f"{path}: clipped ({clipped:.1%} of samples at full scale)")
     if len(wav) < cfg.min_seconds * cfg.sample_rate:
-        raise AudioValidationError(f"{path}: too short ({len(wav) / cfg.sample_rate:.3f} s)")
+        raise AudioValidationError(f"{path}: too short ({len(wav) / cfg.sample_rate:.3f} s, at least "
+                                   f"{cfg.min_seconds} s)")
+    peak = float(np.abs(wav).max())
+    if peak < cfg.silence_peak:
+        raise AudioValidationError(f"{path}: silence (loudest sample {peak:.1e}, below {cfg.silence_peak:.0e})")
     return wav.astype(np.float32), repairs
+
+
+def check_text_rate(path: str | Path, text: str, seconds: float, cfg: ValidationConfig) -> None:
+    """Raise TranscriptValidationError when `text` is empty or implausibly long or short for `seconds` of audio."""
+    text = normalise(text)
+    if not text:
+        raise TranscriptValidationError(f"{path}: empty transcript")
+    cps, (lo, hi) = len(text) / seconds, cfg.chars_per_second
+    if not lo <= cps <= hi:
+        raise TranscriptValidationError(
+            f"{path}: implausible transcript length ({len(text)} characters for {seconds:.2f} s = {cps:.1f} chars/s, "
+            f"expected {lo}-{hi})")
+
+
+def read_speech(path: str | Path, transcript: str | None = None, cfg: ValidationConfig = ValidationConfig(),
+                notice=None) -> np.ndarray:
+    """The one way every command reads its audio -> float32 mono [T] at cfg.sample_rate.
+
+    Any format soundfile reads, at any sample rate and channel count (resampled / downmixed, with a one-line notice
+    through `notice`, default: print to stderr); the prepare stage's checks (missing, empty, truncated, undecodable,
+    NaN or infinite samples, clipping, too short, silence) and, when a transcript is given, its plausibility for the
+    audio's length. Every refusal is an AudioValidationError / TranscriptValidationError / FileNotFoundError whose
+    message names the file and the problem."""
+    import sys
+
+    path = Path(path)
+    wav, repairs = load_checked(path, cfg)
+    for repair in repairs:
+        (notice or (lambda m: print(m, file=sys.stderr)))(f"{path}: {repair}")
+    if transcript is not None:
+        check_text_rate(path, transcript, len(wav) / cfg.sample_rate, cfg)
+    return wav
 
 
 def check_transcript(utt: Utterance, duration: float, cfg: ValidationConfig) -> tuple[Utterance, list[str]]:
@@ -116,12 +153,7 @@ def check_transcript(utt: Utterance, duration: float, cfg: ValidationConfig) -> 
         repairs.append("normalised the transcript")
         if not utt.text:
             raise TranscriptValidationError(f"{utt.audio_path}: transcript has no words after normalisation")
-    cps = len(utt.text) / duration
-    lo, hi = cfg.chars_per_second
-    if not lo <= cps <= hi:
-        raise TranscriptValidationError(
-            f"{utt.audio_path}: implausible transcript length ({len(utt.text)} characters for {duration:.2f} s "
-            f"= {cps:.1f} chars/s, expected {lo}-{hi})")
+    check_text_rate(utt.audio_path, utt.text, duration, cfg)
     if utt.words and utt.words[-1].end > duration + cfg.duration_tolerance:
         raise TranscriptValidationError(f"{utt.audio_path}: word alignment ends at {utt.words[-1].end:.2f} s, "
                                         f"after the audio ({duration:.2f} s)")

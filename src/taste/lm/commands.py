@@ -22,7 +22,9 @@ def register(subparsers) -> None:
 
 def _continue(args: argparse.Namespace) -> int:
     from taste.config import load_params, set_threads
-    from taste.data.audio_io import read_audio, write_audio
+    from taste.data.audio_io import write_audio
+    from taste.data.prepare import validation_config
+    from taste.data.validate import read_speech
     from taste.data.text_norm import normalise
     from taste.evaluation.speaker import SpeakerEncoder
     from taste.lm.continuation import Prompt, continue_prompt, load_systems, prepare_audio, sampling_from_params
@@ -31,7 +33,7 @@ def _continue(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     set_threads(params["shared"]["threads"])
     systems = load_systems(params, [args.system])
-    wav = read_audio(args.audio, systems.mel_cfg.sample_rate)
+    wav = read_speech(args.audio, args.text, cfg=validation_config(params))
     unit_model = (UnitTokenizer.from_pretrained(Path(params["shared"]["paths"]["models"]) / "units")
                   if args.system == "s3_lm" else None)
     text = normalise(args.text) if args.text else None

@@ -23,12 +23,12 @@ class CodesFileError(ValueError):
 def encode_file(model_dir: str | Path, audio_path: str | Path, transcript: str,
                 speaker: np.ndarray | None = None) -> dict:
     """Audio file + transcript -> codes document (JSON-ready). speaker: [256] (None = resemblyzer on the audio)."""
-    from taste.data.audio_io import read_audio
     from taste.data.features import log_mel
+    from taste.data.validate import read_speech
     from taste.data.text_norm import normalise
     from taste.tokenizer.model import TasteTokenizer
 
-    wav = read_audio(audio_path, 16000)
+    wav = read_speech(audio_path, transcript)  # resampled / downmixed with a notice; bad audio is refused
     model = TasteTokenizer.from_pretrained(model_dir)
     text = normalise(transcript)
     codes = model.encode(log_mel(torch.from_numpy(wav)), text)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 def _units(args: argparse.Namespace) -> int:
     from taste.config import load_params, set_threads
-    from taste.data.audio_io import audio_info, read_audio
+    from taste.data.prepare import validation_config
+    from taste.data.validate import read_speech
     from taste.data.features import MelConfig
     from taste.units.extract import units_from_audio
     from taste.units.model import UnitTokenizer
@@ -19,12 +20,12 @@ def _units(args: argparse.Namespace) -> int:
     set_threads(params["shared"]["threads"])
     mel_cfg = MelConfig.from_dict(params["shared"]["features"], params["shared"]["sample_rate"])
     model = UnitTokenizer.from_pretrained(args.model)
+    check_cfg = validation_config(params)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for path in args.audio:
-            sr, _, _ = audio_info(path)
-            wav = read_audio(path, expected_sr=None)
-            units = units_from_audio(model, wav, sr, mel_cfg, name=path)
+            wav = read_speech(path, cfg=check_cfg)
+            units = units_from_audio(model, wav, check_cfg.sample_rate, mel_cfg, name=path)
             out.write(json.dumps({"audio": path, "rate_hz": model.cfg.rate_hz, "units": units.tolist()}) + "\n")
     finally:
         if args.output:
@@ -36,7 +37,9 @@ def _vocode(args: argparse.Namespace) -> int:
     import torch
 
     from taste.config import load_params, set_threads
-    from taste.data.audio_io import read_audio, write_audio
+    from taste.data.audio_io import write_audio
+    from taste.data.prepare import validation_config
+    from taste.data.validate import read_speech
     from taste.evaluation.speaker import SpeakerEncoder
     from taste.vocoder.model import UnitVocoder
     from taste.vocoder.pipeline import mel_config
@@ -45,7 +48,7 @@ def _vocode(args: argparse.Namespace) -> int:
     set_threads(params["shared"]["threads"])
     sr = params["shared"]["sample_rate"]
     model = UnitVocoder.from_pretrained(args.model)
-    speaker = torch.from_numpy(SpeakerEncoder().embed(read_audio(args.speaker, sr)))
+    speaker = torch.from_numpy(SpeakerEncoder().embed(read_speech(args.speaker, cfg=validation_config(params))))
     out_dir = Path(args.output)
     lines = [json.loads(line) for line in Path(args.units).read_text(encoding="utf-8").splitlines() if line.strip()]
     for i, row in enumerate(lines):
