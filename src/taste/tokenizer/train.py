@@ -6,6 +6,7 @@ as rows of the reconstruction table."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from safetensors.torch import load_file
 from taste.tokenizer.data import Collate, ItemDataset, TasteBatch, TasteItem
 from taste.tokenizer.model import STAGES, WEIGHTS_FILE, TasteTokenizer
 from taste.training import TrainConfig, train
+from taste.training.checkpoint import jsonable, module_digest, tensor_bytes_tag
+from taste.training.loop import check_resume
 
 
 def unit_logits_and_targets(model: TasteTokenizer, batch: TasteBatch, n_layers: int | None = None,
@@ -90,14 +93,35 @@ class StageSteps:
         return getattr(self, stage)
 
 
+def items_digest(items: Sequence[TasteItem]) -> str:
+    """sha256 over every field of every item (ids, texts, tokens, encoder keys/values, units, timings)."""
+    h = hashlib.sha256()
+    for item in items:
+        for name, value in vars(item).items():
+            h.update(tensor_bytes_tag(name, value) if torch.is_tensor(value) else f"{name}={value!r};".encode())
+    return h.hexdigest()
+
+
+def substage_fingerprint(model: TasteTokenizer, items: Sequence[TasteItem], stage: str, align_weight: float) -> dict:
+    """What a sub-stage's result depends on besides its TrainConfig: the model config, the weights it starts from
+    (the ASR init plus the earlier sub-stages), the training items and the alignment weight."""
+    return jsonable({"stage": stage, "model": model.cfg, "start_weights": module_digest(model),
+                     "items": items_digest(items), "n_items": len(items), "align_weight": align_weight})
+
+
 def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str, config: TrainConfig,
                    out_dir: str | Path, align_weight: float = 0.0) -> dict:
-    """Train one sub-stage (resumable) and save the model to out_dir/<stage>/. Returns timing info."""
+    """Train one sub-stage (resumable) and save the model to out_dir/<stage>/. Returns timing info.
+
+    A finished sub-stage is skipped, and an interrupted one resumed, only when it was run with the same
+    config and fingerprint (substage_fingerprint); otherwise ResumeMismatchError."""
     stage_dir = Path(out_dir) / stage
-    if (stage_dir / WEIGHTS_FILE).is_file():  # finished earlier: load and skip
+    fingerprint = substage_fingerprint(model, items, stage, align_weight)
+    if (stage_dir / WEIGHTS_FILE).is_file() and (stage_dir / "train_info.json").is_file():  # finished: skip
+        info = json.loads((stage_dir / "train_info.json").read_text())
+        check_resume(stage_dir, info, config, fingerprint)
         model.load_state_dict(load_file(str(stage_dir / WEIGHTS_FILE)))
         model.set_stage(stage)
-        info = json.loads((stage_dir / "train_info.json").read_text())
         return {**info, "skipped": True}
     model.set_stage(stage)
     collate = Collate(model.cfg.conditioning, model.cfg.decoder.n_units, model.cfg.encoder_rate_hz)
@@ -105,11 +129,12 @@ def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str
     if stage != "text_only":
         trainable += list(model.aggregator.parameters()) + list(model.quantizer.parameters())
     result = train(model, ItemDataset(items), collate, partial(loss_fn, align_weight=align_weight), config,
-                   Path(out_dir) / f"run_{stage}", trainable=trainable)
+                   Path(out_dir) / f"run_{stage}", trainable=trainable, fingerprint=fingerprint)
     model.save_pretrained(stage_dir)
     info = {"stage": stage, "steps": config.steps, "wall_time_s": result.wall_time_s,
             "peak_memory_mb": result.peak_memory_mb, "resumed_from": result.resumed_from,
-            "final": result.history[-1] if result.history else {}}
+            "final": result.history[-1] if result.history else {},
+            "config": jsonable(config), "fingerprint": fingerprint}
     (stage_dir / "train_info.json").write_text(json.dumps(info, indent=2))
     return info
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -95,3 +97,44 @@ def load_training_state(directory: Path, model: torch.nn.Module, optimizer: torc
     optimizer.load_state_dict(_unflatten_optimizer(load_file(str(directory / "optimizer.safetensors")), meta["optimizer"]))
     torch.set_rng_state(load_file(str(directory / "rng.safetensors"))["torch_rng"])
     return meta
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> None:
+    """Write `text` to `path` via a temporary file + rename (a crash leaves the old or the new file, never half)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=str)
+    return str(obj)
+
+
+def jsonable(obj: Any) -> Any:
+    """`obj` as plain JSON values (dataclasses -> dicts, tuples -> lists, anything else -> str): what state.json
+    stores, so a saved fingerprint and a freshly computed one compare equal exactly when they describe the same run."""
+    return json.loads(json.dumps(obj, default=_json_default, sort_keys=True))
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """sha256 over a module's state (names, shapes, dtypes, bytes): identifies the exact weights a run starts from."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(tensor_bytes_tag(name, tensor))
+    return h.hexdigest()
+
+
+def tensor_bytes_tag(name: str, tensor: torch.Tensor) -> bytes:
+    t = tensor.detach().cpu().contiguous()
+    head = f"{name}:{tuple(t.shape)}:{t.dtype}".encode()
+    return head + (t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")

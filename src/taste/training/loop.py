@@ -21,13 +21,80 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from taste.training.checkpoint import find_checkpoint, load_training_state, save_training_state
+from taste.training.checkpoint import (
+    find_checkpoint,
+    jsonable,
+    load_training_state,
+    save_training_state,
+    write_text_atomic,
+)
 
 LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
 
 
 class EmptyDatasetError(ValueError):
     """The training set has no items."""
+
+
+class ResumeMismatchError(RuntimeError):
+    """A run folder holds a checkpoint (or finished weights) of a different configuration or data fingerprint.
+
+    Resuming would silently mix two runs, so the loop refuses; delete the folder (or point the run elsewhere)
+    to start afresh."""
+
+    def __init__(self, run_dir: str | Path, differing: Sequence[str]):
+        self.run_dir, self.differing = Path(run_dir), list(differing)
+        super().__init__(
+            f"{run_dir}: refusing to resume: the saved run was started with a different configuration/data "
+            f"fingerprint (differing: {', '.join(self.differing)}); delete {run_dir} to start afresh")
+
+
+# TrainConfig fields that change only how often the loop logs / checkpoints, never the trained weights.
+RESUME_NEUTRAL_KEYS = frozenset({"checkpoint_every", "log_every"})
+
+
+def _diff_keys(prefix: str, saved: Any, current: Any) -> list[str]:
+    """Dotted names of the entries where `saved` and `current` (plain JSON values) differ."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        out: list[str] = []
+        for k in sorted(set(saved) | set(current), key=str):
+            if k not in saved:
+                out.append(f"{prefix}.{k} (not in the saved run)")
+            elif k not in current:
+                out.append(f"{prefix}.{k} (only in the saved run)")
+            else:
+                out.extend(_diff_keys(f"{prefix}.{k}", saved[k], current[k]))
+        return out
+    return [] if saved == current else [prefix]
+
+
+def resume_mismatch(saved: dict[str, Any], config: TrainConfig | dict[str, Any] | None,
+                    fingerprint: Any) -> list[str]:
+    """Which keys of the saved run's {"config", "fingerprint"} differ from the current ones ([] = same run).
+
+    A saved run without a recorded fingerprint (written before fingerprints existed) matches only a current
+    run without one. Keys in RESUME_NEUTRAL_KEYS are ignored."""
+    differing: list[str] = []
+    if config is not None:
+        now = {k: v for k, v in jsonable(config).items() if k not in RESUME_NEUTRAL_KEYS}
+        old = saved.get("config")
+        if not isinstance(old, dict):
+            differing.append("config (not recorded in the saved run)")
+        else:
+            differing += _diff_keys("config", {k: v for k, v in old.items() if k not in RESUME_NEUTRAL_KEYS}, now)
+    if "fingerprint" not in saved and fingerprint is not None:
+        differing.append("fingerprint (not recorded in the saved run)")
+    else:
+        differing += _diff_keys("fingerprint", saved.get("fingerprint"), jsonable(fingerprint))
+    return differing
+
+
+def check_resume(run_dir: str | Path, saved: dict[str, Any], config: TrainConfig | dict[str, Any] | None,
+                 fingerprint: Any) -> None:
+    """Raise ResumeMismatchError naming `run_dir` and the differing keys unless `saved` describes this run."""
+    differing = resume_mismatch(saved, config, fingerprint)
+    if differing:
+        raise ResumeMismatchError(run_dir, differing)
 
 
 @dataclass(frozen=True)
@@ -94,10 +161,28 @@ def _average_gradients(params: Sequence[torch.nn.Parameter], world: int) -> None
 
 
 def _read_history(path: Path, upto_step: int) -> list[dict[str, float]]:
+    """History rows up to the checkpointed step, one per step (a later duplicate replaces an earlier row).
+
+    Rows beyond `upto_step` were logged after the last checkpoint by a run that then crashed; they are
+    recomputed on resume, so they are dropped here. A torn last line (crash mid-write) is dropped too."""
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r for r in rows if r["step"] <= upto_step]
+    by_step: dict[int, dict[str, float]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if int(row["step"]) <= upto_step:
+            by_step[int(row["step"])] = row
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def _rewrite_history(path: Path, rows: list[dict[str, float]]) -> None:
+    """Replace history.jsonl by exactly `rows`, atomically (the resumed run then appends after them)."""
+    write_text_atomic("".join(json.dumps(r) + "\n" for r in rows), path)
 
 
 def train(
@@ -111,8 +196,13 @@ def train(
     eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     trainable: Iterable[torch.nn.Parameter] | None = None,
     progress: bool = True,
+    fingerprint: Any = None,
 ) -> TrainResult:
     """Train `model` for `config.steps` optimizer steps, resuming from `out_dir/checkpoint` when present.
+
+    `fingerprint` (JSON-able: dicts, dataclasses, strings, digests) names what else the run depends on (model
+    config, data digests, starting weights). It is saved with every checkpoint; a checkpoint whose config or
+    fingerprint differs from the current one is never resumed: ResumeMismatchError names the differing keys.
 
     Returns the training curve (`history`, one row per `log_every` steps plus a final eval row when
     `eval_fn` is given), wall time and peak resident memory. `model` ends with the final weights.
@@ -131,15 +221,22 @@ def train(
     params = [p for p in (trainable if trainable is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     start_step = 0
+    fingerprint = jsonable(fingerprint)
     ckpt = find_checkpoint(out_dir / "checkpoint")
     if ckpt is not None:
+        saved = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+        check_resume(out_dir, saved, config, fingerprint)  # before any weights are touched
         start_step = int(load_training_state(ckpt, model, optimizer)["step"])
     history = _read_history(out_dir / "history.jsonl", start_step)
+    if accelerator.is_main_process and (history or (out_dir / "history.jsonl").exists()):
+        _rewrite_history(out_dir / "history.jsonl", history)
+    accelerator.wait_for_everyone()
     t0 = time.perf_counter()
     model.train()
     bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, mininterval=10,
                disable=not (progress and accelerator.is_main_process), desc=out_dir.name)
     running: dict[str, float] = {}
+    n_running = 0
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(step, config.warmup_steps, config.steps)
@@ -157,18 +254,20 @@ def train(
         optimizer.step()
         for k, v in {"loss": float(loss.detach()), **logs}.items():
             running[k] = running.get(k, 0.0) + float(v)
+        n_running += 1
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
-            n = config.log_every if done % config.log_every == 0 else done % config.log_every
-            row = {"step": done, "lr": optimizer.param_groups[0]["lr"], **{k: v / n for k, v in running.items()}}
-            running = {}
+            row = {"step": done, "lr": optimizer.param_groups[0]["lr"],
+                   **{k: v / n_running for k, v in running.items()}}
+            running, n_running = {}, 0
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}")
             if accelerator.is_main_process:
                 with (out_dir / "history.jsonl").open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps(row) + "\n")
         if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
-            save_training_state(out_dir / "checkpoint", model, optimizer, done, {"config": _jsonable(config)})
+            save_training_state(out_dir / "checkpoint", model, optimizer, done,
+                                {"config": _jsonable(config), "fingerprint": fingerprint})
         accelerator.wait_for_everyone()
     if eval_fn is not None:
         model.eval()
