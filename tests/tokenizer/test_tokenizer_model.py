@@ -122,6 +122,36 @@ def test_batched_decode_matches_shapes_and_seed(tokenizer, mel):
     assert [len(r.word_units) for r in a] == [2, 5]
 
 
+def test_a_rows_units_do_not_depend_on_its_batch(tokenizer, mel):
+    """Per-row generators: an utterance decodes to the same units alone, beside others, in any position."""
+    texts = ["the cat", "a quick brown fox jumps", "over the lazy dog"]
+    vecs = [tokenizer.encode(mel, t).vectors for t in texts]
+    spk = torch.randn(3, 256)
+
+    def units(idx):
+        res = tokenizer.decode_batch([texts[i] for i in idx], [vecs[i] for i in idx], spk[idx], seed=3,
+                                     boundary="sample")
+        return {i: r.units.tolist() for i, r in zip(idx, res)}
+
+    alone = units([1])[1]
+    assert units([0, 1])[1] == alone
+    assert units([2, 1, 0])[1] == alone
+    other_seed = tokenizer.decode_batch([texts[1]], [vecs[1]], spk[[1]], seed=4, boundary="sample")[0]
+    assert other_seed.units.tolist() != alone  # the seed still matters
+
+
+def test_row_generators_contract():
+    from taste.tokenizer.unit_decoder import row_generators, sample_top_k
+
+    logits = torch.randn(4, 30)
+    same = sample_top_k(logits[[2, 2]], 10, row_generators(5, 2))
+    assert same[0] == same[1]  # same seed, same row -> same draw
+    per_row = sample_top_k(logits, 10, row_generators([1, 2, 3, 4], 4))
+    assert per_row[1] == sample_top_k(logits[[1]], 10, row_generators([2], 1))[0]
+    with pytest.raises(ValueError, match="3 seeds for a batch of 4"):
+        row_generators([1, 2, 3], 4)
+
+
 def test_kv_cache_matches_full_forward(tokenizer):
     """Feeding a sequence one position at a time through the cache gives the full causal forward's logits."""
     dec = tokenizer.decoder

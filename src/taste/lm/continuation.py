@@ -206,7 +206,7 @@ def decode_drafts(drafts: Sequence[Draft], systems: Systems, seed: int, batch_si
         vectors = None if chunk[0].codes is None else [systems.taste.codes_to_vectors(d.codes) for d in chunk]
         speakers = torch.stack([d.prepared.speaker for d in chunk])
         t0 = time.perf_counter()
-        results = decoder.decode_batch(texts, vectors, speakers, seed=seed + start)
+        results = decoder.decode_batch(texts, vectors, speakers, seed=seed)
         share = (time.perf_counter() - t0) / len(chunk)
         for d, r in zip(chunk, results):
             d.units = _cut(r.units, r.word_boundaries, len(d.prepared.text.split()))

@@ -45,7 +45,7 @@ def to_decoded(result: Any, n_words: int, rate_hz: float) -> Decoded:
 
 
 def _job_key(job: SwapJob) -> tuple:
-    # Jobs sharing speaker, text and codes decode identically for a given seed and batch: decode once.
+    # Jobs sharing speaker, text and codes decode identically for a given seed (each row samples from its own generator): decode once.
     return (job.pair.recipient_id, job.pair.text, tuple(job.codes.reshape(-1).tolist()))
 
 
@@ -72,8 +72,8 @@ def decode_jobs(tokenizer: Any, jobs: Sequence[SwapJob], speakers: Mapping[str, 
         if batched:
             with torch.no_grad():
                 vectors = [tokenizer.codes_to_vectors(c) for c in codes]
-                raw = tokenizer.decode_batch(texts, vectors, torch.stack(spk), seed=seed + start)
+                raw = tokenizer.decode_batch(texts, vectors, torch.stack(spk), seed=seed)
         else:
-            raw = [tokenizer.decode(t, c, s, seed=seed + start + k) for k, (t, c, s) in enumerate(zip(texts, codes, spk))]
+            raw = [tokenizer.decode(t, c, s, seed=seed) for t, c, s in zip(texts, codes, spk)]
         results.extend(to_decoded(r, len(t.split()), rate_hz) for r, t in zip(raw, texts))
     return [results[unique[_job_key(job)]] for job in jobs]

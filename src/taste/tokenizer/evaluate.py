@@ -82,10 +82,10 @@ def reconstruct(model: TasteTokenizer, items: Sequence[TasteItem], n_layers: int
                 batch_size: int = 32, boundary: str | None = None) -> list[DecodeResult]:
     """Batched sampling of units for each item (its own speaker embedding)."""
     out: list[DecodeResult] = []
-    for k, chunk in enumerate(batches(items, batch_size)):
+    for chunk in batches(items, batch_size):
         vecs = eval_vectors(model, chunk, n_layers)
         speakers = torch.stack([it.speaker for it in chunk])
-        out.extend(model.decode_batch([it.text for it in chunk], vecs, speakers, seed=seed + k, boundary=boundary))
+        out.extend(model.decode_batch([it.text for it in chunk], vecs, speakers, seed=seed, boundary=boundary))
     return out
 
 

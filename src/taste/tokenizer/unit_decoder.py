@@ -4,7 +4,9 @@ speaker embedding, a causal Transformer over units (+ BND in word_sync mode) + E
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -49,14 +51,32 @@ def _branch(d: int, n_heads: int, layers: int, dropout: float) -> nn.Transformer
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 
-def sample_top_k(logits: Tensor, k: int, generator: torch.Generator) -> Tensor:
-    """logits: [B, V] (-inf = forbidden) -> Long[B]; k = 1 is greedy."""
+def sample_top_k(logits: Tensor, k: int, generator: torch.Generator | Sequence[torch.Generator]) -> Tensor:
+    """logits: [B, V] (-inf = forbidden) -> Long[B]; k = 1 is greedy.
+
+    generator: one for the batch, or one per row (then row i draws only from its own generator, so its sample
+    does not depend on the other rows of the batch)."""
     if k <= 1:
         return logits.argmax(-1)
     values, idx = logits.topk(min(k, logits.shape[-1]), dim=-1)
     probs = torch.softmax(values, dim=-1)
-    choice = torch.multinomial(probs, 1, generator=generator)
+    if isinstance(generator, torch.Generator):
+        choice = torch.multinomial(probs, 1, generator=generator)
+    else:
+        if len(generator) != probs.shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {probs.shape[0]} rows")
+        choice = torch.cat([torch.multinomial(p[None], 1, generator=g) for p, g in zip(probs, generator)])
     return idx.gather(-1, choice).squeeze(-1)
+
+
+def row_generators(seed: int | Sequence[int], batch: int, device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One generator per batch row. An int seeds every row alike, a sequence gives each row its own seed: either
+    way a row's random stream depends only on its seed, not on its position or its batch-mates (so decoding the
+    same item alone, in another batch or in another order gives the same units)."""
+    seeds = [int(seed)] * batch if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
+    if len(seeds) != batch:
+        raise ValueError(f"{len(seeds)} seeds for a batch of {batch} rows")
+    return [torch.Generator(device=device).manual_seed(s) for s in seeds]
 
 
 def end_of_word_choice(logits: Tensor, log_survival: Tensor, end_ids: tuple[int, int]) -> tuple[Tensor, Tensor]:
@@ -176,7 +196,7 @@ class UnitDecoder(nn.Module):
 
     @torch.no_grad()
     def _next_tokens(self, logits: Tensor, log_survival: Tensor, k: int, median: bool,
-                     gen: torch.Generator) -> tuple[Tensor, Tensor]:
+                     gen: Sequence[torch.Generator]) -> tuple[Tensor, Tensor]:
         """One decoding step on constrained logits [B, V] -> (tokens Long[B], log survival [B] of the current word).
 
         median: word ends (BND / EOS) follow `end_of_word_choice`; units are sampled top-k among units only."""
@@ -192,14 +212,15 @@ class UnitDecoder(nn.Module):
         return tok, torch.where(tok >= self.bnd, torch.zeros_like(log_survival), log_survival)
 
     @torch.no_grad()
-    def generate(self, fused: Tensor, word_mask: Tensor, speaker: Tensor, *, seed: int = 0,
+    def generate(self, fused: Tensor, word_mask: Tensor, speaker: Tensor, *, seed: int | Sequence[int] = 0,
                  top_k: int | None = None, boundary: str | None = None) -> list[list[int]]:
         """Batched KV-cached decoding. fused: [B, N, d]; speaker: [B, speaker_dim] -> one stream per row (EOS excluded).
 
         Units are sampled top-k; word ends follow `boundary` (default: the config's), see `end_of_word_choice`.
-        The prefix mode has no word ends to place and always samples."""
+        The prefix mode has no word ends to place and always samples. seed: see `row_generators` (each row
+        samples from its own generator, so a row's units do not depend on the batch it is decoded in)."""
         b, device = fused.shape[0], fused.device
-        gen = torch.Generator(device=device).manual_seed(int(seed))
+        gen = row_generators(seed, b, device)
         k = self.cfg.top_k if top_k is None else top_k
         median = (boundary or self.cfg.boundary) == "median" and self.conditioning == "word_sync"
         log_survival = torch.zeros(b, device=device)
