@@ -48,13 +48,15 @@ import pandas as pd
 from IPython.display import Audio, Image, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
+from taste.data.loaders import FeatureStore
 from taste.data.prepare import pitch_config
 from taste.data.records import read_manifest, read_text_pool_sentences
 from taste.evaluation.recognizer import Pocketsphinx, blind_corpus
 from taste.swap import figures
 from taste.swap.jobs import build_pairs
 from taste.swap.pitch import local_change_kinds, run_vocoder_pitch, tracked_word_f0
-from taste.swap.study import load_inputs, plan_jobs, run_audio, run_decoder, settings_from_params
+from taste.swap.slope import code_agreement, slope_metrics, slope_settings_from_params, truth_table
+from taste.swap.study import SWAP_SETS, load_inputs, plan_jobs, run_audio, run_decoder, settings_from_params
 from taste.swap.summary import build_metrics, json_safe, pitch_pairs_only
 from taste.tokenizer.model import TasteTokenizer
 from taste.vocoder import UnitVocoder
@@ -103,6 +105,68 @@ print(f"F0 of {n_jobs} decodes in {pitch_s:.1f} s; local pairs by change: "
       f"{pd.Series(local_kinds, dtype=object).value_counts().to_dict()}")
 
 # %% [markdown]
+# ## The headline: pooled slopes on the ground-truth contrast
+# The median of per-word ratios above is quantised on the 40 ms unit grid, takes its scale from the recipient's own
+# noisy reconstruction (its value under no effect is 0.5, not 0) and mixes pitch-only pairs into duration summaries.
+# The pooled slope (`taste.swap.slope`) measures each item against the **ground truth** of the corpus: word j's
+# duration difference between the two renditions (synthesiser alignment) or its log-F0 difference (the prepare
+# stage's pitch track), donor minus recipient, `d`. With `y` the seed-mean decoded value,
+#
+# * **retention** = sum d (y_donor - y_recipient) / sum d^2: how much of the true contrast decoding the donor's own
+#   codes reproduces;
+# * **transfer / control / leakage** = sum d (y_condition - y_recipient) / sum d (y_donor - y_recipient), read at
+#   word j (transfer: swap of j alone; control: every word but j; one-sided controls: only the words before / after
+#   j) and at its neighbours j-1, j+1 (leakage), so 1 = the whole retained contrast and 0 = none.
+#
+# Durations on the local pairs that changed j's **rate** (|d| >= `swap.slope.min_truth_duration_s`), log-F0 on those
+# that changed j's **pitch**; the global sets per word with its own contrast. CIs resample sentence pairs.
+
+# %%
+prepared_dir = Path(params["shared"]["paths"]["prepared"])
+pitch_cfg = pitch_config(params, mel_config(params))   # the prepare stage's tracker settings
+tracks = {}
+for name in SWAP_SETS:
+    store = FeatureStore(prepared_dir / "pitch" / f"{name}.safetensors")
+    tracks.update({u.id: store.get(u.id).numpy() for u in utts if u.id in store})
+truth = truth_table(pairs, {u.id: u for u in utts}, tracks, pitch_cfg.sample_rate / pitch_cfg.hop_length)
+slope = slope_metrics(rows, pitch_rows, truth, plan, local_kinds, slope_settings_from_params(sp.get("slope")),
+                      int(sp["bootstrap"]), int(params["shared"]["seed"]))
+agreement = code_agreement(pairs, codes)
+
+
+def fmt(s):
+    return f"{s['value']:.2f} [{s['ci_lo']:.2f}, {s['ci_hi']:.2f}] (n={s['n']})" if s["n"] else "n/a"
+
+
+slope_table = []
+for measure, sets in (("duration", ("local_rate_pairs",)), ("log_f0", ("local_pitch_pairs",))):
+    m = slope.get(measure, {}).get(sets[0], {})
+    if "retention" not in m:
+        continue
+    row = {"measure": measure, "pairs": sets[0], "directed pairs": m["n_directed_pairs"],
+           "retention": fmt(m["retention"])}
+    for cond in ("swap", "control", "control_before", "control_after", "mismatch", "noise"):
+        for where, val in m.get(cond, {}).items():
+            row[f"{cond} @ {where}"] = fmt(val)
+    slope_table.append(row)
+for measure, set_name in (("duration", "global_rate"), ("log_f0", "global_pitch")):
+    m = slope.get(measure, {}).get(set_name, {})
+    if "retention" in m:
+        slope_table.append({"measure": measure, "pairs": set_name, "retention": fmt(m["retention"]),
+                            "swap @ word_j": "", "transfer (swapped words)": fmt(m["transfer"]),
+                            "leakage (untouched words)": fmt(m["leakage"])})
+display(pd.DataFrame(slope_table).set_index(["measure", "pairs"]).T)
+print("slope goals:", json.dumps(slope["goals"]))
+pd.DataFrame({where: v["per_level"] for where, v in agreement.items()},
+             index=[f"RVQ level {q}" for q in range(len(next(iter(agreement.values()))["per_level"]))]
+             ) if agreement else agreement
+
+# %% [markdown]
+# The last table needs no decoding: the share of words whose code at each RVQ level is the same in the base and the
+# variant rendition of a local pair. Only word j was spoken differently, so word-local tokens keep the codes of the
+# words before and after j; an utterance-level signal in the tokens changes them as well.
+
+# %% [markdown]
 # ## The audio subset: vocoder, forced alignment, F0, WER
 # The first pairs of each set (forward direction, first seed) are spoken by the unit vocoder and measured
 # independently of the decoder: pocketsphinx (corpus LM) transcribes and force-aligns, the prepare stage's pitch
@@ -112,14 +176,13 @@ print(f"F0 of {n_jobs} decodes in {pitch_s:.1f} s; local pairs by change: "
 t0 = time.perf_counter()
 # The recogniser's LM: train-split transcripts + the text pool, minus the swap sentences it scores (forced alignment
 # of a known transcript needs no LM; the WER column does, and must not know the answer)
-prepared_dir, swap_texts = Path(params["shared"]["paths"]["prepared"]), sorted({u.text for u in utts})
+swap_texts = sorted({u.text for u in utts})
 lm_text, n_removed = blind_corpus([u.text for u in read_manifest(prepared_dir / "train.jsonl")]
                                   + read_text_pool_sentences(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt",
                                                              params["evaluation"]["recognizer_sentences"]),
                                   swap_texts)
 recognizer = Pocketsphinx(lm_text, scored_sentences=swap_texts)
 print(f"recogniser LM: {len(lm_text)} train-split sentences ({n_removed} scored sentences removed)")
-pitch_cfg = pitch_config(params, mel_config(params))   # the prepare stage's tracker settings
 audio_rows, utt_rows, wavs = run_audio(vocoder, recognizer, plan, decoded, speakers, settings,
                                        f0_fn=partial(tracked_word_f0, cfg=pitch_cfg))
 audio_s = time.perf_counter() - t0
@@ -134,14 +197,10 @@ extra = {"n_directed_pairs": len(pairs), "n_decodes": n_jobs, "decode_seconds": 
          "recognizer_rtf": round(float(recognizer.real_time_factor), 3) if len(utt_rows) else None,
          "seeds": list(settings.seeds), "pitch_seconds": round(pitch_s, 2)}
 metrics = build_metrics(rows, audio_rows, utt_rows, int(sp["bootstrap"]), extra, pitch_rows, local_kinds)
+metrics["slope"], metrics["code_agreement_local"] = slope, agreement
 all_rows = pd.concat([rows, pitch_rows, audio_rows], ignore_index=True)
 all_rows.to_csv(out / "per_word.csv", index=False)
 utt_rows.to_csv(out / "audio_utterances.csv", index=False)
-
-
-def fmt(s):
-    return f"{s['value']:.2f} [{s['ci_lo']:.2f}, {s['ci_hi']:.2f}] (n={s['n']})" if s["n"] else "n/a"
-
 
 table = []
 for measure in ("duration", "f0_vocoder", "duration_audio", "f0"):
@@ -149,13 +208,15 @@ for measure in ("duration", "f0_vocoder", "duration_audio", "f0"):
         table.append({"measure": measure, "set": set_name, "transfer": fmt(m["transfer"]),
                       "leakage": fmt(m["leakage"]), "|leakage|": fmt(m["leakage_abs"]),
                       "control j": fmt(m["control_movement"]) if "control_movement" in m else "",
+                      "before-j control j": fmt(m["control_before_movement"]) if "control_movement" in m else "",
+                      "after-j control j": fmt(m["control_after_movement"]) if "control_movement" in m else "",
                       "mismatch transfer": fmt(m["mismatch_transfer"]),
                       "mismatch: source word's timing": fmt(m["mismatch_source_transfer"]),
                       "noise |ratio|": fmt(m["decoder_noise"]["ratio_abs"]) if "decoder_noise" in m else ""})
 pd.DataFrame(table)
 
 # %% [markdown]
-# Medians with 95% bootstrap confidence intervals over words (all pairs, both directions, all seeds).
+# Medians over words (all pairs, both directions, all seeds) with 95% CIs that resample sentence pairs.
 # *noise |ratio|* is the recipient's reconstruction at another seed read as if it were a swap: the movement that
 # sampling alone causes, i.e. the floor under leakage. Ratios whose contrast is below one unit are left out.
 # *mismatch transfer* measures a mismatched word against its own donor rendition; *source word's timing* against
@@ -223,7 +284,14 @@ lines = [f"- duration, **{s}**: transfer {fmt(m['transfer'])}, leakage {fmt(m['l
 lines += [f"- pitch (vocoder F0), **{s}**: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
           + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")
           for s, m in metrics["f0_vocoder"].items() if s != "global_rate"]
-display(Markdown("\n".join(lines) + "\n\nGoals met: " + json.dumps(metrics["goals"])))
+for measure, key in (("duration", "local_rate_pairs"), ("log_f0", "local_pitch_pairs")):
+    m = slope.get(measure, {}).get(key, {})
+    if "swap" in m:
+        lines.append(f"- **slope**, {measure}, {key}: retention {fmt(m['retention'])}, transfer "
+                     f"{fmt(m['swap']['word_j'])}, control {fmt(m['control']['word_j'])}"
+                     + "".join(f", leakage {k} {fmt(v)}" for k, v in m["swap"].items() if k != "word_j"))
+display(Markdown("\n".join(lines) + "\n\nGoals met (old medians): " + json.dumps(metrics["goals"])
+                 + "\n\nGoals met (slopes): " + json.dumps(slope["goals"])))
 
 # %% [markdown]
 # How to read this. Transfer near 1 with leakage near 0 on the **local** pairs, and a control that leaves j

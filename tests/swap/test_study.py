@@ -84,8 +84,15 @@ def test_local_jobs_and_bad_pairs():
     utts, codes, _ = make_pairs(n_pairs=1)
     pairs = [p for p in build_pairs(utts) if p.set == "local"]
     jobs = jobs_for_pair(pairs[0], codes[pairs[0].recipient_id], codes[pairs[0].donor_id])
-    assert [j.condition for j in jobs] == ["recon_recipient", "recon_donor", "swap", "control", "mismatch"]
-    assert jobs[2].words == (0,) and jobs[3].words == (1, 2, 3, 4, 5)
+    # j = 0: no words before it, so no before-j control
+    assert [j.condition for j in jobs] == ["recon_recipient", "recon_donor", "swap", "control", "control_after",
+                                           "mismatch"]
+    assert jobs[2].words == (0,) and jobs[3].words == (1, 2, 3, 4, 5) and jobs[4].words == (1, 2, 3, 4, 5)
+    utts3, codes3, _ = make_pairs(n_pairs=3)
+    inner = [p for p in build_pairs(utts3) if p.set == "local" and p.changed_word == 2][0]
+    by_condition = {j.condition: j for j in jobs_for_pair(inner, codes3[inner.recipient_id], codes3[inner.donor_id])}
+    assert by_condition["control_before"].words == (0, 1) and by_condition["control_after"].words == (3, 4, 5)
+    assert torch.equal(by_condition["control_before"].codes[2], codes3[inner.recipient_id][2])
     broken = [u for u in utts if u.id != "g0_fast"]
     with pytest.raises(ValueError, match="roles"):
         build_pairs(broken)
@@ -154,7 +161,7 @@ def test_audio_subset_rows():
 
     _, only_local, _ = run_audio(FakeVocoder(), FakeRecognizer(), plan, decoded, speakers,
                                  replace(SETTINGS, audio_pairs={"local": 1}), f0)
-    assert set(only_local.set) == {"local"} and len(only_local) == 5
+    assert set(only_local.set) == {"local"} and len(only_local) == 6  # l0 (j = 0): 5 jobs + the after-j control
 
 
 def test_figures_written(tmp_path):

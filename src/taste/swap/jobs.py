@@ -106,8 +106,9 @@ def jobs_for_pair(pair: SwapPair, recipient: Tensor, donor: Tensor, spans: Seque
     """All decode jobs of one directed pair (recipient, donor: Long[N_words, n_q]).
 
     Global sets: the references, one swap per span rule and the content-mismatch ablation on `mismatch_span`.
-    Local set: the references, swap of the changed word j ("changed"), the control (every word but j) and the
-    mismatch ablation on word j. `seed` picks the single word and the mismatch sources (offset by pair).
+    Local set: the references, swap of the changed word j ("changed"), the control (every word but j), the
+    one-sided controls (the words before j, the words after j; where j has such words) and the mismatch ablation
+    on word j. `seed` picks the single word and the mismatch sources (offset by pair).
     """
     if recipient.shape != donor.shape or recipient.shape[0] != pair.n_words:
         raise SwapError(f"pair {pair.pair_id}: codes {tuple(recipient.shape)} / {tuple(donor.shape)} do not match "
@@ -120,6 +121,13 @@ def jobs_for_pair(pair: SwapPair, recipient: Tensor, donor: Tensor, spans: Seque
         jobs.append(_swap_job(pair, "swap", "changed", [j], recipient, donor, rule_seed))
         jobs.append(_swap_job(pair, "control", "all_but_changed", all_except(pair.n_words, j), recipient, donor,
                               rule_seed))
+        # Which side of j carries j's timing: the words before j only, the words after j only
+        if j > 0:
+            jobs.append(_swap_job(pair, "control_before", "before_changed", list(range(j)), recipient, donor,
+                                  rule_seed))
+        if j < pair.n_words - 1:
+            jobs.append(_swap_job(pair, "control_after", "after_changed", list(range(j + 1, pair.n_words)),
+                                  recipient, donor, rule_seed))
         if mismatch_span is not None and pair.n_words >= 2:
             jobs.append(_swap_job(pair, "mismatch", "changed", [j], recipient, donor, rule_seed))
         return jobs

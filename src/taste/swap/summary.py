@@ -46,6 +46,8 @@ def _local_summary(df: pd.DataFrame, n_boot: int) -> dict:
             "control_movement": _stat(control[control.is_changed_word], n_boot),
             "control_movement_abs": _stat(control[control.is_changed_word], n_boot, absolute=True),
             "control_others_transfer": _stat(control[control.swapped], n_boot),
+            **{f"{side}_movement": _stat(df[(df.condition == side) & df.is_changed_word], n_boot)
+               for side in ("control_before", "control_after")},
             "mismatch_transfer": _stat(mm, n_boot),
             "mismatch_source_transfer": _stat(mm, n_boot, column="source_ratio")}
 
