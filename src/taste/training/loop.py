@@ -9,6 +9,7 @@ after backward, so loss functions may call any method of the model (no DDP forwa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import resource
@@ -147,6 +148,23 @@ def batch_indices(step: int, batch_size: int, n_items: int, seed: int, rank: int
     return out
 
 
+def to_device(batch: Any, device: torch.device | str) -> Any:
+    """A batch with every tensor on `device`: tensors, dataclasses (each field), dicts, lists and tuples
+    (named tuples keep their type); anything else is returned as is."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        return dataclasses.replace(batch, **{f.name: to_device(getattr(batch, f.name), device)
+                                             for f in dataclasses.fields(batch) if f.init})
+    if isinstance(batch, dict):
+        return type(batch)((k, to_device(v, device)) for k, v in batch.items())
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(to_device(v, device) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
 def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -215,9 +233,11 @@ def train(
         raise EmptyDatasetError(f"training set for {out_dir} is empty")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(cpu=True, mixed_precision=config.mixed_precision)
-    rank, world = accelerator.process_index, accelerator.num_processes
+    # accelerate chooses the device: the CPU here, a GPU per process under `accelerate launch` where GPUs exist
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     torch.manual_seed(config.seed)
+    model.to(device)
     params = [p for p in (trainable if trainable is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     start_step = 0
@@ -240,7 +260,9 @@ def train(
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(step, config.warmup_steps, config.steps)
-        batch = collate([dataset[i] for i in batch_indices(step, config.batch_size, n_items, config.seed, rank, world)])
+        batch = to_device(
+            collate([dataset[i] for i in batch_indices(step, config.batch_size, n_items, config.seed, rank, world)]),
+            device)
         with accelerator.autocast():
             loss, logs = loss_fn(model, batch)
         if not torch.isfinite(loss):
@@ -269,6 +291,7 @@ def train(
             save_training_state(out_dir / "checkpoint", model, optimizer, done,
                                 {"config": _jsonable(config), "fingerprint": fingerprint})
         accelerator.wait_for_everyone()
+    model.to("cpu")  # callers evaluate, save and use the model on the CPU, whatever device trained it
     if eval_fn is not None:
         model.eval()
         with torch.no_grad():
