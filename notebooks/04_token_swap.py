@@ -45,17 +45,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import soundfile as sf
 from IPython.display import Audio, Image, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.loaders import FeatureStore
 from taste.data.prepare import pitch_config
+from taste.data.validate import read_speech
 from taste.data.records import read_manifest, read_text_pool_sentences
 from taste.evaluation.recognizer import Pocketsphinx, blind_corpus
 from taste.swap import figures
+from taste.swap.edit import (base_id, base_utterances, edit_settings_from_params, encode_edited, make_edited_pairs,
+                             pitch_tracks_of)
 from taste.swap.jobs import build_pairs
 from taste.swap.pitch import local_change_kinds, run_vocoder_pitch, tracked_word_f0
-from taste.swap.slope import code_agreement, slope_metrics, slope_settings_from_params, truth_table
+from taste.swap.slope import (code_agreement, local_slope_frame, slope_metrics, slope_settings_from_params,
+                              truth_table)
 from taste.swap.study import SWAP_SETS, load_inputs, plan_jobs, run_audio, run_decoder, settings_from_params
 from taste.swap.summary import build_metrics, json_safe, pitch_pairs_only
 from taste.tokenizer.model import TasteTokenizer
@@ -167,6 +172,61 @@ pd.DataFrame({where: v["per_level"] for where, v in agreement.items()},
 # words before and after j; an utterance-level signal in the tokens changes them as well.
 
 # %% [markdown]
+# ## A second local set, made from the speech itself
+# Same-text renditions that differ in one word exist only because a synthesiser made them; on real speech they
+# rarely do. So local pairs are also built from single recordings (`taste.swap.edit`): the base rendition of each
+# synthetic local pair as recorded, and the same audio with word j (the word the synthesiser changed) time-stretched
+# `swap.edited.stretch_factor` times longer, or pitch-shifted by `swap.edited.shift_semitones` (librosa's phase
+# vocoder), the rest untouched. Both renditions are encoded from their waveforms by the path of `taste encode`,
+# decoded and measured exactly like the synthetic local pairs. The ground truth is the edit: word j's new duration,
+# and log-F0 re-measured on the edited audio by the prepare stage's tracker. Stretch pairs give the duration slopes,
+# shift pairs the log-F0 slopes.
+
+# %%
+t0 = time.perf_counter()
+edit_settings = edit_settings_from_params(sp.get("edited"))
+edit_dir = out / "edited_audio"
+edit_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_flac(name, wav, sr):
+    path = edit_dir / f"{name}.flac"
+    sf.write(path, wav, sr)
+    return str(path)
+
+
+edit_utts, edit_audio, edit_kinds = make_edited_pairs(
+    base_utterances(utts, edit_settings.max_bases), lambda u: read_speech(u.audio_path, u.text), edit_settings,
+    write_flac)
+edit_pairs = build_pairs(edit_utts)
+edit_codes = encode_edited(tokenizer, edit_utts, edit_audio, mel_config(params))
+edit_speakers = {u.id: speakers[base_id(u.id)] for u in edit_utts}
+edit_plan = plan_jobs(edit_pairs, edit_codes, settings)
+edit_rows, edit_decoded, edit_decode_s = run_decoder(tokenizer, edit_plan, edit_speakers, settings)
+edit_pitch_rows, _ = run_vocoder_pitch(vocoder, edit_plan, edit_decoded, edit_speakers, settings.min_contrast_hz,
+                                       settings.batch_size)
+edit_truth = truth_table(edit_pairs, {u.id: u for u in edit_utts}, pitch_tracks_of(edit_audio, pitch_cfg),
+                         pitch_cfg.sample_rate / pitch_cfg.hop_length)
+slope_edited = slope_metrics(edit_rows, edit_pitch_rows, edit_truth, edit_plan, edit_kinds,
+                             slope_settings_from_params(sp.get("slope")), int(sp["bootstrap"]),
+                             int(params["shared"]["seed"]))
+agreement_edited = code_agreement(edit_pairs, edit_codes)
+edit_s = time.perf_counter() - t0
+print(f"{len(edit_pairs)} directed edited pairs from {len(edit_utts) // (2 * len(edit_settings.kinds))} "
+      f"recordings, decoded and measured in {edit_s:.1f} s")
+local_sources = local_slope_frame({"synthetic renditions": slope, "edited recordings": slope_edited})
+figures.plot_local_sources(local_sources, fig_dir / "local_sets_slopes.png")
+local_sources.assign(estimate=[f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in
+                               zip(local_sources.value, local_sources.ci_lo, local_sources.ci_hi)]
+                     ).pivot_table(index=["measure", "quantity"], columns="source", values="estimate",
+                                   aggfunc="first", sort=False)
+
+# %%
+pd.DataFrame({where: v["per_level"] for where, v in agreement_edited.items()},
+             index=[f"RVQ level {q}" for q in range(len(next(iter(agreement_edited.values()))["per_level"]))]
+             ) if agreement_edited else agreement_edited
+
+# %% [markdown]
 # ## The audio subset: vocoder, forced alignment, F0, WER
 # The first pairs of each set (forward direction, first seed) are spoken by the unit vocoder and measured
 # independently of the decoder: pocketsphinx (corpus LM) transcribes and force-aligns, the prepare stage's pitch
@@ -198,6 +258,11 @@ extra = {"n_directed_pairs": len(pairs), "n_decodes": n_jobs, "decode_seconds": 
          "seeds": list(settings.seeds), "pitch_seconds": round(pitch_s, 2)}
 metrics = build_metrics(rows, audio_rows, utt_rows, int(sp["bootstrap"]), extra, pitch_rows, local_kinds)
 metrics["slope"], metrics["code_agreement_local"] = slope, agreement
+metrics["slope_edited"], metrics["code_agreement_edited"] = slope_edited, agreement_edited
+metrics["edited_pairs"] = {"settings": {k: (list(v) if isinstance(v, tuple) else v)
+                                        for k, v in vars(edit_settings).items()},
+                           "n_directed_pairs": len(edit_pairs), "seconds": round(edit_s, 2),
+                           "decode_seconds": round(edit_decode_s, 2)}
 all_rows = pd.concat([rows, pitch_rows, audio_rows], ignore_index=True)
 all_rows.to_csv(out / "per_word.csv", index=False)
 utt_rows.to_csv(out / "audio_utterances.csv", index=False)

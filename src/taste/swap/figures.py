@@ -97,3 +97,28 @@ def plot_span_summary(metrics_measure: dict, path: str | Path, title: str) -> Pa
     ax.set_ylabel("median ratio (95% CI)")
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+def plot_local_sources(frame: pd.DataFrame, path: str | Path) -> Path:
+    """The local-pair slopes (taste.swap.slope.local_slope_frame) of each source side by side, one panel per
+    measure, with their 95% CIs; reference lines at 0, 0.1, 0.8 and 1."""
+    measures = list(dict.fromkeys(frame.measure)) or ["duration"]
+    fig, axes = plt.subplots(1, len(measures), figsize=(6 * len(measures), 3.8), squeeze=False)
+    sources = list(dict.fromkeys(frame.source))
+    for ax, measure in zip(axes[0], measures):
+        part = frame[frame.measure == measure]
+        order = list(dict.fromkeys(part.quantity))
+        sns.scatterplot(data=part, x="quantity", y="value", hue="source", hue_order=sources, ax=ax, s=40)
+        width = 0.25
+        for i, src in enumerate(sources):
+            sub = part[part.source == src].set_index("quantity").reindex(order).dropna(subset=["value"])
+            x = [order.index(q) + (i - (len(sources) - 1) / 2) * width for q in sub.index]
+            ax.errorbar(x, sub.value, yerr=[sub.value - sub.ci_lo, sub.ci_hi - sub.value], fmt="o",
+                        color=f"C{i}", capsize=3)
+        for y, style in ((1.0, "--"), (0.8, ":"), (0.1, ":"), (0.0, "--")):
+            ax.axhline(y, color="grey", lw=0.7, ls=style)
+        ax.set_xticks(range(len(order)), order, rotation=35, ha="right", fontsize=7)
+        ax.set_xlabel("")
+        ax.set_ylabel("pooled slope (95% CI)")
+        ax.set_title(f"local pairs, {measure}", fontsize=9)
+    return _save(fig, path)

@@ -275,3 +275,30 @@ def slope_settings_from_params(slope_params: Mapping | None) -> SlopeSettings:
     if "offsets" in p:
         p["offsets"] = tuple(int(k) for k in p["offsets"])
     return SlopeSettings(**{k: (v if k == "offsets" else float(v)) for k, v in p.items()})
+
+
+LOCAL_QUANTITIES = (("retention", None), ("swap", "word_j"), ("control", "word_j"), ("control_before", "word_j"),
+                    ("control_after", "word_j"), ("swap", "offset_-1"), ("swap", "offset_+1"), ("noise", "word_j"))
+
+
+def local_slope_frame(by_source: Mapping[str, dict]) -> pd.DataFrame:
+    """Slope metrics of several local sets (source -> slope_metrics output) -> one tidy row per (source, measure,
+    quantity): value, ci_lo, ci_hi, n. Quantities: retention, transfer (swap at j), the controls at j, leakage
+    into j-1 / j+1 (swap at j -/+ 1) and the decoder-noise floor at j."""
+    keys = {"duration": "local_rate_pairs", "log_f0": "local_pitch_pairs"}
+    rows = []
+    for source, metrics in by_source.items():
+        for measure, key in keys.items():
+            m = metrics.get(measure, {}).get(key, {})
+            for cond, where in LOCAL_QUANTITIES:
+                s = m.get(cond) if where is None else m.get(cond, {}).get(where)
+                if not s:
+                    continue
+                name = {("swap", "word_j"): "transfer (swap @ j)", ("swap", "offset_-1"): "leakage @ j-1",
+                        ("swap", "offset_+1"): "leakage @ j+1"}.get((cond, where),
+                                                                     cond if where is None else f"{cond} @ j")
+                rows.append({"source": source, "measure": measure, "quantity": name, "value": s["value"],
+                             "ci_lo": s["ci_lo"], "ci_hi": s["ci_hi"], "n": s["n"],
+                             "directed_pairs": m.get("n_directed_pairs")})
+    return pd.DataFrame(rows, columns=["source", "measure", "quantity", "value", "ci_lo", "ci_hi", "n",
+                                       "directed_pairs"])

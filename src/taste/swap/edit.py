@@ -1,0 +1,172 @@
+"""Local swap pairs made from the speech itself: one word of a real utterance time-stretched or pitch-shifted.
+
+Same-text renditions that differ in one word exist only where a synthesiser made them. On any corpus with word
+timings, a local pair can instead be built from one utterance: the *base* is the utterance as recorded; the
+*variant* is the same audio with the aligned span of word j time-stretched (phase vocoder, `stretch_factor` times
+longer) or pitch-shifted (`shift_semitones`), the rest untouched. The pair then runs through exactly the local-pair
+analysis of the synthetic corpus (swap, controls, neighbour leakage, pooled slopes): its ground truth is the edit
+itself (word j's new duration; log-F0 re-measured on the edited audio by the prepare stage's pitch tracker).
+
+The edits are librosa's standard phase-vocoder `time_stretch` and `pitch_shift`; each edited span is joined to its
+neighbours with a short equal-power crossfade so the joins do not click.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from taste.data.records import PairInfo, Utterance
+
+EDIT_KINDS = {"stretch": "rate", "shift": "pitch"}  # edit -> the local change kind the slope estimator reads
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    """params.yaml `swap.edited` (defaults match the synthetic corpus's local changes: rate=40% makes word j 2.5x
+    longer, pitch=+60% is 8.1 semitones; fixed before measuring, not chosen by a measurement)."""
+
+    stretch_factor: float = 2.5
+    shift_semitones: float = 8.0
+    crossfade_s: float = 0.01
+    max_bases: int = 60            # base utterances; each gives one stretch and one shift pair
+    kinds: tuple[str, ...] = ("stretch", "shift")
+
+    def __post_init__(self) -> None:
+        if self.stretch_factor <= 0:
+            raise ValueError(f"swap.edited.stretch_factor must be > 0, got {self.stretch_factor}")
+        unknown = set(self.kinds) - set(EDIT_KINDS)
+        if unknown:
+            raise ValueError(f"swap.edited.kinds: unknown edit(s) {sorted(unknown)}; known: {sorted(EDIT_KINDS)}")
+
+
+def _span_samples(n: int, sr: int, start_s: float, end_s: float) -> tuple[int, int]:
+    a = min(max(int(round(start_s * sr)), 0), n)
+    b = min(max(int(round(end_s * sr)), a), n)
+    if b - a < 2:
+        raise ValueError(f"word span [{start_s:.3f}, {end_s:.3f}] s is empty in audio of {n / sr:.3f} s")
+    return a, b
+
+
+def _join(left: np.ndarray, middle: np.ndarray, right: np.ndarray, fade: int) -> np.ndarray:
+    """left + middle + right, each join an equal-power crossfade of `fade` samples (shorter where a part is)."""
+    def cross(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        n = min(fade, len(x), len(y))
+        if n <= 0:
+            return np.concatenate([x, y])
+        t = np.linspace(0.0, np.pi / 2, n, dtype=np.float64)
+        mixed = x[len(x) - n:] * np.cos(t) + y[:n] * np.sin(t)
+        return np.concatenate([x[:len(x) - n], mixed, y[n:]])
+
+    return cross(cross(left, middle), right).astype(np.float32)
+
+
+def edit_span(wav: np.ndarray, sr: int, start_s: float, end_s: float, kind: str, settings: EditSettings
+              ) -> tuple[np.ndarray, float]:
+    """-> (edited audio, the edited span's new length in seconds). The crossfade takes `crossfade_s` from each
+    side of a join; the span is edited with that much context on both sides so the faded samples are edited ones."""
+    import librosa
+
+    wav = np.asarray(wav, dtype=np.float32)
+    a, b = _span_samples(len(wav), sr, start_s, end_s)
+    fade = int(round(settings.crossfade_s * sr))
+    ca, cb = max(a - fade, 0), min(b + fade, len(wav))
+    seg = wav[ca:cb]
+    if kind == "stretch":
+        edited = librosa.effects.time_stretch(seg, rate=1.0 / settings.stretch_factor)
+    elif kind == "shift":
+        edited = librosa.effects.pitch_shift(seg, sr=sr, n_steps=settings.shift_semitones)
+    else:
+        raise ValueError(f"unknown edit {kind!r}; known: {sorted(EDIT_KINDS)}")
+    # the crossfades overlap (a - ca) and (cb - b) samples at the joins; the span's new length is what remains
+    out = _join(wav[:a], edited, wav[b:], fade)
+    new_span_s = (len(out) - (len(wav) - (b - a))) / sr
+    return out, new_span_s
+
+
+def edited_utterance(base: Utterance, j: int, kind: str, new_span_s: float, n_samples: int, audio_path: str
+                     ) -> Utterance:
+    """The variant's record: word j lasts `new_span_s`, the words after it move by the change, same text."""
+    if not base.words:
+        raise ValueError(f"utterance {base.id}: no word timings; an edited pair needs the word's aligned span")
+    if not 0 <= j < len(base.words):
+        raise ValueError(f"utterance {base.id}: word {j} out of range for {len(base.words)} words")
+    wj = base.words[j]
+    offset = new_span_s - wj.duration
+    words = (*base.words[:j], dataclasses.replace(wj, duration=new_span_s, markup=f"edit={kind}"),
+             *(w.shifted(offset) for w in base.words[j + 1:]))
+    return base.replace(id=f"{base.id}~{kind}", audio_path=audio_path, duration=n_samples / base.sample_rate,
+                        words=words, phones=(), pair=PairInfo("local", f"{kind}:{base.id}", "variant", j))
+
+
+def base_utterances(utterances: Sequence[Utterance], max_bases: int) -> list[tuple[Utterance, int]]:
+    """The base renditions of the synthetic local pairs with their changed word j, in manifest order: the edited
+    pairs change the very word the synthesiser changed, so the two local sets compare word for word."""
+    out = [(u, u.pair.changed_word) for u in utterances
+           if u.pair is not None and u.pair.set == "local" and u.pair.role == "base" and u.words
+           and u.pair.changed_word is not None]
+    return out[:max_bases]
+
+
+def make_edited_pairs(bases: Sequence[tuple[Utterance, int]], read_wav: Callable[[Utterance], np.ndarray],
+                      settings: EditSettings, write_wav: Callable[[str, np.ndarray, int], str] | None = None
+                      ) -> tuple[list[Utterance], dict[str, np.ndarray], dict[str, str]]:
+    """-> (utterances: per base its re-labelled base record and one variant per edit kind, audio by utterance id,
+    pair_id -> local change kind ('rate' | 'pitch')). Each edit is its own pair with the same base rendition:
+    pair_id = '{kind}:{base id}', the base's record id = '{base id}~base'. write_wav(name, wav, sr) -> audio_path
+    saves the variant's audio (None: audio_path names the base's audio and the edit)."""
+    utts: list[Utterance] = []
+    audio: dict[str, np.ndarray] = {}
+    kinds: dict[str, str] = {}
+    for base, j in bases:
+        wav = np.asarray(read_wav(base), dtype=np.float32)
+        for kind in settings.kinds:
+            edited, new_span_s = edit_span(wav, base.sample_rate, base.words[j].start, base.words[j].end, kind,
+                                           settings)
+            name = f"{base.id}~{kind}"
+            path = write_wav(name, edited, base.sample_rate) if write_wav else f"{base.audio_path}#{kind}"
+            variant = edited_utterance(base, j, kind, new_span_s, len(edited), path)
+            rec = base.replace(id=f"{base.id}~base-{kind}", pair=PairInfo("local", variant.pair.pair_id, "base", j))
+            utts += [rec, variant]
+            audio[rec.id], audio[variant.id] = wav, edited
+            kinds[variant.pair.pair_id] = EDIT_KINDS[kind]
+    return utts, audio, kinds
+
+
+def encode_edited(tokenizer, utterances: Sequence[Utterance], audio: Mapping[str, np.ndarray], mel_cfg
+                  ) -> dict[str, "np.ndarray"]:
+    """TASTE codes of every utterance, base and variant alike encoded from their waveform by the same path as
+    `taste encode` (log-mel -> encoder -> aggregator -> RVQ), so the two renditions differ only by the edit."""
+    import torch
+
+    from taste.data.features import log_mel
+
+    return {u.id: tokenizer.encode(log_mel(torch.from_numpy(audio[u.id]), mel_cfg), u.text).codes
+            for u in utterances}
+
+
+def pitch_tracks_of(audio: Mapping[str, np.ndarray], pitch_cfg) -> dict[str, np.ndarray]:
+    """The prepare stage's pitch track of each waveform (Hz per frame, 0 = unvoiced)."""
+    from taste.data.pitch import track_pitch
+
+    return {uid: track_pitch(np.asarray(w, dtype=np.float32), pitch_cfg).numpy() for uid, w in audio.items()}
+
+
+def edit_settings_from_params(edit_params: Mapping | None) -> EditSettings:
+    """params.yaml's `swap.edited` (a plain dict, read by the entry point) -> EditSettings."""
+    p = dict(edit_params or {})
+    if "kinds" in p:
+        p["kinds"] = tuple(p["kinds"])
+    for k in ("stretch_factor", "shift_semitones", "crossfade_s"):
+        if k in p:
+            p[k] = float(p[k])
+    if "max_bases" in p:
+        p["max_bases"] = int(p["max_bases"])
+    return EditSettings(**p)
+
+
+def base_id(utterance_id: str) -> str:
+    """The recorded utterance an edited-pair record was made from ('u1~stretch', 'u1~base-shift' -> 'u1')."""
+    return utterance_id.split("~", 1)[0]
