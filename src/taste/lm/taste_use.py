@@ -35,6 +35,12 @@ class ZeroTasteInput:
         return self.codebook.quantize(vectors)
 
 
+def finite_or_none(x) -> float | None:
+    """A float for JSON: None where it is NaN or infinite (a bootstrap of a degenerate resample, a constant series)."""
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
 def continuation_rate(n_words: int, seconds: float) -> float:
     """Words per second of a continuation (NaN when it has no words or no speech)."""
     return n_words / seconds if n_words > 0 and seconds > 0 else float("nan")
@@ -92,8 +98,8 @@ def taste_use_summary(table: pd.DataFrame, n_boot: int, seed: int) -> dict:
     def ci(statistic, *data) -> dict:
         res = stats.bootstrap(data, statistic, paired=True, vectorized=False, n_resamples=n_boot,
                               random_state=np.random.default_rng(seed), method="percentile")
-        return {"value": float(statistic(*data)), "ci_lo": float(res.confidence_interval.low),
-                "ci_hi": float(res.confidence_interval.high)}
+        return {"value": finite_or_none(statistic(*data)), "ci_lo": finite_or_none(res.confidence_interval.low),
+                "ci_hi": finite_or_none(res.confidence_interval.high)}
 
     def corr(x, y):
         return float(np.corrcoef(x, y)[0, 1]) if np.std(x) > 0 and np.std(y) > 0 else float("nan")
