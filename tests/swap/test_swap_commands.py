@@ -21,6 +21,10 @@ def test_swap_documents_keeps_recipient_voice_and_text():
         swap_documents(rec, doc([[1, 1]] * 3, text="a dog ran"), [0])
     with pytest.raises(SwapError, match="word counts differ"):
         swap_documents(doc([[1], [2]], text="a b"), doc([[1], [2], [3]], text="a b"), [0])
+    tagged = {**rec, "format": "taste-codes/2", "tokenizer": "aaaaaaaaaaaaaaaa"}
+    with pytest.raises(SwapError, match="different tokenizers"):
+        swap_documents(tagged, {**don, "format": "taste-codes/2", "tokenizer": "bbbbbbbbbbbbbbbb"}, [1])
+    assert swap_documents(tagged, {**don, "tokenizer": "aaaaaaaaaaaaaaaa"}, [1])["tokenizer"] == "aaaaaaaaaaaaaaaa"
 
 
 def test_parse_words():

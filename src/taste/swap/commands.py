@@ -20,6 +20,9 @@ DEFAULT_VOCODER = "models/vocoder"
 
 def swap_documents(recipient: dict, donor: dict, words: list[int]) -> dict:
     """Codes documents -> the swapped document (recipient's transcript and speaker). Raises SwapError on mismatch."""
+    if recipient.get("tokenizer") != donor.get("tokenizer"):
+        raise SwapError(f"recipient and donor were encoded by different tokenizers ({recipient.get('tokenizer')} vs "
+                        f"{donor.get('tokenizer')}); their codes do not mean the same")
     if recipient["transcript"].split() != donor["transcript"].split():
         raise SwapError("recipient and donor transcripts differ; a token swap needs two renditions of one sentence")
     rec = torch.tensor(recipient["codes"], dtype=torch.long).reshape(len(recipient["codes"]), -1)
@@ -47,7 +50,11 @@ def _speak(docs: dict[str, dict], model_dir: str, vocoder_dir: str, seed: int) -
     from taste.tokenizer.model import TasteTokenizer
     from taste.vocoder import UnitVocoder
 
+    from taste.tokenizer.commands import check_codes
+
     model, vocoder = TasteTokenizer.from_pretrained(model_dir), UnitVocoder.from_pretrained(vocoder_dir)
+    for name, doc in docs.items():
+        check_codes(doc, model, model_dir, name)
     speaker = torch.tensor(docs["swapped"]["speaker"], dtype=torch.float32)  # everything in the recipient's voice
     out = {}
     for name, doc in docs.items():
