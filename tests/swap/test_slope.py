@@ -153,3 +153,30 @@ def test_settings_from_params():
     assert slope_settings_from_params(None) == SlopeSettings()
     with pytest.raises(TypeError):
         slope_settings_from_params({"min_truth": 1})
+
+
+def test_local_slope_frame_and_figure(tmp_path):
+    """Two sources side by side: every local quantity becomes one tidy row with its CI; the figure is written
+    even when a near-zero retention makes a ratio explode (drawn at the edge)."""
+    from taste.swap import figures
+    from taste.swap.slope import local_slope_frame
+
+    def s(v):
+        return {"value": v, "ci_lo": v - 0.1, "ci_hi": v + 0.1, "n": 10}
+
+    a = {"duration": {"local_rate_pairs": {"n_directed_pairs": 10, "retention": s(0.9),
+                                           "swap": {"word_j": s(0.7), "offset_-1": s(0.05), "offset_+1": s(0.02)},
+                                           "control": {"word_j": s(0.2)}}}}
+    b = {"duration": {"local_rate_pairs": {"n_directed_pairs": 8, "retention": s(1e-9),
+                                           "swap": {"word_j": s(5e8)}}},
+         "log_f0": {"local_pitch_pairs": {"n_directed_pairs": 8, "retention": s(0.5), "noise": {"word_j": s(0.0)}}}}
+    f = local_slope_frame({"synthetic": a, "edited": b})
+    got = {(r.source, r.measure, r.quantity): r.value for r in f.itertuples()}
+    assert got == {("synthetic", "duration", "retention"): 0.9, ("synthetic", "duration", "transfer (swap @ j)"): 0.7,
+                   ("synthetic", "duration", "leakage @ j-1"): 0.05, ("synthetic", "duration", "leakage @ j+1"): 0.02,
+                   ("synthetic", "duration", "control @ j"): 0.2, ("edited", "duration", "retention"): 1e-9,
+                   ("edited", "duration", "transfer (swap @ j)"): 5e8, ("edited", "log_f0", "retention"): 0.5,
+                   ("edited", "log_f0", "noise @ j"): 0.0}
+    assert set(f.directed_pairs[f.source == "edited"]) == {8}
+    path = figures.plot_local_sources(f, tmp_path / "local.png")
+    assert path.stat().st_size > 1000

@@ -99,26 +99,37 @@ def plot_span_summary(metrics_measure: dict, path: str | Path, title: str) -> Pa
     return _save(fig, path)
 
 
-def plot_local_sources(frame: pd.DataFrame, path: str | Path) -> Path:
+def plot_local_sources(frame: pd.DataFrame, path: str | Path, ylim: tuple[float, float] = (-0.6, 1.6)) -> Path:
     """The local-pair slopes (taste.swap.slope.local_slope_frame) of each source side by side, one panel per
-    measure, with their 95% CIs; reference lines at 0, 0.1, 0.8 and 1."""
+    measure, with their 95% CIs; reference lines at 0, 0.1, 0.8 and 1. Estimates outside `ylim` (a retention near
+    zero makes every ratio explode) are drawn as an x at the edge with their value written beside it."""
     measures = list(dict.fromkeys(frame.measure)) or ["duration"]
     fig, axes = plt.subplots(1, len(measures), figsize=(6 * len(measures), 3.8), squeeze=False)
     sources = list(dict.fromkeys(frame.source))
+    colours = sns.color_palette(n_colors=max(1, len(sources)))
+    lo_lim, hi_lim = ylim
     for ax, measure in zip(axes[0], measures):
         part = frame[frame.measure == measure]
         order = list(dict.fromkeys(part.quantity))
-        sns.scatterplot(data=part, x="quantity", y="value", hue="source", hue_order=sources, ax=ax, s=40)
         width = 0.25
         for i, src in enumerate(sources):
             sub = part[part.source == src].set_index("quantity").reindex(order).dropna(subset=["value"])
-            x = [order.index(q) + (i - (len(sources) - 1) / 2) * width for q in sub.index]
-            ax.errorbar(x, sub.value, yerr=[sub.value - sub.ci_lo, sub.ci_hi - sub.value], fmt="o",
-                        color=f"C{i}", capsize=3)
+            x = np.array([order.index(q) + (i - (len(sources) - 1) / 2) * width for q in sub.index])
+            v, lo, hi = sub.value.to_numpy(), sub.ci_lo.to_numpy(), sub.ci_hi.to_numpy()
+            inside = (v >= lo_lim) & (v <= hi_lim)
+            ax.errorbar(x[inside], v[inside], yerr=[v[inside] - np.clip(lo[inside], lo_lim, None),
+                                                    np.clip(hi[inside], None, hi_lim) - v[inside]],
+                        fmt="o", color=colours[i], capsize=3, label=src)
+            for xo, vo in zip(x[~inside], v[~inside]):
+                edge = hi_lim if vo > hi_lim else lo_lim
+                ax.plot([xo], [edge], marker="x", color=colours[i])
+                ax.annotate(f"{vo:.3g}", (xo, edge), fontsize=6, color=colours[i], ha="center",
+                            va="top" if vo > hi_lim else "bottom")
         for y, style in ((1.0, "--"), (0.8, ":"), (0.1, ":"), (0.0, "--")):
             ax.axhline(y, color="grey", lw=0.7, ls=style)
+        ax.set_ylim(lo_lim - 0.05, hi_lim + 0.05)
         ax.set_xticks(range(len(order)), order, rotation=35, ha="right", fontsize=7)
-        ax.set_xlabel("")
         ax.set_ylabel("pooled slope (95% CI)")
         ax.set_title(f"local pairs, {measure}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper right")
     return _save(fig, path)
