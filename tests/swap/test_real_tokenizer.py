@@ -52,8 +52,12 @@ def test_cli_speaks_the_swap(tokenizer, tmp_path, capsys):
     tokenizer.save_pretrained(tmp_path / "taste")
     build_debug_vocoder(speaker_dim=256).save_pretrained(tmp_path / "vocoder")
     text = "w0x0 w0x1 w0x2 w0x3 w0x4"
+    from taste.tokenizer.commands import FORMAT, tokenizer_fingerprint
+
+    made_by = tokenizer_fingerprint(tmp_path / "taste")  # codes.json names the tokenizer that made it
     for name, value in (("rec", 2), ("don", 9)):
-        doc = {"transcript": text, "codes": [[value] * tokenizer.cfg.rvq.n_quantizers] * 5, "speaker": [0.1] * 256}
+        doc = {"format": FORMAT, "tokenizer": made_by, "transcript": text,
+               "codes": [[value] * tokenizer.cfg.rvq.n_quantizers] * 5, "speaker": [0.1] * 256}
         (tmp_path / f"{name}.json").write_text(json.dumps(doc))
     main(["swap", str(tmp_path / "rec.json"), str(tmp_path / "don.json"), "--span", "first_third",
           "-o", str(tmp_path / "sw.json"), "--wav", str(tmp_path / "sw.wav"),
