@@ -169,8 +169,11 @@ class Draft:
 
 
 def generate_continuation(system: str, pp: PreparedPrompt, systems: Systems, s: Sampling, target_words: int,
-                          max_units: int, seed: int) -> Draft:
-    """The LM part of one system on one prompt (timed). The S3-unit LM's draft already has its units."""
+                          max_units: int, seed: int, taste_input: Any = None) -> Draft:
+    """The LM part of one system on one prompt (timed). The S3-unit LM's draft already has its units.
+
+    `taste_input` (TASLM only): the codebook whose vectors the LM reads for the TASTE codes (default the
+    tokenizer's own; `taste_use.ZeroTasteInput` for the ablation). It also quantises what the LM predicts."""
     g = torch.Generator().manual_seed(seed)
     timings = dict(pp.timings)
     if system in ("s3_lm", "cascade"):
@@ -188,8 +191,8 @@ def generate_continuation(system: str, pp: PreparedPrompt, systems: Systems, s: 
         return Draft(system, pp, gen.text, gen.lm_steps, {**timings, "lm_s": time.perf_counter() - t0})
     from taste.asr.bpe import word_ids
 
-    gen = generate_taslm(systems.taslm[system.split("_", 1)[1]], systems.taste, systems.tokenizer, systems.vocab,
-                         word_ids, pp.text, pp.codes, target_words, s, g)
+    gen = generate_taslm(systems.taslm[system.split("_", 1)[1]], taste_input or systems.taste, systems.tokenizer,
+                         systems.vocab, word_ids, pp.text, pp.codes, target_words, s, g)
     return Draft(system, pp, gen.text, gen.lm_steps, {**timings, "lm_s": time.perf_counter() - t0}, codes=gen.codes)
 
 

@@ -17,8 +17,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from taste.lm.continuation import Draft, PreparedPrompt, Systems, decode_drafts
-from taste.lm.generate import Sampling, generate_taslm
+from taste.lm.continuation import PreparedPrompt, Systems, decode_drafts, generate_continuation
+from taste.lm.generate import Sampling
 
 
 class ZeroTasteInput:
@@ -51,15 +51,9 @@ def zeroed_continuations(variant: str, prepared: Sequence[PreparedPrompt], syste
     """Continue every prompt with TASLM `variant` reading zero TASTE vectors; the same per-prompt seeds as
     `continuation.run_system` (seed + prompt index), decoded by the real unit decoder.
     -> one record per prompt: prompt_id, text, n_words, generated_seconds."""
-    from taste.asr.bpe import word_ids
-
-    model, zero = systems.taslm[variant], ZeroTasteInput(systems.taste)
-    drafts = []
-    for i, pp in enumerate(prepared):
-        g = torch.Generator().manual_seed(seed + i)
-        gen = generate_taslm(model, zero, systems.tokenizer, systems.vocab, word_ids, pp.text, pp.codes,
-                             target_words, s, g)
-        drafts.append(Draft(f"taslm_{variant}", pp, gen.text, gen.lm_steps, {}, codes=gen.codes))
+    zero = ZeroTasteInput(systems.taste)
+    drafts = [generate_continuation(f"taslm_{variant}", pp, systems, s, target_words, 0, seed + i, taste_input=zero)
+              for i, pp in enumerate(prepared)]
     decode_drafts(drafts, systems, seed, decode_batch)
     return [{"prompt_id": d.prepared.prompt.prompt_id, "text": d.text, "n_words": len(d.text.split()),
              "generated_seconds": len(d.units) / systems.unit_rate_hz} for d in drafts]
