@@ -52,7 +52,7 @@ def test_cli_speaks_the_swap(tokenizer, tmp_path, capsys):
     tokenizer.save_pretrained(tmp_path / "taste")
     build_debug_vocoder(speaker_dim=256).save_pretrained(tmp_path / "vocoder")
     text = "w0x0 w0x1 w0x2 w0x3 w0x4"
-    from taste.tokenizer.commands import FORMAT, tokenizer_fingerprint
+    from taste.tokenizer.codes_file import FORMAT, tokenizer_fingerprint
 
     made_by = tokenizer_fingerprint(tmp_path / "taste")  # codes.json names the tokenizer that made it
     for name, value in (("rec", 2), ("don", 9)):

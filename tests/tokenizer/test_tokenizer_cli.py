@@ -52,7 +52,7 @@ def test_encode_decode_round_trip_on_files(saved):
 
 
 def test_decode_rejects_bad_codes_files(saved):
-    from taste.tokenizer.commands import CodesFileError
+    from taste.tokenizer.codes_file import CodesFileError
     from taste.tokenizer.model import TokenizerInputError
 
     (saved / "bad.json").write_text(json.dumps({"transcript": "the cat"}))
@@ -94,7 +94,7 @@ def _encoded(saved):
     (lambda d: d.update(speaker=[0.0] * 10), "speaker embedding of size 10"),
 ])
 def test_decode_refuses_codes_it_cannot_speak(saved, change, message):
-    from taste.tokenizer.commands import CodesFileError
+    from taste.tokenizer.codes_file import CodesFileError
 
     doc = _encoded(saved)
     assert doc["format"] == "taste-codes/2" and len(doc["tokenizer"]) == 16
@@ -107,7 +107,7 @@ def test_decode_refuses_codes_it_cannot_speak(saved, change, message):
 
 def test_codes_of_another_tokenizer_are_refused(saved):
     """Retrained weights, same architecture: the fingerprint differs, so its codes are not spoken by the first."""
-    from taste.tokenizer.commands import CodesFileError, tokenizer_fingerprint
+    from taste.tokenizer.codes_file import CodesFileError, tokenizer_fingerprint
 
     doc = _encoded(saved)
     from taste.tokenizer.model import TasteTokenizer

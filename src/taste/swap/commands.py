@@ -50,7 +50,7 @@ def _speak(docs: dict[str, dict], model_dir: str, vocoder_dir: str, seed: int) -
     from taste.tokenizer.model import TasteTokenizer
     from taste.vocoder import UnitVocoder
 
-    from taste.tokenizer.commands import check_codes
+    from taste.tokenizer.codes_file import check_codes
 
     model, vocoder = TasteTokenizer.from_pretrained(model_dir), UnitVocoder.from_pretrained(vocoder_dir)
     for name, doc in docs.items():
@@ -65,7 +65,7 @@ def _speak(docs: dict[str, dict], model_dir: str, vocoder_dir: str, seed: int) -
 
 
 def _cmd_swap(args: argparse.Namespace) -> int:
-    from taste.tokenizer.commands import read_codes
+    from taste.tokenizer.codes_file import read_codes
 
     recipient, donor = read_codes(args.recipient), read_codes(args.donor)
     words = parse_words(args.words, args.span, len(recipient["codes"]), args.seed)
