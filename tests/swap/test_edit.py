@@ -1,12 +1,15 @@
 """Local pairs made from the speech itself: one word's span stretched or pitch-shifted, the rest untouched."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
+from taste.data.features import MelConfig
 from taste.data.pitch import PitchConfig, track_pitch
 from taste.data.records import PairInfo, Utterance, WordAlignment
 from taste.swap.edit import (EditSettings, base_utterances, edit_settings_from_params, edit_span, edited_utterance,
-                             make_edited_pairs)
+                             encode_edited, make_edited_pairs, pitch_tracks_of)
 from taste.swap.jobs import build_pairs
 
 SR = 16000
@@ -95,3 +98,25 @@ def test_settings_are_checked():
         EditSettings(kinds=("reverse",))
     with pytest.raises(ValueError, match="empty"):
         edit_span(np.zeros(SR, np.float32), SR, 2.0, 2.5, "stretch", EditSettings())
+
+
+def test_a_base_shared_by_two_edits_is_encoded_and_tracked_once():
+    wav, utt = three_words()
+    utts, audio, _ = make_edited_pairs(base_utterances([utt], 10), lambda u: wav, EditSettings())
+    calls = []
+
+    class CountingTokenizer:
+        def encode(self, mel, text):
+            calls.append(text)
+            return SimpleNamespace(codes=np.full((len(text.split()), 1), mel.shape[-1]))
+
+    codes = encode_edited(CountingTokenizer(), utts, audio, MelConfig())
+    assert len(utts) == 4 and len(calls) == 3  # one base + two variants
+    assert set(codes) == {u.id for u in utts}
+    np.testing.assert_array_equal(codes["u1~base-stretch"], codes["u1~base-shift"])
+    tracks = pitch_tracks_of(audio, PitchConfig())
+    assert set(tracks) == set(audio)
+    assert tracks["u1~base-stretch"] is tracks["u1~base-shift"]
+    expected = track_pitch(wav, PitchConfig()).numpy()
+    np.testing.assert_array_equal(tracks["u1~base-shift"], expected)
+    assert not np.array_equal(tracks["u1~shift"], expected)

@@ -143,15 +143,26 @@ def encode_edited(tokenizer, utterances: Sequence[Utterance], audio: Mapping[str
 
     from taste.data.features import log_mel
 
-    return {u.id: tokenizer.encode(log_mel(torch.from_numpy(audio[u.id]), mel_cfg), u.text).codes
-            for u in utterances}
+    done: dict[tuple[int, str], np.ndarray] = {}  # one base waveform serves the base record of every edit kind
+    out = {}
+    for u in utterances:
+        key = (id(audio[u.id]), u.text)
+        if key not in done:
+            done[key] = tokenizer.encode(log_mel(torch.from_numpy(audio[u.id]), mel_cfg), u.text).codes
+        out[u.id] = done[key]
+    return out
 
 
 def pitch_tracks_of(audio: Mapping[str, np.ndarray], pitch_cfg) -> dict[str, np.ndarray]:
-    """The prepare stage's pitch track of each waveform (Hz per frame, 0 = unvoiced)."""
+    """The prepare stage's pitch track of each waveform (Hz per frame, 0 = unvoiced); a waveform object listed
+    under several ids is tracked once."""
     from taste.data.pitch import track_pitch
 
-    return {uid: track_pitch(np.asarray(w, dtype=np.float32), pitch_cfg).numpy() for uid, w in audio.items()}
+    done: dict[int, np.ndarray] = {}  # the same waveform object (a base shared by several edits) is tracked once
+    for w in audio.values():
+        if id(w) not in done:
+            done[id(w)] = track_pitch(np.asarray(w, dtype=np.float32), pitch_cfg).numpy()
+    return {uid: done[id(w)] for uid, w in audio.items()}
 
 
 def edit_settings_from_params(edit_params: Mapping | None) -> EditSettings:
