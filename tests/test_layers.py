@@ -1,0 +1,99 @@
+"""The packages of src/taste layer one way (issue 14, section 1): an import never goes up a layer or closes a cycle.
+
+Layers, bottom to top (docs/architecture.md draws the same picture):
+  config, pin, data  <  metrics  <  training  <  model stages (units, vocoder, asr, tokenizer, lm, swap)
+  <  evaluation (the study level: probes, report, reviewer)  <  stages, cli.
+Within the model-stage layer a package may use another, as long as no two use each other.
+
+The imports that break this today are listed in KNOWN_DEBT, each with the files that make it. The test fails on any
+new break, and on a listed break that no longer exists (so the list shrinks as the debt is paid and cannot hide a
+new import behind an old entry). Imports inside functions count, as in test_dvc_deps.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from test_dvc_deps import SRC, imported_taste_modules
+
+LAYERS = (
+    ("config", "pin", "data"),
+    ("metrics",),
+    ("training",),
+    ("units", "vocoder", "asr", "tokenizer", "lm", "swap"),
+    ("evaluation",),
+    ("stages", "cli"),
+)
+LAYER_OF = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
+
+# (importer, imported): the files of the importer that make the edge. Metrics (WER, durations, prosody, speaker
+# similarity, the recogniser, bootstrap statistics) still live in `evaluation`; `units` and `vocoder` still use each
+# other (`taste vocode` lives in units/commands.py; the vocoder reuses units' training helpers).
+KNOWN_DEBT: dict[tuple[str, str], set[str]] = {
+    ("asr", "evaluation"): {"asr/train.py"},
+    ("lm", "evaluation"): {"lm/commands.py"},
+    ("swap", "evaluation"): {"swap/study.py", "swap/summary.py"},
+    ("tokenizer", "evaluation"): {"tokenizer/commands.py", "tokenizer/evaluate.py", "tokenizer/table.py"},
+    ("units", "evaluation"): {"units/commands.py"},
+    ("units", "vocoder"): {"units/commands.py"},
+    ("vocoder", "evaluation"): {"vocoder/resynthesis.py"},
+    ("vocoder", "units"): {"vocoder/data.py", "vocoder/model.py", "vocoder/pipeline.py"},
+}
+
+
+def package_of(path: Path) -> str:
+    rel = path.relative_to(SRC).parts
+    return rel[0][:-3] if len(rel) == 1 else rel[0]
+
+
+def package_edges() -> dict[tuple[str, str], set[str]]:
+    """(importer package, imported package) -> the importer's files (relative to src/taste) that make the edge."""
+    edges: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for path in sorted(SRC.rglob("*.py")):
+        src = package_of(path)
+        for module in imported_taste_modules(path):
+            parts = module.split(".")
+            if len(parts) < 2:
+                continue
+            dst = parts[1]
+            if dst != src:
+                edges[(src, dst)].add(str(path.relative_to(SRC)))
+    return dict(edges)
+
+
+def breaks(edges: dict[tuple[str, str], set[str]]) -> dict[tuple[str, str], set[str]]:
+    """The edges that go up a layer, or that join two packages of one layer in both directions."""
+    out = {}
+    for (src, dst), files in edges.items():
+        if src not in LAYER_OF or dst not in LAYER_OF:
+            out[(src, dst)] = files  # a package no layer names: place it in LAYERS first
+        elif LAYER_OF[dst] > LAYER_OF[src]:
+            out[(src, dst)] = files
+        elif LAYER_OF[dst] == LAYER_OF[src] and (dst, src) in edges:
+            out[(src, dst)] = files
+    return out
+
+
+def test_every_package_has_a_layer():
+    packages = {package_of(p) for p in SRC.rglob("*.py")} - {"__init__"}
+    assert packages <= set(LAYER_OF), f"packages without a layer: {sorted(packages - set(LAYER_OF))}"
+
+
+def test_no_new_import_goes_up_a_layer_or_closes_a_cycle():
+    found = breaks(package_edges())
+    new = {e: sorted(f) for e, f in found.items() if e not in KNOWN_DEBT}
+    assert not new, f"imports that go up a layer or close a cycle (see LAYERS): {new}"
+    grown = {e: sorted(f - KNOWN_DEBT[e]) for e, f in found.items() if e in KNOWN_DEBT and f - KNOWN_DEBT[e]}
+    assert not grown, f"files that add to a known layering debt (move the code down instead): {grown}"
+
+
+def test_known_debt_is_current():
+    found = breaks(package_edges())
+    paid = {e: sorted(f - found.get(e, set())) for e, f in KNOWN_DEBT.items() if f - found.get(e, set())}
+    assert not paid, f"KNOWN_DEBT lists imports that are gone; remove them from the list: {paid}"
+
+
+def test_breaks_detects_an_upward_import_and_a_cycle():
+    edges = {("data", "training"): {"data/x.py"}, ("units", "vocoder"): {"units/a.py"},
+             ("vocoder", "units"): {"vocoder/b.py"}, ("lm", "asr"): {"lm/c.py"}, ("cli", "lm"): {"cli.py"}}
+    assert set(breaks(edges)) == {("data", "training"), ("units", "vocoder"), ("vocoder", "units")}
