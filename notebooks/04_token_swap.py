@@ -55,8 +55,8 @@ from taste.data.validate import read_speech
 from taste.data.records import read_manifest, read_text_pool_sentences
 from taste.evaluation.recognizer import Pocketsphinx, blind_corpus
 from taste.swap import figures
-from taste.swap.edit import (base_id, base_utterances, edit_settings_from_params, encode_edited, make_edited_pairs,
-                             pitch_tracks_of)
+from taste.swap.edit import base_utterances, edit_settings_from_params
+from taste.swap.edited_set import measure_edited_set, middle_word_bases
 from taste.swap.jobs import build_pairs
 from taste.swap.pitch import local_change_kinds, run_vocoder_pitch, tracked_word_f0
 from taste.swap.slope import (code_agreement, local_slope_frame, slope_metrics, slope_settings_from_params,
@@ -183,7 +183,6 @@ pd.DataFrame({where: v["per_level"] for where, v in agreement.items()},
 # shift pairs the log-F0 slopes.
 
 # %%
-t0 = time.perf_counter()
 edit_settings = edit_settings_from_params(sp.get("edited"))
 edit_dir = out / "edited_audio"
 edit_dir.mkdir(parents=True, exist_ok=True)
@@ -195,25 +194,14 @@ def write_flac(name, wav, sr):
     return str(path)
 
 
-edit_utts, edit_audio, edit_kinds = make_edited_pairs(
-    base_utterances(utts, edit_settings.max_bases), lambda u: read_speech(u.audio_path, u.text), edit_settings,
-    write_flac)
-edit_pairs = build_pairs(edit_utts)
-edit_codes = encode_edited(tokenizer, edit_utts, edit_audio, mel_config(params))
-edit_speakers = {u.id: speakers[base_id(u.id)] for u in edit_utts}
-edit_plan = plan_jobs(edit_pairs, edit_codes, settings)
-edit_rows, edit_decoded, edit_decode_s = run_decoder(tokenizer, edit_plan, edit_speakers, settings)
-edit_pitch_rows, _ = run_vocoder_pitch(vocoder, edit_plan, edit_decoded, edit_speakers, settings.min_contrast_hz,
-                                       settings.batch_size)
-edit_truth = truth_table(edit_pairs, {u.id: u for u in edit_utts}, pitch_tracks_of(edit_audio, pitch_cfg),
-                         pitch_cfg.sample_rate / pitch_cfg.hop_length)
-slope_edited = slope_metrics(edit_rows, edit_pitch_rows, edit_truth, edit_plan, edit_kinds,
-                             slope_settings_from_params(sp.get("slope")), int(sp["bootstrap"]),
-                             int(params["shared"]["seed"]))
-agreement_edited = code_agreement(edit_pairs, edit_codes)
-edit_s = time.perf_counter() - t0
-print(f"{len(edit_pairs)} directed edited pairs from {len(edit_utts) // (2 * len(edit_settings.kinds))} "
-      f"recordings, decoded and measured in {edit_s:.1f} s")
+slope_settings = slope_settings_from_params(sp.get("slope"))
+edited = measure_edited_set(tokenizer, vocoder, base_utterances(utts, edit_settings.max_bases),
+                            lambda u: read_speech(u.audio_path, u.text), edit_settings, settings,
+                            lambda uid: speakers[uid], mel_config(params), pitch_cfg, slope_settings,
+                            int(sp["bootstrap"]), int(params["shared"]["seed"]), write_flac)
+slope_edited, agreement_edited = edited.slope, edited.agreement
+print(f"{len(edited.pairs)} directed edited pairs from {edited.summary(edit_settings)['n_recordings']} "
+      f"recordings, decoded and measured in {edited.seconds:.1f} s")
 local_sources = local_slope_frame({"synthetic renditions": slope, "edited recordings": slope_edited})
 figures.plot_local_sources(local_sources, fig_dir / "local_sets_slopes.png")
 local_sources.assign(estimate=[f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in
@@ -225,6 +213,30 @@ local_sources.assign(estimate=[f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in
 pd.DataFrame({where: v["per_level"] for where, v in agreement_edited.items()},
              index=[f"RVQ level {q}" for q in range(len(next(iter(agreement_edited.values()))["per_level"]))]
              ) if agreement_edited else agreement_edited
+
+# %% [markdown]
+# ## The dev edited set: where tokenizer designs are compared
+# Choosing a tokenizer design by its swap slopes on the swap sentences would choose it on the sentences it is
+# reported on. The same construction on the first `swap.edited.dev_bases` dev recordings (word j = the middle word,
+# a fixed rule; dev sentences are unseen in training, its speakers are the training speakers) is the measurement that
+# designs are compared on (issue 13); the tables above stay the report.
+
+# %%
+edited_dev = None
+if edit_settings.dev_bases > 0:
+    dev_speakers = FeatureStore(prepared_dir / "speaker_embeddings.safetensors")
+    edited_dev = measure_edited_set(
+        tokenizer, vocoder, middle_word_bases(read_manifest(prepared_dir / "dev.jsonl"), edit_settings.dev_bases),
+        lambda u: read_speech(u.audio_path, u.text), edit_settings, settings,
+        lambda uid: dev_speakers.get(uid).float(), mel_config(params), pitch_cfg, slope_settings,
+        int(sp["bootstrap"]), int(params["shared"]["seed"]))
+    print(f"dev: {len(edited_dev.pairs)} directed edited pairs from "
+          f"{edited_dev.summary(edit_settings)['n_recordings']} recordings in {edited_dev.seconds:.1f} s")
+    dev_sources = local_slope_frame({"edited dev recordings": edited_dev.slope})
+    display(dev_sources.assign(estimate=[f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in
+                                         zip(dev_sources.value, dev_sources.ci_lo, dev_sources.ci_hi)]
+                               ).pivot_table(index=["measure", "quantity"], columns="source", values="estimate",
+                                             aggfunc="first", sort=False))
 
 # %% [markdown]
 # ## The audio subset: vocoder, forced alignment, F0, WER
@@ -259,10 +271,10 @@ extra = {"n_directed_pairs": len(pairs), "n_decodes": n_jobs, "decode_seconds": 
 metrics = build_metrics(rows, audio_rows, utt_rows, int(sp["bootstrap"]), extra, pitch_rows, local_kinds)
 metrics["slope"], metrics["code_agreement_local"] = slope, agreement
 metrics["slope_edited"], metrics["code_agreement_edited"] = slope_edited, agreement_edited
-metrics["edited_pairs"] = {"settings": {k: (list(v) if isinstance(v, tuple) else v)
-                                        for k, v in vars(edit_settings).items()},
-                           "n_directed_pairs": len(edit_pairs), "seconds": round(edit_s, 2),
-                           "decode_seconds": round(edit_decode_s, 2)}
+metrics["edited_pairs"] = edited.summary(edit_settings)
+if edited_dev is not None:  # the dev set tokenizer designs are compared on (not the report)
+    metrics["slope_edited_dev"], metrics["code_agreement_edited_dev"] = edited_dev.slope, edited_dev.agreement
+    metrics["edited_dev_pairs"] = edited_dev.summary(edit_settings)
 all_rows = pd.concat([rows, pitch_rows, audio_rows], ignore_index=True)
 all_rows.to_csv(out / "per_word.csv", index=False)
 utt_rows.to_csv(out / "audio_utterances.csv", index=False)

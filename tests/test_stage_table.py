@@ -19,3 +19,24 @@ def test_stage_table_orders_stages_and_sums_them(tmp_path):
 
 def test_stage_table_of_a_study_that_has_not_run_has_only_an_empty_total(tmp_path):
     assert [(r["stage"], r["wall_time_s"]) for r in stage_table(tmp_path)] == [("total", 0.0)]
+
+
+def test_cell_profile_ranks_cells_by_papermill_duration(tmp_path):
+    from taste.stages import cell_profile
+
+    def cell(src, seconds=None, kind="code"):
+        meta = {} if seconds is None else {"papermill": {"duration": seconds}}
+        return {"cell_type": kind, "source": src, "metadata": meta}
+
+    nb = {"cells": [cell("# setup\nimport json", 1.0), cell("notes", None, "markdown"),
+                    cell(["# train\n", "model = fit()\n"], 9.0), cell("x = 1")]}
+    path = tmp_path / "stage.ipynb"
+    path.write_text(json.dumps(nb))
+    rows = cell_profile(path)
+    assert [(r["cell"], r["seconds"], r["first_line"]) for r in rows] == [(2, 9.0, "model = fit()"),
+                                                                        (0, 1.0, "import json")]
+    assert [r["share"] for r in rows] == pytest.approx([0.9, 0.1])
+    assert len(cell_profile(path, top=1)) == 1
+    path.write_text(json.dumps({"cells": [cell("x = 1")]}))
+    with pytest.raises(ValueError, match="no papermill cell durations"):
+        cell_profile(path)

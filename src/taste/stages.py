@@ -72,3 +72,28 @@ def stage_table(outputs_root: str | Path) -> list[dict]:
     rows.append({"stage": "total", "wall_time_s": total, "share": 1.0 if rows else float("nan"),
                  "peak_memory_mb": max((r["peak_memory_mb"] for r in rows), default=float("nan"))})
     return rows
+
+
+def cell_profile(notebook: str | Path, top: int | None = None) -> list[dict]:
+    """Where an executed stage notebook spent its time: papermill's per-cell durations, longest first.
+
+    -> rows of cell (index in the notebook), seconds, share (of the summed cell time) and first_line (the cell's
+    first line of code that is not a comment). A notebook that papermill did not execute raises ValueError."""
+    path = Path(notebook)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    rows = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        seconds = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        if cell.get("cell_type") != "code" or seconds is None:
+            continue
+        source = "".join(cell.get("source", []))
+        first = next((ln.strip() for ln in source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")),
+                     "")
+        rows.append({"cell": i, "seconds": float(seconds), "first_line": first})
+    if not rows:
+        raise ValueError(f"{path}: no papermill cell durations (not a notebook executed by `taste stage`)")
+    total = sum(r["seconds"] for r in rows)
+    for r in rows:
+        r["share"] = r["seconds"] / total if total else float("nan")
+    rows.sort(key=lambda r: -r["seconds"])
+    return rows[:top] if top else rows

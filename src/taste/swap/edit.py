@@ -33,6 +33,7 @@ class EditSettings:
     crossfade_s: float = 0.01
     max_bases: int = 60            # base utterances; each gives one stretch and one shift pair
     kinds: tuple[str, ...] = ("stretch", "shift")
+    dev_bases: int = 0             # dev recordings of the dev edited set (taste.swap.edited_set); 0 = none
 
     def __post_init__(self) -> None:
         if self.stretch_factor <= 0:
@@ -173,8 +174,9 @@ def edit_settings_from_params(edit_params: Mapping | None) -> EditSettings:
     for k in ("stretch_factor", "shift_semitones", "crossfade_s"):
         if k in p:
             p[k] = float(p[k])
-    if "max_bases" in p:
-        p["max_bases"] = int(p["max_bases"])
+    for k in ("max_bases", "dev_bases"):
+        if k in p:
+            p[k] = int(p[k])
     return EditSettings(**p)
 
 
