@@ -250,3 +250,35 @@ def test_unknown_boundary_rule_is_rejected():
 
     with pytest.raises(TokenizerConfigError, match="boundary"):
         TasteConfig(decoder=DecoderConfig(boundary="greedy"))
+
+
+@pytest.mark.parametrize("context", ["sentence", "word"])
+def test_word_taste_context_keeps_each_words_conditioning_to_its_own_token(context):
+    from taste.tokenizer.config import DecoderConfig
+    from taste.tokenizer.unit_decoder import UnitDecoder
+
+    torch.manual_seed(0)
+    dec = UnitDecoder(DecoderConfig(n_units=32, d_model=32, layers=2, n_heads=2, taste_context=context),
+                      "word_sync", text_vocab=50, taste_dim=16).eval()
+    token_ids = torch.tensor([[3, 4, 5, 6, 7]])
+    word_index = torch.tensor([[0, 1, 1, 2, 3]])
+    taste = torch.randn(1, 4, 16)
+    changed = taste.clone()
+    changed[0, 2] += 3.0  # a different token for word 2 only
+    with torch.no_grad():
+        a, mask = dec.condition(token_ids, word_index, torch.tensor([4]), taste)
+        b, _ = dec.condition(token_ids, word_index, torch.tensor([4]), changed)
+    moved = (a - b).abs().amax(-1)[0]
+    assert mask.all() and float(moved[2]) > 1e-3
+    others = moved[[0, 1, 3]]
+    if context == "word":
+        assert torch.equal(others, torch.zeros(3))
+    else:  # the sentence-level branch carries word 2's token into every word's conditioning
+        assert bool((others > 1e-4).all())
+
+
+def test_unknown_taste_context_is_rejected():
+    from taste.tokenizer.config import DecoderConfig
+
+    with pytest.raises(ValueError, match="taste_context"):
+        DecoderConfig(taste_context="utterance")

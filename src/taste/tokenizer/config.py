@@ -65,6 +65,13 @@ class DecoderConfig:
     min_len_ratio: float = 2.0    # prefix mode: units per word bounds at inference
     max_len_ratio: float = 20.0
     dropout: float = 0.1
+    taste_context: str = "sentence"  # "sentence": a Transformer over every word's TASTE vector feeds each word;
+                                  # "word": each word's units see only its own TASTE vector (a per-word MLP), so
+                                  # no other word's token can change them (issue 13, mechanism 1)
+
+    def __post_init__(self) -> None:
+        if self.taste_context not in ("sentence", "word"):
+            raise ValueError(f"decoder taste_context must be 'sentence' or 'word', got {self.taste_context!r}")
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,8 @@ def config_from_params(params: dict[str, Any], asr_config: Any, *, conditioning:
                               n_heads=dec["n_heads"], top_k=dec["top_k"], boundary=dec["boundary"],
                               min_len_ratio=dec["min_len_ratio"],
                               max_len_ratio=dec["max_len_ratio"], max_tokens=asr_config.max_target_positions,
-                              max_word_units=int(round(2.56 * params["units"]["rate_hz"]))),  # 2.56 s per word
+                              max_word_units=int(round(2.56 * params["units"]["rate_hz"])),  # 2.56 s per word
+                              taste_context=dec.get("taste_context", "sentence")),
         conditioning=conditioning or tp["conditioning"],
         unit_rate_hz=float(params["units"]["rate_hz"]),
         max_encoder_frames=2 * asr_config.max_source_positions,

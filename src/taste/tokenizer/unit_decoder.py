@@ -105,7 +105,11 @@ class UnitDecoder(nn.Module):
         self.text_pos = nn.Embedding(cfg.max_tokens, d)
         self.text_branch = _branch(d, cfg.n_heads, cfg.branch_layers, cfg.dropout)
         self.taste_proj = nn.Linear(taste_dim, d)
-        self.taste_branch = _branch(d, cfg.n_heads, cfg.branch_layers, cfg.dropout)
+        if cfg.taste_context == "word":  # per word: no attention across words
+            self.taste_branch = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(cfg.dropout),
+                                              nn.Linear(2 * d, d))
+        else:
+            self.taste_branch = _branch(d, cfg.n_heads, cfg.branch_layers, cfg.dropout)
         self.fusion_logits = nn.Parameter(torch.zeros(2))  # softmax-weighted sum of text and TASTE branches
         self.word_pos = nn.Embedding(cfg.max_words, d)
         self.speaker_proj = nn.Linear(cfg.speaker_dim, d)
@@ -132,7 +136,10 @@ class UnitDecoder(nn.Module):
         word_pos = self.word_pos(torch.arange(n_max, device=h.device))
         if taste is None:
             return text_words + word_pos, word_mask
-        t = self.taste_branch(self.taste_proj(taste) + word_pos, src_key_padding_mask=~word_mask)
+        if self.cfg.taste_context == "word":
+            t = self.taste_branch(self.taste_proj(taste)) * word_mask.unsqueeze(-1)
+        else:
+            t = self.taste_branch(self.taste_proj(taste) + word_pos, src_key_padding_mask=~word_mask)
         w = torch.softmax(self.fusion_logits, dim=0)
         return w[0] * text_words + w[1] * t + word_pos, word_mask
 
