@@ -46,23 +46,29 @@ def fit_tokenizer(text_pool: str | Path, transcripts: Sequence[str], vocab_size:
 
 def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[str], store,
             train_cfg: TrainConfig, out_dir: str | Path, spec_augment: bool = True,
-            bucket_by_length: bool = True, ctc_weight: float = 0.3) -> tuple[AsrWhisper, TrainResult]:
+            bucket_by_length: bool = True, ctc_weight: float = 0.3, frame_phone_weight: float = 0.0,
+            phone_labels: Sequence | None = None, n_phones: int = 0) -> tuple[AsrWhisper, TrainResult]:
     """Build and train the Whisper on (ids, texts) with features from `store`; resumes from out_dir/checkpoint.
 
     With `bucket_by_length`, batches are groups of similar-length utterances (`LengthBuckets`): the loop
     then runs with batch_size 1 over groups of `train_cfg.batch_size` utterances. With `ctc_weight` > 0 an
-    auxiliary CTC head on the encoder joins training (`CtcTrainingModel`) and is dropped afterwards.
+    auxiliary CTC head on the encoder joins training (`CtcTrainingModel`) and is dropped afterwards; with
+    `frame_phone_weight` > 0 so does a frame-phone head (`phone_labels` from `state_phone_labels`, `n_phones`).
     """
+    if frame_phone_weight > 0 and (phone_labels is None or n_phones <= 0):
+        raise ValueError("frame_phone_weight > 0 needs phone_labels and n_phones")
     model = build_asr(cfg, tok, seed=train_cfg.seed)
-    trained = CtcTrainingModel(model) if ctc_weight > 0 else model
-    dataset = AsrDataset(ids, texts, store, tok)
+    use_phones = frame_phone_weight > 0
+    trained = CtcTrainingModel(model, n_phones if use_phones else 0) if ctc_weight > 0 or use_phones else model
+    dataset = AsrDataset(ids, texts, store, tok, phone_labels if use_phones else None)
     collate = make_collate(model)
     if bucket_by_length:
         lengths = [store.get(i).shape[-1] for i in ids]
         dataset = LengthBuckets(dataset, lengths, train_cfg.batch_size, seed=train_cfg.seed)
         collate = unwrap(collate)
         train_cfg = dataclasses.replace(train_cfg, batch_size=1)
-    loss_fn = make_loss_fn(SpecAugment() if spec_augment else None, ctc_weight=ctc_weight)
+    loss_fn = make_loss_fn(SpecAugment() if spec_augment else None, ctc_weight=ctc_weight,
+                           frame_phone_weight=frame_phone_weight)
     result = train(trained, dataset, collate, loss_fn, train_cfg, out_dir)
     return model.eval(), result
 

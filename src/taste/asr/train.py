@@ -36,20 +36,44 @@ class SpecAugment:
 
 
 class AsrDataset(Dataset):
-    """(mel Tensor[n_mels, F], target ids [SOT, tokens..., EOT]) per utterance."""
+    """(mel Tensor[n_mels, F], target ids [SOT, tokens..., EOT]) per utterance, plus its frame phone labels
+    (int array, one per encoder state, -1 = silence / none) when `phone_labels` is given."""
 
-    def __init__(self, ids: Sequence[str], texts: Sequence[str], store, tok: Tokenizer):
+    def __init__(self, ids: Sequence[str], texts: Sequence[str], store, tok: Tokenizer,
+                 phone_labels: Sequence[np.ndarray] | None = None):
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} utterance ids but {len(texts)} transcripts")
+        if phone_labels is not None and len(phone_labels) != len(ids):
+            raise ValueError(f"{len(ids)} utterance ids but {len(phone_labels)} phone label arrays")
         self.ids, self.texts, self.store = list(ids), list(texts), store
+        self.phone_labels = None if phone_labels is None else list(phone_labels)
         sot, eot = special_id(tok, SOT), special_id(tok, EOT)
         self.targets = [[sot, *word_ids(tok, t)[0], eot] for t in self.texts]
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[int]]:
-        return self.store.get(self.ids[i]), self.targets[i]
+    def __getitem__(self, i: int) -> tuple:
+        if self.phone_labels is None:
+            return self.store.get(self.ids[i]), self.targets[i]
+        return self.store.get(self.ids[i]), self.targets[i], self.phone_labels[i]
+
+
+def state_phone_labels(utterances: Sequence, n_frames: Sequence[int], vocab) -> list[np.ndarray]:
+    """The phone under each encoder state (50 per second: two 100 Hz mel frames) of each utterance, from its
+    synthesiser / forced-alignment phones: int arrays [ceil(F / 2)], 0-based phone index, -1 = silence or none.
+
+    utterances: records with `.id` and `.phones`; n_frames: mel frames of each; vocab: `units.phones.PhoneVocab`.
+    An utterance without phone timings cannot be labelled (ValueError naming it)."""
+    from taste.units.phones import unit_phone_labels
+
+    out = []
+    for u, n in zip(utterances, n_frames):
+        if not u.phones:
+            raise ValueError(f"utterance {u.id}: no phone timings for the ASR's frame-phone loss "
+                             "(set asr.frame_phone_weight: 0 for a corpus without them)")
+        out.append(unit_phone_labels(u.phones, (int(n) + 1) // 2, 50.0, vocab))
+    return out
 
 
 class LengthBuckets(Dataset):
@@ -87,7 +111,9 @@ def make_collate(model: AsrWhisper):
     cfg = model.config
     window = 2 * cfg.max_source_positions
 
-    def collate(items: list[tuple[torch.Tensor, list[int]]]) -> dict[str, torch.Tensor]:
+    def collate(items: list[tuple]) -> dict[str, torch.Tensor]:
+        phones = [it[2] for it in items] if len(items[0]) > 2 else None
+        items = [(it[0], it[1]) for it in items]
         mels, lengths = pad_mels([m for m, _ in items])
         lengths = check_batch(mels, lengths, cfg.num_mel_bins, window)
         feats, mask = prepare_features(mels, lengths, window, getattr(cfg, "pad_to_window", False))
@@ -103,8 +129,15 @@ def make_collate(model: AsrWhisper):
         ctc = torch.zeros(len(items), n_tok - 1, dtype=torch.long)  # subwords without SOT / EOT
         for i, (_, t) in enumerate(items):
             ctc[i, : len(t) - 2] = torch.tensor(t[1:-1])
-        return {"input_features": feats, "attention_mask": mask, "decoder_input_ids": inputs, "labels": labels,
-                "ctc_targets": ctc, "ctc_lengths": torch.tensor([len(t) - 2 for _, t in items])}
+        batch = {"input_features": feats, "attention_mask": mask, "decoder_input_ids": inputs, "labels": labels,
+                 "ctc_targets": ctc, "ctc_lengths": torch.tensor([len(t) - 2 for _, t in items])}
+        if phones is not None:  # one label per encoder state; padding and silence are ignored (-100)
+            frame_phones = torch.full((len(items), (feats.shape[-1] + 1) // 2), -100, dtype=torch.long)
+            for i, lab in enumerate(phones):
+                lab = torch.as_tensor(lab, dtype=torch.long)
+                frame_phones[i, : len(lab)] = lab.masked_fill(lab < 0, -100)
+            batch["frame_phones"] = frame_phones
+        return batch
 
     return collate
 
@@ -133,10 +166,12 @@ class CtcTrainingModel(nn.Module):
     aggregator's keys in TASTE, more linguistic. CTC blank = the PAD id.
     """
 
-    def __init__(self, whisper: AsrWhisper):
+    def __init__(self, whisper: AsrWhisper, n_phones: int = 0):
         super().__init__()
         self.whisper = whisper
         self.ctc = nn.Linear(whisper.config.d_model, whisper.config.vocab_size)
+        # frame-phone head (training aid, like the units model's): the phone under each encoder state
+        self.phone = nn.Linear(whisper.config.d_model, n_phones) if n_phones > 0 else None
 
 
 def _ctc_loss(head: nn.Linear, enc: torch.Tensor, mask: torch.Tensor, batch: dict, blank: int) -> torch.Tensor:
@@ -147,10 +182,12 @@ def _ctc_loss(head: nn.Linear, enc: torch.Tensor, mask: torch.Tensor, batch: dic
                                   reduction="mean", zero_infinity=True)
 
 
-def make_loss_fn(aug: SpecAugment | None = SpecAugment(), ctc_weight: float = 0.0):
-    """loss_fn(model, batch) -> ((1 - w) token cross-entropy + w CTC, logs) for `taste.training.train`.
+def make_loss_fn(aug: SpecAugment | None = SpecAugment(), ctc_weight: float = 0.0, frame_phone_weight: float = 0.0):
+    """loss_fn(model, batch) -> ((1 - w) token cross-entropy + w CTC + p frame-phone CE, logs) for
+    `taste.training.train`.
 
-    `model` is an AsrWhisper, or a CtcTrainingModel when ctc_weight > 0.
+    `model` is an AsrWhisper, or a CtcTrainingModel when ctc_weight > 0 or frame_phone_weight > 0 (its phone
+    head reads the encoder's last states; the batch then carries `frame_phones`).
     """
 
     def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -164,12 +201,22 @@ def make_loss_fn(aug: SpecAugment | None = SpecAugment(), ctc_weight: float = 0.
             keep = batch["labels"] != -100
             acc = (out.logits.argmax(-1) == batch["labels"])[keep].float().mean()
         logs = {"ce": float(out.loss.detach()), "token_acc": float(acc)}
-        if ctc_weight <= 0:
-            return out.loss, logs
-        ctc = _ctc_loss(model.ctc, out.encoder_last_hidden_state, batch["attention_mask"], batch,
-                        whisper.config.pad_token_id)
-        logs["ctc"] = float(ctc.detach())
-        return (1 - ctc_weight) * out.loss + ctc_weight * ctc, logs
+        loss = out.loss
+        if ctc_weight > 0:
+            ctc = _ctc_loss(model.ctc, out.encoder_last_hidden_state, batch["attention_mask"], batch,
+                            whisper.config.pad_token_id)
+            logs["ctc"] = float(ctc.detach())
+            loss = (1 - ctc_weight) * out.loss + ctc_weight * ctc
+        if frame_phone_weight > 0:
+            if getattr(model, "phone", None) is None or "frame_phones" not in batch:
+                raise ValueError("frame_phone_weight > 0 needs a CtcTrainingModel with a phone head and batches "
+                                 "with frame_phones")
+            logits = model.phone(out.encoder_last_hidden_state).float()
+            target = batch["frame_phones"][:, : logits.shape[1]]
+            phone_ce = nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
+            logs["phone_ce"] = float(phone_ce.detach())
+            loss = loss + frame_phone_weight * phone_ce
+        return loss, logs
 
     return loss_fn
 
