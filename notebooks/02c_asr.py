@@ -4,6 +4,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: taste
 #     language: python
@@ -38,12 +40,13 @@ import torch
 from IPython.display import Audio, Markdown, display
 
 from taste.asr.pipeline import config_from_params, fit_asr, fit_tokenizer, run_dir, write_jsonl
-from taste.asr.train import evaluate_asr
+from taste.asr.train import evaluate_asr, state_phone_labels
 from taste.asr.whisper import load_pretrained_whisper, save_asr
 from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.audio_io import read_audio
 from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest
+from taste.units.phones import load_phone_vocab
 
 params = load_params(params_path)
 set_threads(params["shared"]["threads"])
@@ -73,10 +76,19 @@ if pretrained:
 else:
     tok = fit_tokenizer(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt",
                         [u.text for u in train_rows], params["asr"]["bpe_vocab_size"])
-    ctc_weight = float(params["asr"].get("ctc_weight", 0.0))
+    ctc_weight = float(params["asr"]["ctc_weight"])
+    phone_weight = float(params["asr"]["frame_phone_weight"])
+    phone_labels, n_phones = None, 0
+    if phone_weight > 0:  # the phone under each encoder state, from the corpus's phone timings (a training aid)
+        vocab = load_phone_vocab(prepared / "phones.json")
+        phone_labels = state_phone_labels(train_rows, [stores["train"].get(u.id).shape[-1] for u in train_rows],
+                                          vocab)
+        n_phones = vocab.n_phones
+    settings = {"ctc_weight": ctc_weight} | ({"frame_phone_weight": phone_weight} if phone_weight > 0 else {})
     model, result = fit_asr(cfg, tok, [u.id for u in train_rows], [u.text for u in train_rows], stores["train"],
-                            train_cfg, run_dir(out / "training", cfg, train_cfg, tok, ctc_weight=ctc_weight),
-                            ctc_weight=ctc_weight)
+                            train_cfg, run_dir(out / "training", cfg, train_cfg, tok, **settings),
+                            ctc_weight=ctc_weight, frame_phone_weight=phone_weight, phone_labels=phone_labels,
+                            n_phones=n_phones)
 save_asr(model, tok, model_dir)
 fit_s = time.perf_counter() - t0
 n_params = sum(p.numel() for p in model.parameters())
@@ -86,15 +98,18 @@ print(f"vocabulary {tok.get_vocab_size()}, {n_params / 1e6:.2f} M parameters, fi
 # ## Training curve
 # Joint CTC / attention training: the auxiliary CTC head on the encoder (weight `asr.ctc_weight`, dropped after
 # training) forces the encoder to align with the text early, where attention alone first learns the (templated)
-# language and only later listens.
+# language and only later listens. A second training aid, the frame-phone
+# head (weight `asr.frame_phone_weight`, also dropped), predicts the phone under each encoder state from the corpus's
+# phone timings; on dev it roughly halved the WER at the same 1500 steps (0.626 -> 0.352).
+#
 
 # %%
 if result is not None:
     hist = pd.DataFrame([r for r in result.history if "loss" in r])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    curves = hist.melt(id_vars="step", value_vars=[c for c in ("ce", "ctc") if c in hist], var_name="loss")
+    curves = hist.melt(id_vars="step", value_vars=[c for c in ("ce", "ctc", "phone_ce") if c in hist], var_name="loss")
     sns.lineplot(data=curves, x="step", y="value", hue="loss", ax=axes[0])
-    axes[0].set_title("training losses (attention CE, auxiliary CTC; SpecAugment on)")
+    axes[0].set_title("training losses (attention CE, auxiliary CTC, frame phones; SpecAugment on)")
     sns.lineplot(data=hist, x="step", y="token_acc", ax=axes[1])
     axes[1].set_title("teacher-forced token accuracy")
     fig.tight_layout()

@@ -159,3 +159,50 @@ def test_ctc_loss_trains_the_encoder_only(tok, data):
     assert wrapped.whisper.model.encoder.conv1.weight.grad.abs().sum() > 0
     grad = wrapped.whisper.model.decoder.embed_tokens.weight.grad
     assert grad is None or not grad.any()
+
+
+def test_state_phone_labels_put_each_phone_under_its_encoder_states():
+    from types import SimpleNamespace
+
+    from taste.asr.train import state_phone_labels
+    from taste.data.records import PhoneAlignment
+    from taste.units.phones import PhoneVocab
+
+    vocab = PhoneVocab(["a", "b"])
+    utt = SimpleNamespace(id="u0", phones=(PhoneAlignment("_", 0.0, 0.1), PhoneAlignment("a", 0.1, 0.1),
+                                           PhoneAlignment("b", 0.2, 0.06)))
+    # 29 mel frames at 100 Hz -> 15 encoder states at 50 Hz (20 ms each, centres 10, 30, ... ms)
+    (labels,) = state_phone_labels([utt], [29], vocab)
+    a, b = vocab._lookup["a"], vocab._lookup["b"]
+    assert labels.tolist() == [-1] * 5 + [a] * 5 + [b] * 3 + [-1] * 2
+    with pytest.raises(ValueError, match="u1: no phone timings"):
+        state_phone_labels([SimpleNamespace(id="u1", phones=())], [10], vocab)
+
+
+def test_frame_phone_loss_trains_the_phone_head_and_ignores_padding(tok, data):
+    from taste.asr.train import CtcTrainingModel
+
+    ids, store = data
+    n_states = [(store.get(i).shape[-1] + 1) // 2 for i in ids[:3]]
+    labels = [np.arange(n) % 4 for n in n_states]
+    labels[0][:3] = -1  # silence: no target
+    wrapped = CtcTrainingModel(build_asr(debug_config(), tok, seed=2), n_phones=4)
+    batch = make_collate(wrapped.whisper)([AsrDataset(ids[:3], TEXTS[:3], store, tok, labels)[i] for i in range(3)])
+    frame = batch["frame_phones"]
+    assert frame.shape[1] == (batch["input_features"].shape[-1] + 1) // 2
+    assert (frame[0, :3] == -100).all() and frame[0, 3:n_states[0]].tolist() == labels[0][3:].tolist()
+    assert (frame[1, n_states[1]:] == -100).all()  # padding beyond an utterance's states is ignored
+    loss_fn = make_loss_fn(None, ctc_weight=0.0, frame_phone_weight=1.0)
+    loss, logs = loss_fn(wrapped, batch)
+    assert logs["phone_ce"] > 0 and float(loss.detach()) == pytest.approx(logs["ce"] + logs["phone_ce"], rel=1e-5)
+    loss.backward()
+    assert wrapped.phone.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="phone head"):
+        make_loss_fn(None, frame_phone_weight=1.0)(CtcTrainingModel(wrapped.whisper), batch)
+
+
+def test_fit_asr_needs_phone_labels_for_the_frame_phone_loss(tok, data, tmp_path):
+    ids, store = data
+    with pytest.raises(ValueError, match="phone_labels"):
+        fit_asr(debug_config(), tok, ids, TEXTS, store, TrainConfig(steps=1, batch_size=2, lr=1e-3), tmp_path,
+                frame_phone_weight=0.5)
