@@ -141,6 +141,10 @@ judge_cfg = JudgeConfig.from_env(timeout_s=ev["llm_judge"]["timeout_s"])
 judge = LLMJudge(judge_cfg, ev["llm_judge"]["cache"]) if judge_cfg else None
 df, judge_errors = report.add_text_judges(df, encoder, ref_lm, consistency, judge)
 df, _ = report.add_text_judges(df, encoder, ref_lm, consistency, None, text_column="ps_text", suffix="_ps")
+# An upper bound, labelled as such: the same coherence judges on each system's intended text (what its LM meant to
+# say, before any recogniser heard the speech). The gap to the rows above is what the ears cost.
+df_intended, _ = report.add_text_judges(df.assign(llm_judge=np.nan), encoder, ref_lm, consistency, None,
+                                        text_column="intended_text")
 print(f"reference LM: {len(ref_text)} sentences, {len(ref_lm.vocab)} words; "
       f"LLM judge: {'model ' + judge_cfg.model if judge_cfg else 'not configured (skipped)'}; "
       f"{len(judge_errors)} judge failures")
@@ -195,6 +199,12 @@ ratios = report.paired_ratios(df, coherence_judges + ["rate_diff", "speaker_sim"
 gt_share = report.ground_truth_text_share(items)
 print("prompts continued from the ground-truth text (ASR fallback), per system:", gt_share)
 display(pd.DataFrame(ratios).T.round(3))
+# The upper bound: coherence judges on the systems' intended text (no recogniser in the loop)
+intended_judges = [j for j in ("embed_sim", "ref_logppl", "story_consistency") if df_intended[j].notna().any()]
+summary_intended = report.summarise(df_intended, intended_judges, n_boot, seed)
+ratios_intended = report.paired_ratios(df_intended, intended_judges, n_boot, seed)
+display(Markdown("**Upper bound: judges on the intended text** (not what a listener hears)"),
+        pd.DataFrame(ratios_intended).T.round(3))
 wide = summary.assign(cell=lambda t: t.apply(lambda r: f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]", axis=1))
 wide.pivot(index="system", columns="judge", values="cell").reindex(report.SYSTEMS)
 
@@ -305,6 +315,13 @@ metrics = report.headline_metrics(summary, probe_results, ordering, extra={
     "llm_judge_failures": len(judge_errors), "probe_failures": len(scorer_missing),
     "judge_floor_wer": floor, "recognizer_lm_sentences": len(lm_text), "ground_truth_text_share": gt_share})
 metrics["paired_ratios"] = ratios
+metrics["intended_text_upper_bound"] = {
+    "note": "coherence judges on each system's own intended text, no recogniser: an upper bound, not a result",
+    "per_system": {r.system: {} for r in summary_intended.itertuples()},
+    "paired_ratios": ratios_intended}
+for r in summary_intended.itertuples():
+    metrics["intended_text_upper_bound"]["per_system"][r.system][r.judge] = {
+        "value": float(r.mean), "ci_lo": float(r.lo), "ci_hi": float(r.hi), "n": int(r.n)}
 (out / "probe_failures.json").write_text(json.dumps(scorer_missing, indent=1))
 report.write_metrics(metrics, out / "metrics.json")
 print(json.dumps(metrics, indent=1)[:3000])
