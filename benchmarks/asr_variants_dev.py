@@ -16,7 +16,7 @@ from pathlib import Path
 
 from taste.asr.pipeline import config_from_params, fit_asr, fit_tokenizer
 from taste.asr.train import evaluate_asr, state_phone_labels
-from taste.config import load_params, set_threads
+from taste.config import load_params, seed_everything, set_threads
 from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest
 from taste.units.phones import load_phone_vocab
@@ -31,6 +31,8 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params(args.root / "params.yaml")
     set_threads(params["shared"]["threads"])
+    seed_everything(params["shared"]["seed"])  # as the stage does: the same (deterministic) kernels, so a
+    # variant with the stage's settings reproduces the stage's training exactly
     overrides = json.loads(args.overrides)
     params["asr"]["train"].update(overrides.pop("train", {}))
     params["asr"].update(overrides)
