@@ -9,7 +9,7 @@ ArpaBoLM, as the pocketsphinx judge uses) built from train-split transcripts + t
 scored sentence removed (`blind_corpus`): the decoder never knows the answer. LM weights are chosen on dev; test
 is scored once, at the dev choice, for the report.
 
-    python benchmarks/asr_ctc_lm_dev.py [--root .] [--weights 0,0.5,1,2] [--word-scores -1,0,1]
+    python benchmarks/asr_ctc_lm_dev.py [--root .] [--weights 0,0.5,1,2,4] [--word-scores -1,0,1,2]
 
 Prints one JSON line per (split, decoder); writes outputs/benchmarks/asr_ctc_lm.json.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from taste.asr.bpe import PAD, SPECIAL_TOKENS, load_bpe
+from taste.asr.bpe import PAD, SPECIAL_TOKENS, decode_text, load_bpe
 from taste.asr.features import pad_mels
 from taste.asr.modeling import encoder_lengths
 from taste.asr.train import CtcTrainingModel, evaluate_asr
@@ -33,6 +33,7 @@ from taste.data.records import read_manifest, read_text_pool_sentences
 from taste.evaluation.recognizer import blind_corpus, check_blind
 from taste.evaluation.wer import wer
 from taste.training.checkpoint import find_checkpoint, load_safetensors
+from taste.units.metrics import ctc_greedy_decode
 
 UNK_WORD = "<unk>"
 
@@ -48,8 +49,8 @@ def ctc_log_probs(ctc_model: CtcTrainingModel, store, ids: list[str], batch_size
             x, lengths = pad_mels([mels[i] for i in chunk])
             states = encoder_states(ctc_model.whisper, x, lengths)[-1]
             lp = ctc_model.ctc(states).float().log_softmax(-1)
-            for j, n in zip(chunk, encoder_lengths(lengths).tolist()):
-                out[j] = lp[chunk.index(j), :n].contiguous()
+            for row, (i, n) in enumerate(zip(chunk, encoder_lengths(lengths).tolist())):
+                out[i] = lp[row, :n].contiguous()
     return out
 
 
@@ -128,18 +129,15 @@ def main() -> None:
     sil = SPECIAL_TOKENS[-1]  # an extra token the model never emits: BPE words carry no separator
     print(f"LM: {len(set(lm_text))} sentences ({n_removed} scored removed), {len(words)} words", flush=True)
 
-    results, hyps_by = [], {}
+    results = []
     for split in ("dev", "test"):
         utts = splits[split]
         refs, ids = [u.text for u in utts], [u.id for u in utts]
         t0 = time.perf_counter()
         lps = ctc_log_probs(ctc_model, stores[split], ids)
         enc_s = time.perf_counter() - t0
-        greedy = []
-        for lp in lps:
-            best = lp.argmax(-1).tolist()
-            pieces = [tokens[b] for k, b in enumerate(best) if b != vocab[PAD] and (k == 0 or b != best[k - 1])]
-            greedy.append("".join(p for p in pieces if not p.startswith("<|")).replace("▁", " ").strip())
+        greedy = [decode_text(tok, ctc_greedy_decode(lp[None], torch.tensor([len(lp)]), blank=vocab[PAD])[0])
+                  for lp in lps]
         results.append({"split": split, "decoder": "ctc greedy", "wer": wer(refs, greedy)})
         if split == "dev":
             summ, _ = evaluate_asr(whisper, tok, ids, refs, stores[split])
@@ -162,7 +160,6 @@ def main() -> None:
                    "lm_weight": lm_weight, "word_score": word_score, "wer": wer(refs, hyps),
                    "decode_s": time.perf_counter() - t0, "encode_s": enc_s, "n": len(refs)}
             results.append(row)
-            hyps_by[(split, lm_weight, word_score)] = hyps
             print(json.dumps(row), flush=True)
         if split == "dev":
             dev_rows = [r for r in results if r["split"] == "dev" and "lm_weight" in r]

@@ -51,7 +51,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--out", default="outputs/benchmarks/threads.json")
     args = parser.parse_args()
-    n = int(load_params(args.params)["shared"]["threads"])
+    params = load_params(args.params)
+    n = int(params["shared"]["threads"])
     job = (args.params, 1, args.seconds, args.repeats)
     ctx = mp.get_context("spawn")  # a fresh interpreter per measurement: no thread pool carried over
     with ctx.Pool(1) as pool:
@@ -65,8 +66,8 @@ def main() -> None:
         {"layout": f"1 process x {n} threads", "step_s": many, "steps_per_s": 1 / many},
         {"layout": f"{n} processes x 1 thread", "step_s": sum(side) / n, "steps_per_s": sum(1 / s for s in side)},
     ]
-    result = {"model": "asr (params.yaml size, random init)", "batch_size": int(load_params(args.params)["asr"]
-              ["train"]["batch_size"]), "layouts": rows,
+    result = {"model": "asr (params.yaml size, random init)",
+              "batch_size": int(params["asr"]["train"]["batch_size"]), "layouts": rows,
               "thread_speedup": one / many, "parallel_processes_gain": rows[2]["steps_per_s"] / rows[1]["steps_per_s"]}
     for r in rows:
         print(f"{r['layout']:<24} {r['step_s']:.3f} s/step  {r['steps_per_s']:.2f} steps/s in all")
