@@ -39,7 +39,7 @@ import seaborn as sns
 import torch
 from IPython.display import Audio, Markdown, display
 
-from taste.asr.pipeline import config_from_params, fit_asr, fit_tokenizer, run_dir, write_jsonl
+from taste.asr.pipeline import config_from_params, fit_asr, fit_tokenizer, write_jsonl
 from taste.asr.train import evaluate_asr, state_phone_labels
 from taste.asr.whisper import load_pretrained_whisper, save_asr
 from taste.config import load_params, seed_everything, set_threads, stage_dir
@@ -84,9 +84,9 @@ else:
         phone_labels = state_phone_labels(train_rows, [stores["train"].get(u.id).shape[-1] for u in train_rows],
                                           vocab)
         n_phones = vocab.n_phones
-    settings = {"ctc_weight": ctc_weight} | ({"frame_phone_weight": phone_weight} if phone_weight > 0 else {})
+    # runs in outputs/asr/training/<key>: one folder per settings, vocabulary, training data and code
     model, result = fit_asr(cfg, tok, [u.id for u in train_rows], [u.text for u in train_rows], stores["train"],
-                            train_cfg, run_dir(out / "training", cfg, train_cfg, tok, **settings),
+                            train_cfg, out / "training",
                             ctc_weight=ctc_weight, frame_phone_weight=phone_weight, phone_labels=phone_labels,
                             n_phones=n_phones)
 save_asr(model, tok, model_dir)

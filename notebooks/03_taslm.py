@@ -54,6 +54,7 @@ fig_dir = out / "figures"
 fig_dir.mkdir(parents=True, exist_ok=True)
 paths = params["shared"]["paths"]
 lm_params = params["lm"]
+codes_dir = Path(params["swap"]["codes_dir"])  # the TASTE codes the tokenizer stage wrote
 metrics: dict = {"profile": params.get("profile")}
 lm_params
 
@@ -87,7 +88,7 @@ taste = TasteTokenizer.from_pretrained(lm_params["taste_model"])
 runs, dev_losses = {}, {}
 for variant in lm_params["taslm"]["variants"]:
     _, runs[f"taslm_{variant}"], dev_losses[f"taslm_{variant}"] = P.train_taslm(
-        params, variant, text_run.model, text_run.tokenizer, text_run.vocab, taste)
+        params, variant, text_run.model, text_run.tokenizer, text_run.vocab, taste, codes_dir=codes_dir)
 _, runs["s3_lm"], dev_losses["s3_lm"] = P.train_s3_lm(params, text_run.model, text_run.tokenizer, text_run.vocab)
 if tr is not None:
     runs["text_lm"] = tr

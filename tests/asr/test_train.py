@@ -83,7 +83,7 @@ def test_tiny_training_learns_and_evaluates(tok, data, tmp_path):
     model, result = fit_asr(debug_config(), tok, ids, TEXTS, store, cfg, tmp_path / "run", spec_augment=False)
     losses = [r["loss"] for r in result.history if "loss" in r]
     assert losses[-1] < 0.5 * losses[0]
-    assert (tmp_path / "run" / "history.jsonl").is_file()
+    assert len(list((tmp_path / "run").glob("*/history.jsonl"))) == 1   # run/<key>/history.jsonl
     summary, rows = evaluate_asr(model, tok, ids, TEXTS, store, batch_size=4)
     assert summary["n_utterances"] == len(ids) == len(rows)
     assert 0.0 <= summary["cer"] <= summary["wer"] + 1e-9 or summary["wer"] == 0.0
@@ -132,18 +132,42 @@ def test_length_buckets_cover_every_item_once_and_pad_less():
     assert LengthBuckets(list(range(103)), lengths, 8, seed=2).groups != buckets.groups
 
 
-def test_run_dir_changes_with_any_setting(tok):
+def test_asr_fingerprint_changes_with_any_setting_and_the_data(tok, data):
     from dataclasses import replace
 
-    from taste.asr.pipeline import run_dir
+    from taste.asr.pipeline import asr_fingerprint
+    from taste.training.checkpoint import run_key
 
-    cfg, tc = debug_config(), TrainConfig(steps=10, batch_size=2, lr=1e-3)
-    base = run_dir("x", cfg, tc, tok)
-    assert base == run_dir("x", cfg, tc, tok)
-    assert base != run_dir("x", replace(cfg, d_model=64), tc, tok)
-    assert base != run_dir("x", cfg, replace(tc, steps=11), tok)
-    assert base != run_dir("x", cfg, tc, train_bpe(TEXTS, vocab_size=50))
-    assert run_dir("x", cfg, tc, tok, ctc_weight=0.3) != run_dir("x", cfg, tc, tok, ctc_weight=0.0)
+    ids, store = data
+    cfg, tc, ds = debug_config(), TrainConfig(steps=10, batch_size=2, lr=1e-3), AsrDataset(ids, TEXTS, store, tok)
+    key = run_key(tc, asr_fingerprint(cfg, tok, ds))
+    assert key == run_key(tc, asr_fingerprint(cfg, tok, AsrDataset(ids, TEXTS, store, tok)))
+    assert key == run_key(replace(tc, log_every=1, checkpoint_every=3), asr_fingerprint(cfg, tok, ds))
+    assert key != run_key(tc, asr_fingerprint(replace(cfg, d_model=64), tok, ds))
+    assert key != run_key(replace(tc, steps=11), asr_fingerprint(cfg, tok, ds))
+    assert key != run_key(tc, asr_fingerprint(cfg, train_bpe(TEXTS, vocab_size=50), ds))
+    assert run_key(tc, asr_fingerprint(cfg, tok, ds, ctc_weight=0.3)) != run_key(tc, asr_fingerprint(cfg, tok, ds,
+                                                                                                     ctc_weight=0.0))
+    changed = DictStore({**store.data, ids[0]: store.data[ids[0]] + 1e-3})  # same ids, counts and texts
+    assert key != run_key(tc, asr_fingerprint(cfg, tok, AsrDataset(ids, TEXTS, changed, tok)))
+
+
+def test_fit_asr_resumes_only_its_own_run(tok, data, tmp_path, monkeypatch):
+    """Same code and data: the finished run is found again. Changed features or code: a new folder, trained afresh."""
+    import taste.asr.pipeline as pipeline
+
+    ids, store = data
+    tc = TrainConfig(steps=2, batch_size=3, lr=1e-3, log_every=1)
+    first, r1 = fit_asr(debug_config(), tok, ids, TEXTS, store, tc, tmp_path, spec_augment=False)
+    again, r2 = fit_asr(debug_config(), tok, ids, TEXTS, store, tc, tmp_path, spec_augment=False)
+    assert r1.resumed_from == 0 and r2.resumed_from == 2 and len(list(tmp_path.iterdir())) == 1
+    torch.testing.assert_close(dict(again.state_dict()), dict(first.state_dict()))
+    changed = DictStore({**store.data, ids[0]: store.data[ids[0]] + 0.5})
+    _, r3 = fit_asr(debug_config(), tok, ids, TEXTS, changed, tc, tmp_path, spec_augment=False)
+    assert r3.resumed_from == 0 and len(list(tmp_path.iterdir())) == 2
+    monkeypatch.setattr(pipeline, "code_digest", lambda: "other code")
+    _, r4 = fit_asr(debug_config(), tok, ids, TEXTS, store, tc, tmp_path, spec_augment=False)
+    assert r4.resumed_from == 0 and len(list(tmp_path.iterdir())) == 3
 
 
 def test_ctc_loss_trains_the_encoder_only(tok, data):

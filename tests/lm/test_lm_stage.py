@@ -73,3 +73,35 @@ def test_stage_end_to_end(tmp_path, monkeypatch):
               str(path))
     _, fresh, _ = P.train_s3_lm(params, text.model, text.tokenizer, text.vocab, progress=False)
     assert fresh.resumed_from == 0
+
+
+def test_taslm_reads_codes_from_the_given_dir_and_keys_runs_by_data_and_code(tmp_path, monkeypatch):
+    """train_taslm takes the codes folder as an argument; the same codes elsewhere resume the same run, changed codes
+    or changed code train afresh in a new folder under outputs/taslm/training/taslm_token (the old one is kept)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    params = build_world(tmp_path, REPO / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    text = P.pretrain_text_lm(params, progress=False)
+    taste = TasteTokenizer.from_pretrained(params["lm"]["taste_model"])
+    moved = tmp_path / "elsewhere" / "codes"
+    shutil.copytree(tmp_path / "data/taste_codes", moved)
+    shutil.rmtree(tmp_path / "data/taste_codes")   # nothing may read the old hard-coded folder
+    args = (params, "token", text.model, text.tokenizer, text.vocab, taste)
+    _, first, _ = P.train_taslm(*args, progress=False, codes_dir=moved)
+    _, again, _ = P.train_taslm(*args, progress=False, codes_dir=moved)
+    runs = P.run_dir(params, "taslm_token")
+    assert first.resumed_from == 0 and again.resumed_from == 3 and len(list(runs.iterdir())) == 1
+
+    table = load_code_table(moved / "train.safetensors")
+    first_id = sorted(table)[0]
+    table[first_id] = ((table[first_id].long() + 1) % taste.cfg.rvq.codebook_size).to(table[first_id].dtype)
+    save_file({k: v.contiguous() for k, v in table.items()}, str(moved / "train.safetensors"))
+    _, changed, _ = P.train_taslm(*args, progress=False, codes_dir=moved)
+    assert changed.resumed_from == 0 and len(list(runs.iterdir())) == 2
+
+    monkeypatch.setattr(P, "code_digest", lambda: "new code")
+    _, recoded, _ = P.train_taslm(*args, progress=False, codes_dir=moved)
+    assert recoded.resumed_from == 0 and len(list(runs.iterdir())) == 3

@@ -45,3 +45,43 @@ def test_units_then_vocoder_stage_functions(tmp_path):
         for wav, orig in zip(wavs, rows["original"]):
             assert abs(len(wav) - len(orig)) <= 4 * 160   # at most one unit of rounding
     assert torch.is_tensor(data[0]["units"])
+
+
+def test_unit_and_vocoder_runs_are_keyed_by_data_and_code(tmp_path, monkeypatch):
+    """Same data and code: the finished run is found again. Changed features (same utterances, same count) or
+    changed code: a new run folder next to the old one, trained from step 0 (the old weights are not reused)."""
+    import taste.units.pipeline as units_pipeline
+    import taste.vocoder.pipeline as vocoder_pipeline
+    from taste.data.loaders import FeatureStore, save_tensor_map
+    from taste.vocoder.pipeline import unit_space
+
+    params = write_fake_prepared(tmp_path)
+    params["units"]["train"]["steps"] = params["vocoder"]["train"]["steps"] = 2
+    model_dir = tmp_path / "models" / "units"
+    runs = model_dir / "training"
+    _, _, first = train_unit_tokenizer(params, model_dir, progress=False)
+    _, _, again = train_unit_tokenizer(params, model_dir, progress=False)
+    assert first.resumed_from == 0 and again.resumed_from == 2 and len(list(runs.iterdir())) == 1
+    old_run = next(runs.iterdir())
+
+    store = FeatureStore(tmp_path / "features" / "train.safetensors")
+    changed = {k: store.get(k) + 0.25 for k in store.keys()}
+    save_tensor_map(tmp_path / "features" / "train.safetensors", changed, dtype=torch.float16)
+    _, _, fresh = train_unit_tokenizer(params, model_dir, progress=False)
+    assert fresh.resumed_from == 0 and len(list(runs.iterdir())) == 2
+    assert (old_run / "checkpoint" / "state.json").is_file()  # never silently deleted
+
+    monkeypatch.setattr(units_pipeline, "code_digest", lambda: "new code")
+    _, _, recoded = train_unit_tokenizer(params, model_dir, progress=False)
+    assert recoded.resumed_from == 0 and len(list(runs.iterdir())) == 3
+
+    model, _, _ = train_unit_tokenizer(params, model_dir, progress=False)
+    write_unit_streams(model, params)
+    n_units, rate = unit_space(params)
+    voc_dir = tmp_path / "models" / "vocoder"
+    _, v1 = train_vocoder(params, voc_dir, n_units, rate, progress=False)
+    _, v2 = train_vocoder(params, voc_dir, n_units, rate, progress=False)
+    assert v1.resumed_from == 0 and v2.resumed_from == 2
+    monkeypatch.setattr(vocoder_pipeline, "code_digest", lambda: "new code")
+    _, v3 = train_vocoder(params, voc_dir, n_units, rate, progress=False)
+    assert v3.resumed_from == 0 and len(list((voc_dir / "training").iterdir())) == 2

@@ -19,6 +19,7 @@ from taste.asr.train import (AsrDataset, CtcTrainingModel, LengthBuckets, SpecAu
                              make_loss_fn, unwrap)
 from taste.asr.whisper import AsrConfig, build_asr
 from taste.training import TrainConfig, TrainResult, train
+from taste.training.checkpoint import code_digest, dataset_digest, fresh_run_dir
 
 
 def config_from_params(params: dict) -> tuple[AsrConfig, TrainConfig]:
@@ -48,7 +49,9 @@ def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[
             train_cfg: TrainConfig, out_dir: str | Path, spec_augment: bool = True,
             bucket_by_length: bool = True, ctc_weight: float = 0.3, frame_phone_weight: float = 0.0,
             phone_labels: Sequence | None = None, n_phones: int = 0) -> tuple[AsrWhisper, TrainResult]:
-    """Build and train the Whisper on (ids, texts) with features from `store`; resumes from out_dir/checkpoint.
+    """Build and train the Whisper on (ids, texts) with features from `store`, in the run folder
+    `out_dir/<key>` (asr_fingerprint, fresh_run_dir): a rerun with the same model, training settings, vocabulary,
+    training data and code resumes (or finds finished) its run; any change trains afresh in a new folder.
 
     With `bucket_by_length`, batches are groups of similar-length utterances (`LengthBuckets`): the loop
     then runs with batch_size 1 over groups of `train_cfg.batch_size` utterances. With `ctc_weight` > 0 an
@@ -69,16 +72,20 @@ def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[
         train_cfg = dataclasses.replace(train_cfg, batch_size=1)
     loss_fn = make_loss_fn(SpecAugment() if spec_augment else None, ctc_weight=ctc_weight,
                            frame_phone_weight=frame_phone_weight)
-    result = train(trained, dataset, collate, loss_fn, train_cfg, out_dir)
+    fingerprint = asr_fingerprint(cfg, tok, dataset, spec_augment=spec_augment, bucket_by_length=bucket_by_length,
+                                  ctc_weight=ctc_weight, frame_phone_weight=frame_phone_weight,
+                                  n_phones=n_phones if use_phones else 0)
+    run = fresh_run_dir(out_dir, train_cfg, fingerprint)
+    result = train(trained, dataset, collate, loss_fn, train_cfg, run, fingerprint=fingerprint)
     return model.eval(), result
 
 
-def run_dir(base: str | Path, cfg: AsrConfig, train_cfg: TrainConfig, tok: Tokenizer, **settings) -> Path:
-    """base/<fingerprint>: checkpoints resume only a run with the same model, training, vocabulary and other
-    `settings` (a smoke run's checkpoint must never be loaded into the default-size model)."""
-    blob = json.dumps([dataclasses.asdict(cfg), dataclasses.asdict(train_cfg), tok.to_str(), settings],
-                      sort_keys=True)
-    return Path(base) / hashlib.sha1(blob.encode()).hexdigest()[:12]
+def asr_fingerprint(cfg: AsrConfig, tok: Tokenizer, dataset, **settings) -> dict:
+    """What an ASR run depends on besides its TrainConfig: the model config, the vocabulary, the other training
+    `settings`, a digest of the exact training items (features, targets, phone labels, length buckets) and the code
+    (a smoke run's checkpoint must never be loaded into the default-size model, nor old weights reported as new)."""
+    return {"model": cfg, "tokenizer": hashlib.sha256(tok.to_str().encode()).hexdigest(), "settings": settings,
+            "n": len(dataset), "data": dataset_digest(dataset), "code": code_digest()}
 
 
 def write_jsonl(path: str | Path, rows: Sequence[dict]) -> None:

@@ -1,9 +1,11 @@
 """Stage 03 (training half) as functions over the params dict: text LM pretraining, TASLM variants, S3-unit LM.
 
 Final weights go to models/lm/{text_lm,taslm_token,taslm_embed,s3_lm}; resumable training runs (checkpoints,
-history.jsonl) to outputs/taslm/training/<name>, wiped when the settings OR the data change: each run's fingerprint
-holds digests of what it learns from (text pool and tokenizer; TASTE codes and tokenizer weights; unit streams; the
-base LM's weights), so a rerun after an upstream stage changed never resumes a finished run on stale inputs.
+history.jsonl) to outputs/taslm/training/<name>/<key>, one folder per fingerprint (taste.training.checkpoint.
+fresh_run_dir): each run's fingerprint holds its settings, a digest of the exact items it learns from (text blocks;
+transcripts with TASTE codes and vectors; unit streams), the weights it starts from (base LM, TASTE tokenizer) and
+the study's code, so a rerun after an upstream stage or the code changed trains afresh in a new folder instead of
+resuming a finished run on stale inputs (those folders are not DVC outputs: `dvc repro` keeps them).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from taste.lm.data import S3Dataset, TASLMDataset, collate_s3, collate_taslm, lo
 from taste.lm.s3_lm import S3LMConfig, S3UnitLM, s3_loss
 from taste.lm.taslm import TASLM, TASLMConfig, taslm_loss
 from taste.training import TrainResult, train
-from taste.units.pipeline import fresh_run_dir, train_config
+from taste.training.checkpoint import code_digest, dataset_digest, fresh_run_dir, module_digest
+from taste.units.pipeline import train_config
 
 TOKENIZER_FILE = "tokenizer.json"
 VOCAB_FILE = "lm_vocab.json"
@@ -35,28 +38,9 @@ def lm_dir(params: dict[str, Any]) -> Path:
 
 
 def run_dir(params: dict[str, Any], name: str) -> Path:
-    """Training checkpoints and history: outside models/lm so DVC does not cache optimizer states."""
+    """Base folder of a model's training runs (one subfolder per fingerprint, fresh_run_dir): outside models/lm so
+    DVC does not cache optimizer states."""
     return Path(params["shared"]["paths"]["outputs"]) / "taslm" / "training" / name
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes (names the file when it is missing)."""
-    from taste.data.download import sha256_of
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing (needed to fingerprint a training run)")
-    return sha256_of(path)
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """sha256 over a module's state (names, shapes, bytes): identifies the exact weights a run starts from."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def load_lm_tokenizer(params: dict[str, Any]):
@@ -109,11 +93,12 @@ def pretrain_text_lm(params: dict[str, Any], progress: bool = True) -> TextLMRun
         cfg, tcfg = text_lm_config(params, vocab), train_config(t, params)
         torch.manual_seed(params["shared"]["seed"])
         model = tl.build_text_lm(cfg, vocab)
-        rdir = fresh_run_dir(run_dir(params, "text_lm"), {
-            "model": cfg, "train": tcfg, "n": len(stories), "tokenizer": hashlib.sha256(tok.to_str().encode()).hexdigest(),
-            "text_pool": file_digest(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt")})
         data = tl.PackedTextDataset(tok, train_stories, vocab, t["context"])
-        result = train(model, data, tl.collate_blocks, tl.text_lm_loss, tcfg, rdir, progress=progress)
+        fingerprint = {"model": cfg, "tokenizer": hashlib.sha256(tok.to_str().encode()).hexdigest(),
+                       "n": len(data), "data": dataset_digest(data), "code": code_digest()}
+        rdir = fresh_run_dir(run_dir(params, "text_lm"), tcfg, fingerprint)
+        result = train(model, data, tl.collate_blocks, tl.text_lm_loss, tcfg, rdir, progress=progress,
+                       fingerprint=fingerprint)
         tl.save_text_lm(model, out)
     tok.save(str(out / TOKENIZER_FILE))
     (out / VOCAB_FILE).write_text(json.dumps(asdict(vocab)))
@@ -162,12 +147,20 @@ def taslm_config(params: dict[str, Any], variant: str, n_q: int, taste_dim: int,
                        taste_weight=t["taste_weight"], lora_r=r, lora_alpha=alpha)
 
 
-def taslm_data(params: dict[str, Any], split: str, tok, vocab: tl.LMVocab, taste) -> TASLMDataset:
-    """A split's transcripts with their TASTE codes (data/taste_codes/<split>.safetensors)."""
+def taslm_codes_dir(params: dict[str, Any]) -> Path:
+    """Where the tokenizer stage wrote the TASTE codes: params swap.codes_dir (the tokenizer stage's output)."""
+    return Path(params["swap"]["codes_dir"])
+
+
+def taslm_data(params: dict[str, Any], split: str, tok, vocab: tl.LMVocab, taste,
+               codes_dir: str | Path | None = None) -> TASLMDataset:
+    """A split's transcripts with their TASTE codes (<codes_dir>/<split>.safetensors; codes_dir defaults to
+    taslm_codes_dir(params))."""
     from taste.asr.bpe import word_ids
 
+    codes_dir = Path(codes_dir) if codes_dir is not None else taslm_codes_dir(params)
     utts = read_manifest(Path(params["shared"]["paths"]["prepared"]) / f"{split}.jsonl")
-    codes = load_code_table(Path("data/taste_codes") / f"{split}.safetensors")
+    codes = load_code_table(codes_dir / f"{split}.safetensors")
     return TASLMDataset(utts, codes, tok, vocab, taste.codes_to_vectors, word_ids,
                         max_len=params["lm"]["text_lm"]["context"])
 
@@ -188,21 +181,23 @@ def heldout_loss(model, dataset, collate, loss_fn, batch_size: int = 16, max_ite
 
 
 def train_taslm(params: dict[str, Any], variant: str, base_lm, tok, vocab: tl.LMVocab, taste,
-                progress: bool = True) -> tuple[TASLM, TrainResult, dict[str, float]]:
-    """Fine-tune one TASLM variant on the train split; returns (model, training result, dev losses)."""
-    train_ds = taslm_data(params, "train", tok, vocab, taste)
-    dev_ds = taslm_data(params, "dev", tok, vocab, taste)
+                progress: bool = True, codes_dir: str | Path | None = None
+                ) -> tuple[TASLM, TrainResult, dict[str, float]]:
+    """Fine-tune one TASLM variant on the train split's TASTE codes (in `codes_dir`, by default
+    taslm_codes_dir(params)); returns (model, training result, dev losses)."""
+    train_ds = taslm_data(params, "train", tok, vocab, taste, codes_dir)
+    dev_ds = taslm_data(params, "dev", tok, vocab, taste, codes_dir)
     ex = train_ds[0]
     cfg = taslm_config(params, variant, ex.target_codes.shape[1], ex.taste_vectors.shape[1],
                        taste.cfg.rvq.codebook_size)
     tcfg = train_config(params["lm"]["taslm"], params)
     torch.manual_seed(params["shared"]["seed"])
     model = TASLM(_fresh_lm(base_lm, cfg.lora_r, cfg.lora_alpha), cfg)
-    rdir = fresh_run_dir(run_dir(params, f"taslm_{variant}"), {
-        "model": cfg, "train": tcfg, "n": len(train_ds), "base": weights_digest(base_lm), "taste": weights_digest(taste),
-        "codes": file_digest(Path("data/taste_codes") / "train.safetensors")})
+    fingerprint = {"model": cfg, "base": module_digest(base_lm), "taste": module_digest(taste),
+                   "n": len(train_ds), "data": dataset_digest(train_ds), "code": code_digest()}
+    rdir = fresh_run_dir(run_dir(params, f"taslm_{variant}"), tcfg, fingerprint)
     collate = partial(collate_taslm, pad_id=vocab.pad)
-    result = train(model, train_ds, collate, taslm_loss, tcfg, rdir, progress=progress)
+    result = train(model, train_ds, collate, taslm_loss, tcfg, rdir, progress=progress, fingerprint=fingerprint)
     model.save_pretrained(lm_dir(params) / f"taslm_{variant}")
     return model, result, heldout_loss(model, dev_ds, collate, taslm_loss)
 
@@ -223,11 +218,11 @@ def train_s3_lm(params: dict[str, Any], base_lm, tok, vocab: tl.LMVocab, progres
     tcfg = train_config(params["lm"]["s3_lm"], params)
     torch.manual_seed(params["shared"]["seed"])
     model = S3UnitLM(_fresh_lm(base_lm, r, alpha), cfg)
-    rdir = fresh_run_dir(run_dir(params, "s3_lm"), {
-        "model": cfg, "train": tcfg, "n": len(train_ds), "base": weights_digest(base_lm),
-        "units": file_digest(Path(params["shared"]["paths"]["units"]) / "train.safetensors")})
+    fingerprint = {"model": cfg, "base": module_digest(base_lm), "n": len(train_ds), "data": dataset_digest(train_ds),
+                   "code": code_digest()}
+    rdir = fresh_run_dir(run_dir(params, "s3_lm"), tcfg, fingerprint)
     collate = partial(collate_s3, pad_id=vocab.pad, n_units=cfg.n_units)
-    result = train(model, train_ds, collate, s3_loss, tcfg, rdir, progress=progress)
+    result = train(model, train_ds, collate, s3_loss, tcfg, rdir, progress=progress, fingerprint=fingerprint)
     model.save_pretrained(lm_dir(params) / "s3_lm")
     return model, result, heldout_loss(model, dev_ds, collate, s3_loss)
 

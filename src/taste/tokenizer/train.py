@@ -6,7 +6,6 @@ as rows of the reconstruction table."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from safetensors.torch import load_file
 from taste.tokenizer.data import Collate, ItemDataset, TasteBatch, TasteItem
 from taste.tokenizer.model import STAGES, WEIGHTS_FILE, TasteTokenizer
 from taste.training import TrainConfig, train
-from taste.training.checkpoint import jsonable, module_digest, tensor_bytes_tag
+from taste.training.checkpoint import items_digest, jsonable, module_digest
 from taste.training.loop import check_resume
 
 
@@ -91,15 +90,6 @@ class StageSteps:
 
     def get(self, stage: str) -> int:
         return getattr(self, stage)
-
-
-def items_digest(items: Sequence[TasteItem]) -> str:
-    """sha256 over every field of every item (ids, texts, tokens, encoder keys/values, units, timings)."""
-    h = hashlib.sha256()
-    for item in items:
-        for name, value in vars(item).items():
-            h.update(tensor_bytes_tag(name, value) if torch.is_tensor(value) else f"{name}={value!r};".encode())
-    return h.hexdigest()
 
 
 def substage_fingerprint(model: TasteTokenizer, items: Sequence[TasteItem], stage: str, align_weight: float) -> dict:

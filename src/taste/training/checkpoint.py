@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -138,3 +140,90 @@ def tensor_bytes_tag(name: str, tensor: torch.Tensor) -> bytes:
     t = tensor.detach().cpu().contiguous()
     head = f"{name}:{tuple(t.shape)}:{t.dtype}".encode()
     return head + (t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+
+
+_PLAIN = (str, bytes, int, float, bool, type(None))
+
+
+def _digest_value(h: Any, name: str, value: Any) -> None:
+    """Feed one named value into `h`: tensors and arrays by shape, dtype and bytes; containers, dataclasses and
+    other objects field by field; plain values (and sequences of them) by repr."""
+    if torch.is_tensor(value):
+        h.update(tensor_bytes_tag(name, value))
+    elif isinstance(value, np.ndarray):
+        arr = np.ascontiguousarray(value)
+        body = arr.tobytes() if arr.dtype != object else repr(arr.tolist()).encode()
+        h.update(f"{name}:{arr.shape}:{arr.dtype}".encode() + body)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _digest_value(h, f"{name}.{k}", v)
+    elif isinstance(value, (list, tuple)) and not all(isinstance(v, _PLAIN) for v in value):
+        h.update(f"{name}=[{len(value)}];".encode())
+        for i, v in enumerate(value):
+            _digest_value(h, f"{name}[{i}]", v)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _digest_value(h, f.name if not name else f"{name}.{f.name}", getattr(value, f.name))
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        for k, v in vars(value).items():
+            _digest_value(h, k if not name else f"{name}.{k}", v)
+    else:
+        h.update(f"{name}={value!r};".encode())
+
+
+def items_digest(items: Iterable[Any]) -> str:
+    """sha256 over every field of every item, in order: tensors by name, shape, dtype and bytes; dicts, dataclasses
+    and other objects field by field; anything else by repr. Identifies a run's exact training data."""
+    h = hashlib.sha256()
+    for item in items:
+        _digest_value(h, "", item)
+    return h.hexdigest()
+
+
+def dataset_digest(dataset: Any) -> str:
+    """items_digest over `dataset[0] .. dataset[len - 1]`: exactly the items a training loop draws from."""
+    return items_digest(dataset[i] for i in range(len(dataset)))
+
+
+@functools.cache
+def code_digest() -> str:
+    """sha256 over the relative paths and bytes of every .py file of the installed `taste` package (once per
+    process): a run's fingerprint holds it, so a code change never resumes a run trained by the old code."""
+    import taste
+
+    root = Path(taste.__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix()):
+        rel = path.relative_to(root).as_posix()
+        data = path.read_bytes()
+        h.update(f"{rel}:{len(data)}:".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+# TrainConfig fields that change only how often the loop logs / checkpoints, never the trained weights.
+RESUME_NEUTRAL_KEYS = frozenset({"checkpoint_every", "log_every"})
+
+
+def run_key(config: Any, fingerprint: Any) -> str:
+    """A short hash of (config minus RESUME_NEUTRAL_KEYS, fingerprint): the name of the run's folder."""
+    cfg = jsonable(config)
+    if isinstance(cfg, dict):
+        cfg = {k: v for k, v in cfg.items() if k not in RESUME_NEUTRAL_KEYS}
+    blob = json.dumps({"config": cfg, "fingerprint": jsonable(fingerprint)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def fresh_run_dir(base: str | os.PathLike, config: Any, fingerprint: Any) -> Path:
+    """base/<run_key>: the folder of the one run with this config and fingerprint, created if new.
+
+    The one mechanism every trainer uses: a rerun with the same settings, data and code resumes (or finds finished)
+    its own run; anything else gets a new folder next to the old ones, which are never deleted here. Pass the same
+    `fingerprint` to `train()`, which refuses (ResumeMismatchError) a folder holding a different run.
+    fingerprint.json in the folder says, for people, what the run was made from."""
+    run = Path(base) / run_key(config, fingerprint)
+    run.mkdir(parents=True, exist_ok=True)
+    stamp = run / "fingerprint.json"
+    if not stamp.exists():
+        write_json_atomic({"config": jsonable(config), "fingerprint": jsonable(fingerprint)}, stamp)
+    return run

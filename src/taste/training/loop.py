@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from taste.training.checkpoint import (
+    RESUME_NEUTRAL_KEYS,
     find_checkpoint,
     jsonable,
     load_training_state,
@@ -48,10 +49,6 @@ class ResumeMismatchError(RuntimeError):
         super().__init__(
             f"{run_dir}: refusing to resume: the saved run was started with a different configuration/data "
             f"fingerprint (differing: {', '.join(self.differing)}); delete {run_dir} to start afresh")
-
-
-# TrainConfig fields that change only how often the loop logs / checkpoints, never the trained weights.
-RESUME_NEUTRAL_KEYS = frozenset({"checkpoint_every", "log_every"})
 
 
 def _diff_keys(prefix: str, saved: Any, current: Any) -> list[str]:

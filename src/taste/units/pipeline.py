@@ -6,9 +6,7 @@ other than the prepared data it is pointed at.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from taste.data.audio_io import read_audio
 from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest
 from taste.training import TrainConfig, TrainResult, train
+from taste.training.checkpoint import code_digest, dataset_digest, fresh_run_dir
 from taste.units.data import MelPhoneDataset, collate_mel_phones, unit_tokenizer_loss
 from taste.units.extract import extract_units, save_units
 from taste.units.model import UnitTokenizer, UnitTokenizerConfig
@@ -46,17 +45,6 @@ def train_config(section: dict[str, Any], params: dict[str, Any]) -> TrainConfig
                        seed=params["shared"]["seed"], mixed_precision=params["shared"].get("mixed_precision", "no"))
 
 
-def fresh_run_dir(out_dir: Path, fingerprint: dict[str, Any]) -> Path:
-    """Keep out_dir (so an interrupted run resumes) only if it was started with the same settings; else wipe it."""
-    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
-    stamp = out_dir / "fingerprint.txt"
-    if out_dir.exists() and (not stamp.exists() or stamp.read_text().strip() != key):
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(key)
-    return out_dir
-
-
 def prepared_paths(params: dict[str, Any]) -> dict[str, Path]:
     root = Path(params["shared"]["paths"]["prepared"])
     return {"root": root, "phones": root / "phones.json", "speakers": root / "speaker_embeddings.safetensors",
@@ -85,15 +73,17 @@ def load_split(params: dict[str, Any], split: str):
 
 def train_unit_tokenizer(params: dict[str, Any], model_dir: Path, progress: bool = True
                          ) -> tuple[UnitTokenizer, PhoneVocab, TrainResult]:
-    """Train on the train split (resuming from model_dir/training), save to model_dir (config.json + safetensors)."""
+    """Train on the train split (resuming its run under model_dir/training, keyed by settings, data and code), save to model_dir (config.json + safetensors)."""
     vocab = load_phone_vocab(prepared_paths(params)["phones"])
     cfg, tcfg = unit_config(params, vocab.n_phones), train_config(params["units"], params)
     utts, feats = load_split(params, "train")
     model = UnitTokenizer(cfg)
-    run_dir = fresh_run_dir(Path(model_dir) / "training", {"model": cfg, "train": tcfg, "n": len(utts)})
     data = MelPhoneDataset(utts, feats, vocab, cfg.stride, cfg.rate_hz, **pitch_dataset_args(cfg, params, "train", utts))
+    fingerprint = {"model": cfg, "phones": list(vocab.phones), "n": len(data), "data": dataset_digest(data),
+                   "code": code_digest()}
+    run_dir = fresh_run_dir(Path(model_dir) / "training", tcfg, fingerprint)
     result = train(model, data, collate_mel_phones, unit_tokenizer_loss, tcfg, run_dir,
-                   progress=progress)
+                   progress=progress, fingerprint=fingerprint)
     model.save_pretrained(model_dir)
     (Path(model_dir) / "phones.json").write_text(json.dumps(list(vocab.phones)), encoding="utf-8")
     return model, vocab, result

@@ -14,9 +14,10 @@ from taste.data.features import MelConfig
 from taste.data.loaders import FeatureStore
 from taste.data.records import Utterance, read_manifest
 from taste.training import TrainResult, train
+from taste.training.checkpoint import code_digest, dataset_digest, fresh_run_dir
 from taste.units.extract import load_units
 from taste.units.model import padding_mask
-from taste.units.pipeline import fresh_run_dir, load_pitch, prepared_paths, train_config
+from taste.units.pipeline import load_pitch, prepared_paths, train_config
 from taste.vocoder.data import UnitMelDataset, collate_units_mel, vocoder_loss
 from taste.vocoder.model import UnitVocoder, VocoderConfig
 
@@ -45,15 +46,18 @@ def unit_dataset(params: dict[str, Any], split: str) -> UnitMelDataset:
 
 def train_vocoder(params: dict[str, Any], model_dir: Path, n_units: int, unit_rate_hz: int, progress: bool = True
                   ) -> tuple[UnitVocoder, TrainResult]:
-    """Train on the train split's units (resuming from model_dir/training); save to model_dir."""
+    """Train on the train split's units (resuming its run under model_dir/training, keyed by settings, data and
+    code); save to model_dir."""
     cfg, tcfg = vocoder_config(params, n_units, unit_rate_hz), train_config(params["vocoder"], params)
     data = unit_dataset(params, "train")
     model = UnitVocoder(cfg)
     pitch_weight = float(params["vocoder"].get("pitch_weight", 1.0))
-    run_dir = fresh_run_dir(Path(model_dir) / "training",
-                            {"model": cfg, "train": tcfg, "n": len(data), "pitch_weight": pitch_weight})
+    fingerprint = {"model": cfg, "pitch_weight": pitch_weight, "n": len(data), "data": dataset_digest(data),
+                   "code": code_digest()}
+    run_dir = fresh_run_dir(Path(model_dir) / "training", tcfg, fingerprint)
     result = train(model, data, partial(collate_units_mel, upsample=cfg.upsample),
-                   partial(vocoder_loss, pitch_weight=pitch_weight), tcfg, run_dir, progress=progress)
+                   partial(vocoder_loss, pitch_weight=pitch_weight), tcfg, run_dir, progress=progress,
+                   fingerprint=fingerprint)
     model.save_pretrained(model_dir)
     return model, result
 
