@@ -54,7 +54,7 @@ fig_dir = out / "figures"
 fig_dir.mkdir(parents=True, exist_ok=True)
 paths = params["shared"]["paths"]
 lm_params = params["lm"]
-codes_dir = Path(params["swap"]["codes_dir"])  # the TASTE codes the tokenizer stage wrote
+codes_dir = Path(paths["taste_codes"])  # the TASTE codes the tokenizer stage wrote
 metrics: dict = {"profile": params.get("profile")}
 lm_params
 

@@ -148,8 +148,8 @@ def taslm_config(params: dict[str, Any], variant: str, n_q: int, taste_dim: int,
 
 
 def taslm_codes_dir(params: dict[str, Any]) -> Path:
-    """Where the tokenizer stage wrote the TASTE codes: params swap.codes_dir (the tokenizer stage's output)."""
-    return Path(params["swap"]["codes_dir"])
+    """Where the tokenizer stage wrote the TASTE codes: params shared.paths.taste_codes."""
+    return Path(params["shared"]["paths"]["taste_codes"])
 
 
 def taslm_data(params: dict[str, Any], split: str, tok, vocab: tl.LMVocab, taste,

@@ -35,7 +35,7 @@ def stage_paths(params: dict[str, Any]) -> StagePaths:
     p = params["shared"]["paths"]
     models = Path(p["models"]) / "taste"
     return StagePaths(Path(p["prepared"]), Path(p["units"]), Path(p["models"]) / "asr", Path(p["models"]) / "vocoder",
-                      models, models / "tokenizer", Path("data") / "taste_codes")
+                      models, models / "tokenizer", Path(p["taste_codes"]))
 
 
 def other_mode(params: dict[str, Any]) -> str:
