@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -77,3 +78,11 @@ def stage_dir(params: dict[str, Any], stage: str) -> Path:
     out = Path(params["shared"]["paths"]["outputs"]) / stage
     (out / "figures").mkdir(parents=True, exist_ok=True)
     return out
+
+
+def item_seed(seed: int, *keys: object) -> int:
+    """A seed for one item from the study seed and the item's stable keys (e.g. its utterance or prompt id):
+    the first 63 bits of sha256("seed\x1fkey1\x1fkey2..."). Unlike Python's hash() it is the same in every process
+    and on every machine, and unlike `seed + index` it does not depend on the item's position or batch-mates."""
+    blob = "\x1f".join([str(int(seed)), *(str(k) for k in keys)]).encode("utf-8")
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") >> 1

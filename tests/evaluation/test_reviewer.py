@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 
 import pytest
@@ -114,3 +115,61 @@ def test_rerun_in_clean_git_clone(tmp_path, capsys):
     # A rerun that writes nothing must not pass on the committed copy that git carried into the clone.
     assert main(["--repo", str(repo), "--command", "true && rm -f nothing"]) == 1
     assert "MISSING" in capsys.readouterr().out
+
+
+def test_deterministic_metrics_compare_exactly():
+    from taste.evaluation.reviewer import compare_values
+
+    diffs = {d.key: d for d in compare({"wer": 0.25, "n": 10, "ci": {"lo": 0.1}},
+                                       {"wer": 0.25 + 1e-12, "n": 10, "ci": {"lo": 0.1}})}
+    assert diffs["wer"].status == "DIFF" and diffs["n"].status == "ok" and diffs["ci.lo"].status == "ok"
+    assert compare_values(0.0, 1e-15, 0.0) == (math.inf, False)  # no absolute slack near zero either
+    assert compare({"wer": 0.25}, {"wer": 0.26}, tolerance=0.05)[0].status == "ok"  # an explicit global tolerance
+
+
+def test_per_metric_tolerance_only_where_listed():
+    from taste.evaluation.reviewer import TOLERANCES, metric_tolerance
+
+    assert all(len(reason) > 20 and t > 0 for _, t, reason in TOLERANCES)  # every entry says why
+    table = (("*.dnsmos", 1e-3, "onnxruntime's float sums may be reordered"),)
+    old, new = {"a": {"dnsmos": 3.0, "wer": 0.5}}, {"a": {"dnsmos": 3.002, "wer": 0.5000001}}
+    diffs = {d.key: d for d in compare(old, new, tolerances=table)}
+    assert diffs["a.dnsmos"].status == "ok" and diffs["a.wer"].status == "DIFF"
+    assert compare({"a": {"dnsmos": 3.0}}, {"a": {"dnsmos": 3.01}}, tolerances=table)[0].status == "DIFF"
+    assert metric_tolerance("a.dnsmos", 0.0, table) == 1e-3 and metric_tolerance("a.wer", 0.0, table) == 0.0
+    assert metric_tolerance("a.dnsmos", 0.05, table) == 0.05
+    with pytest.raises(ValueError):
+        compare(old, new, tolerances=(("*", -1.0, "negative"),))
+
+
+@pytest.mark.parametrize("key", [
+    "fit_s", "timings_s.encoder_states_s", "timings_s.training_s", "timings_s.model_rows_s",
+    "timings_s.audio_rows_s", *(f"continuation.per_system.taslm_embed.{k}" for k in (
+        "lm_s_per_speech_s", "end_to_end_s_per_speech_s", "share_asr", "share_encode", "share_lm", "share_decode",
+        "share_vocoder")),
+    "train_wall_s", "training.rvq.peak_memory_mb", "test_rtf"])
+def test_volatile_keys_are_shown_not_compared(key):
+    from taste.evaluation.reviewer import is_volatile
+
+    assert is_volatile(key)
+    (d,) = compare(flatten_inverse(key, 1.0), flatten_inverse(key, 2.0))
+    assert d.status == "skipped" and not d.failed
+
+
+@pytest.mark.parametrize("key", ["dev_wer", "continuation.per_system.cascade.seconds_per_prompt",
+                                 "continuation.per_system.cascade.lm_steps_per_speech_s", "final_train_loss"])
+def test_deterministic_keys_are_compared(key):
+    from taste.evaluation.reviewer import is_volatile
+
+    assert not is_volatile(key)
+    assert compare(flatten_inverse(key, 1.0), flatten_inverse(key, 2.0))[0].status == "DIFF"
+
+
+def flatten_inverse(key: str, value: float) -> dict:
+    out: dict = {}
+    node = out
+    *parents, leaf = key.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+    return out

@@ -53,6 +53,7 @@ class FakeDecoder:
 
     def decode_batch(self, transcripts, vectors, speakers, seed=0):
         assert vectors is None or len(vectors) == len(transcripts) == len(speakers)
+        assert isinstance(seed, int) or len(seed) == len(transcripts)  # one seed per row
         out = []
         for i, text in enumerate(transcripts):
             n = len(text.split())
@@ -63,7 +64,11 @@ class FakeDecoder:
 
 
 class FakeVocoder:
-    def synthesise(self, units, speaker):
+    def __init__(self):
+        self.seeds = []
+
+    def synthesise(self, units, speaker, seed=None):
+        self.seeds.append(seed)
         return np.full(len(units) * 640, 0.1, dtype=np.float32)
 
 
@@ -136,7 +141,8 @@ def test_prompt_inputs_come_from_the_prompt_audio_alone(tmp_path, bpe, vocab, ti
 
     torch.manual_seed(0)
     unit_model = build_debug_unit_tokenizer().eval()
-    systems = Systems(tokenizer=bpe, vocab=vocab, text_lm=tiny_lm, vocoder=None, mel_cfg=MelConfig(), asr=None)
+    systems = Systems(tokenizer=bpe, vocab=vocab, text_lm=tiny_lm, vocoder=None, mel_cfg=MelConfig(), asr=None,
+                      taste=debug_taste_tokenizer())
     rng = np.random.default_rng(0)
     head = rng.normal(0, 0.1, 16000).astype(np.float32)
 
@@ -151,6 +157,7 @@ def test_prompt_inputs_come_from_the_prompt_audio_alone(tmp_path, bpe, vocab, ti
         prepared.append(prepare_prompt(prompt, systems, embed, unit_model))
     a, b = prepared
     assert torch.equal(a.speaker, b.speaker) and torch.equal(a.units, b.units)
+    assert a.codes.shape == (3, 4) and torch.equal(a.codes, b.codes)  # TASTE codes: 3 words x 4 RVQ levels
     assert len(a.units) == 25  # 1 s of prompt at 25 Hz, not the whole utterance
 
     cut = tmp_path / "cut.wav"
@@ -158,3 +165,64 @@ def test_prompt_inputs_come_from_the_prompt_audio_alone(tmp_path, bpe, vocab, ti
     cli = prepare_audio(Prompt("cli", "cut", str(cut), None, "unknown", 1.0, "", ""), read_audio(cut, 16000),
                         systems, embed, unit_model, "a dog ran")
     assert torch.equal(cli.speaker, a.speaker) and torch.equal(cli.units, a.units) and cli.text == a.text
+    assert torch.equal(cli.codes, a.codes)  # the study's TASTE codes of the prompt = `taste continue`'s
+
+
+def debug_taste_tokenizer():
+    """A debug-size TASTE tokenizer (RVQ stage) on a debug-size Whisper, random weights."""
+    from dataclasses import replace
+
+    from fakes import SENTENCES
+
+    from taste.asr.bpe import train_bpe
+    from taste.asr.whisper import build_asr, debug_config
+    from taste.tokenizer import TasteTokenizer
+    from taste.tokenizer import debug_config as taste_debug
+
+    torch.manual_seed(0)
+    tok = train_bpe(SENTENCES * 2 + ["a dog ran to the park"], vocab_size=80, min_frequency=1)
+    asr = build_asr(debug_config(), tok, seed=0)
+    cfg = taste_debug(vocab_size=tok.get_vocab_size(), n_units=16)
+    cfg = replace(cfg, aggregator=replace(cfg.aggregator, d_model=asr.config.d_model, n_heads=2,
+                                          max_tokens=asr.config.max_target_positions,
+                                          ffn_dim=asr.config.decoder_ffn_dim))
+    return TasteTokenizer.from_asr(cfg, asr, tok, stage="rvq").eval()
+
+
+def test_prompt_seed_is_a_stable_hash_of_seed_and_prompt_id():
+    from taste.lm.continuation import prompt_seed
+
+    # a fixed value: the same in every process and on every machine (Python's hash() of a str is not)
+    assert prompt_seed(0, "p000_u1") == prompt_seed(0, "p000_u1") == PROMPT_SEED_0_P000_U1
+    seeds = {prompt_seed(s, p) for s in (0, 1) for p in ("p000_u1", "p001_u1", "p000_u2")}
+    assert len(seeds) == 6 and all(0 <= x < 2**63 for x in seeds)
+
+
+PROMPT_SEED_0_P000_U1 = 140832981348665194  # sha256("0\x1fcontinuation\x1fp000_u1"), first 63 bits
+
+
+@pytest.mark.parametrize("system", ["cascade", "s3_lm", "taslm_embed"])
+def test_a_prompt_continues_alike_alone_in_any_order_and_in_the_cli(system, systems, utts, codes, tmp_path):
+    """Seeds come from (study seed, prompt id), not the prompt's position: the study over all prompts, the study
+    over a reordered subset and `taste continue` (continue_prompt) on one prompt give it the same continuation,
+    and the vocoder gets that prompt's own seed."""
+    from taste.lm.continuation import continue_prompt, prompt_seed
+
+    prepared = [
+        PreparedPrompt(Prompt(f"p{i}", u.id, u.audio_path, "s1", u.speaker, 1.0, " ".join(u.text.split()[:2]), u.text),
+                       " ".join(u.text.split()[:2]), "asr", codes[u.id][:2], fake_units([u])[u.id][:25],
+                       torch.zeros(256))
+        for i, u in enumerate(utts[:3])
+    ]
+    s = Sampling(top_p=0.9, temperature=1.0)
+    keep = ("continuation_text", "units", "lm_steps")
+    full = {r["prompt_id"]: [r[k] for k in keep]
+            for r in run_system(system, prepared, systems, s, 3, 40, 5, tmp_path / "a", decode_batch=2)}
+    systems.vocoder.seeds.clear()
+    sub = {r["prompt_id"]: [r[k] for k in keep]
+           for r in run_system(system, prepared[2::-2], systems, s, 3, 40, 5, tmp_path / "b", decode_batch=1)}
+    assert sub == {k: full[k] for k in sub} and len(sub) == 2
+    assert systems.vocoder.seeds == [prompt_seed(5, pp.prompt.prompt_id) for pp in prepared[2::-2]
+                                     if sub[pp.prompt.prompt_id][1]]
+    rec, _ = continue_prompt(system, prepared[1], systems, s, 3, 40, 5)
+    assert [rec[k] for k in keep] == full["p1"]

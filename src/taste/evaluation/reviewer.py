@@ -2,12 +2,19 @@
 
 `taste review` clones the repository into a temporary folder, runs `taste materialise && dvc repro` there (or takes a
 copy that has already been run, `--copy PATH`), and diffs each `outputs/*/metrics.json` against the committed file.
-It prints one readable table and exits 1 when a metric moved beyond the relative tolerance (`evaluation.tolerance`).
+It prints one readable table and exits 1 when a metric differs.
+
+Every random source of the study is seeded per item and torch runs its deterministic algorithms, so on the same CPU
+type a rerun reproduces the metrics exactly: they are compared EXACTLY, except the few in TOLERANCES, where the
+order of a float reduction may change between runs (each entry says why), and the VOLATILE ones (wall time, memory,
+shares of wall time), which are shown, never compared. `evaluation.tolerance` (default 0) or `--tolerance` adds a
+relative tolerance for every metric, e.g. to compare against a run on another CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import math
 import os
@@ -20,8 +27,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_COMMAND = "taste materialise && dvc repro"
-# Machine-dependent numbers (time, memory) are reported, never compared.
+# Machine-dependent numbers (time, memory) are reported, never compared: a key is volatile when it contains one of
+# VOLATILE (lower case) or matches one of VOLATILE_KEYS (fnmatch on the flattened key, `*` spans dots).
 VOLATILE = ("wall_time", "wall_s", "time_s", "seconds", "peak_memory", "memory_mb", "real_time_factor", "rtf")
+VOLATILE_KEYS = (
+    "fit_s",                                                  # asr: the fit's wall time
+    "timings_s.*",                                            # tokenizer: stage wall times (encoder_states_s, ...)
+    "continuation.per_system.*.lm_s_per_speech_s",            # taslm: LM wall time per second of speech
+    "continuation.per_system.*.end_to_end_s_per_speech_s",    # taslm: wall time per second of speech
+    "continuation.per_system.*.share_*",                      # taslm: shares of the wall time (asr/encode/lm/...)
+)
+# Deterministic keys that a VOLATILE substring would otherwise catch (compared after all).
+NOT_VOLATILE = (
+    "continuation.per_system.*.seconds_per_prompt",           # taslm: seconds of generated speech, not wall time
+)
+# Per-metric relative tolerances, only where the order of a float reduction can change between two runs on the
+# same CPU type (everything else is compared exactly). (fnmatch pattern on the flattened key, tolerance, why).
+TOLERANCES: tuple[tuple[str, float, str], ...] = (
+    ("*dnsmos*", 1e-6,
+     "DNSMOS runs in onnxruntime, outside torch's deterministic-algorithms switch: its MLAS kernels choose their "
+     "blocking and so the order of their float sums at run time"),
+)
 
 
 class MetricsFileError(ValueError):
@@ -83,10 +109,27 @@ def compare_values(committed: object, rerun: object, tolerance: float) -> tuple[
     return rel, rel <= tolerance or diff <= tolerance * 1e-3
 
 
-def compare(committed: dict, rerun: dict, tolerance: float, file: str = "metrics.json") -> list[MetricDiff]:
-    """Every key of the committed metrics against the rerun; keys only in the rerun are listed as new."""
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+def is_volatile(key: str) -> bool:
+    """A machine-dependent number (wall time, memory, a share of wall time): shown, never compared."""
+    if any(fnmatch.fnmatchcase(key, p) for p in NOT_VOLATILE):
+        return False
+    return any(v in key.lower() for v in VOLATILE) or any(fnmatch.fnmatchcase(key, p) for p in VOLATILE_KEYS)
+
+
+def metric_tolerance(key: str, tolerance: float = 0.0,
+                     tolerances: Sequence[tuple[str, float, str]] = TOLERANCES) -> float:
+    """The relative tolerance of one metric: the largest of `tolerance` (for every metric; 0 = exact) and the
+    entries of `tolerances` whose pattern matches the key."""
+    return max([float(tolerance), *(float(t) for pattern, t, _ in tolerances if fnmatch.fnmatchcase(key, pattern))])
+
+
+def compare(committed: dict, rerun: dict, tolerance: float = 0.0, file: str = "metrics.json",
+            tolerances: Sequence[tuple[str, float, str]] = TOLERANCES) -> list[MetricDiff]:
+    """Every key of the committed metrics against the rerun; keys only in the rerun are listed as new.
+
+    Exact unless `tolerances` (pattern, relative tolerance, reason) names the key or `tolerance` > 0."""
+    if tolerance < 0 or any(t < 0 for _, t, _ in tolerances):
+        raise ValueError(f"tolerances must be >= 0, got {tolerance} and {[t for _, t, _ in tolerances]}")
     old, new = flatten(committed), flatten(rerun)
     diffs = []
     for key in sorted(set(old) | set(new)):
@@ -94,10 +137,10 @@ def compare(committed: dict, rerun: dict, tolerance: float, file: str = "metrics
             diffs.append(MetricDiff(file, key, old[key], None, math.inf, "MISSING"))
         elif key not in old:
             diffs.append(MetricDiff(file, key, None, new[key], math.nan, "new"))
-        elif any(v in key.lower() for v in VOLATILE):
+        elif is_volatile(key):
             diffs.append(MetricDiff(file, key, old[key], new[key], math.nan, "skipped"))
         else:
-            rel, ok = compare_values(old[key], new[key], tolerance)
+            rel, ok = compare_values(old[key], new[key], metric_tolerance(key, tolerance, tolerances))
             diffs.append(MetricDiff(file, key, old[key], new[key], rel, "ok" if ok else "DIFF"))
     return diffs
 
@@ -118,7 +161,9 @@ def format_table(diffs: Sequence[MetricDiff], tolerance: float) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
     failed = sum(d.failed for d in diffs)
-    summary = (f"{len(diffs)} metrics compared, tolerance {tolerance:.1%} relative: "
+    rule = (f"tolerance {tolerance:.1%} relative" if tolerance > 0
+            else "exact (per-metric tolerances: " + (", ".join(f"{p} {t:g}" for p, t, _ in TOLERANCES) or "none") + ")")
+    summary = (f"{len(diffs)} metrics compared, {rule}: "
                + (f"{failed} differ or are missing" if failed else "all within tolerance"))
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows), "", summary])
 
@@ -160,16 +205,18 @@ def _default_tolerance(repo: Path) -> float:
     from taste.config import load_params
 
     try:
-        return float(load_params(repo / "params.yaml")["evaluation"]["tolerance"])
+        return float(load_params(repo / "params.yaml")["evaluation"].get("tolerance", 0.0))
     except (KeyError, TypeError, ValueError, FileNotFoundError):
-        return 0.05
+        return 0.0
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="taste review", description=__doc__)
     parser.add_argument("--repo", default=".", help="repository whose committed metrics are checked (default: .)")
     parser.add_argument("--copy", default=None, help="an already-run copy of the study to compare (skips the rerun)")
-    parser.add_argument("--tolerance", type=float, default=None, help="relative tolerance (default: evaluation.tolerance)")
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="a relative tolerance for every metric (default: evaluation.tolerance, 0 = exact "
+                             "except the per-metric TOLERANCES of taste.evaluation.reviewer)")
     parser.add_argument("--command", default=DEFAULT_COMMAND, help=f"rerun command (default: {DEFAULT_COMMAND!r})")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clean copy")
     return parser

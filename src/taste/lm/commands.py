@@ -10,13 +10,22 @@ from taste.lm.continuation import SYSTEMS
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("continue", help="continue a spoken prompt (TASLM or a baseline) into a WAV file")
+    p = subparsers.add_parser(
+        "continue", help="continue a spoken prompt (TASLM or a baseline) into a WAV file",
+        description="Continue a spoken prompt. The random seed of the continuation (LM sampling, unit decoding, "
+                    "vocoder noise) is derived from (--seed, --prompt-id) by the same stable hash the study uses "
+                    "(taste.lm.continuation.prompt_seed), so the study's prompt audio saved as <prompt_id>.wav "
+                    "continues here exactly as in the study.")
     p.add_argument("audio", help="16 kHz mono WAV of the prompt")
     p.add_argument("text", nargs="?", default=None, help="the prompt's transcript (default: the study's ASR)")
     p.add_argument("-o", "--output", required=True, help="output WAV (the continuation only)")
     p.add_argument("--system", choices=SYSTEMS, default="taslm_embed")
     p.add_argument("--words", type=int, default=None, help="words to add (default: lm.continuation.target_words)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None,
+                   help="the study seed the prompt's seed is derived from (default: shared.seed of params.yaml)")
+    p.add_argument("--prompt-id", default=None,
+                   help="the prompt id the seed is derived from (default: the audio file name without its "
+                        "extension, e.g. p003_u42 for p003_u42.wav; the study's ids are in its prompts.jsonl)")
     p.set_defaults(func=_continue)
 
 
@@ -37,14 +46,16 @@ def _continue(args: argparse.Namespace) -> int:
     unit_model = (UnitTokenizer.from_pretrained(Path(params["shared"]["paths"]["models"]) / "units")
                   if args.system == "s3_lm" else None)
     text = normalise(args.text) if args.text else None
-    prompt = Prompt("cli", Path(args.audio).stem, args.audio, None, "unknown", len(wav) / systems.mel_cfg.sample_rate,
-                    text or "", text or "")
+    seed = int(params["shared"]["seed"]) if args.seed is None else args.seed
+    prompt_id = args.prompt_id or Path(args.audio).stem
+    prompt = Prompt(prompt_id, Path(args.audio).stem, args.audio, None, "unknown",
+                    len(wav) / systems.mel_cfg.sample_rate, text or "", text or "")
     prepared = prepare_audio(prompt, wav, systems, SpeakerEncoder().embed, unit_model, text)
     cont = params["lm"]["continuation"]
     target = args.words or cont["target_words"]
     max_units = int(target * 3 * systems.unit_rate_hz)  # generous: 3 s per word
     record, out_wav = continue_prompt(args.system, prepared, systems, sampling_from_params(params), target, max_units,
-                                      args.seed)
+                                      seed)
     write_audio(args.output, out_wav, systems.mel_cfg.sample_rate)
     print(json.dumps({k: v for k, v in record.items() if k not in ("units", "codes")}, indent=2))
     return 0

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from taste.lm.generate import Sampling, generate_s3, generate_taslm, generate_text
 from taste.lm.text_lm import LMVocab
+from taste.config import item_seed
 
 SYSTEMS = ("cascade", "s3_lm", "taslm_token", "taslm_embed")
 # An ASR transcript faster than this is a decoding loop, not speech (espeak's fastest rate here is 4 words/s).
@@ -83,6 +84,13 @@ class Systems:
     taslm: dict[str, Any] = field(default_factory=dict)  # variant -> TASLM
     s3_lm: Any = None
     unit_rate_hz: int = 25
+
+
+def prompt_seed(seed: int, prompt_id: str) -> int:
+    """The random seed of one prompt's continuation (LM sampling, unit decoding, vocoder noise) from the study seed
+    and the prompt id alone, by a stable hash (`taste.config.item_seed`): not from the prompt's position in
+    a list, so a prompt continues the same way alone, in any order or subset, and in `taste continue`."""
+    return item_seed(seed, "continuation", prompt_id)
 
 
 def prompt_units(unit_model, wav: np.ndarray, mel_cfg) -> Tensor:
@@ -149,9 +157,10 @@ def _cut(units: Tensor, boundaries: Sequence[int], n_prompt: int) -> Tensor:
     return units[boundaries[n_prompt]:] if len(boundaries) > n_prompt else units[:0]
 
 
-def _speak(systems: Systems, units: Tensor, speaker: Tensor) -> tuple[np.ndarray, float]:
+def _speak(systems: Systems, units: Tensor, speaker: Tensor, seed: int | None = None) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
-    wav = systems.vocoder.synthesise(units, speaker) if len(units) else np.zeros(1600, dtype=np.float32)
+    wav = (systems.vocoder.synthesise(units, speaker, seed=seed) if len(units)
+           else np.zeros(1600, dtype=np.float32))
     return wav, time.perf_counter() - t0
 
 
@@ -166,6 +175,7 @@ class Draft:
     timings: dict[str, float]
     codes: Tensor | None = None  # TASLM: prompt + generated codes [N, n_q]
     units: Tensor | None = None  # the continuation's units
+    seed: int | None = None  # this continuation's seed (LM sampling; also its unit decoding and vocoder noise)
 
 
 def generate_continuation(system: str, pp: PreparedPrompt, systems: Systems, s: Sampling, target_words: int,
@@ -173,7 +183,8 @@ def generate_continuation(system: str, pp: PreparedPrompt, systems: Systems, s: 
     """The LM part of one system on one prompt (timed). The S3-unit LM's draft already has its units.
 
     `taste_input` (TASLM only): the codebook whose vectors the LM reads for the TASTE codes (default the
-    tokenizer's own; `taste_use.ZeroTasteInput` for the ablation). It also quantises what the LM predicts."""
+    tokenizer's own; `taste_use.ZeroTasteInput` for the ablation). It also quantises what the LM predicts.
+    seed: this draft's own seed (`prompt_seed(study_seed, prompt_id)` in the study), kept in Draft.seed."""
     g = torch.Generator().manual_seed(seed)
     timings = dict(pp.timings)
     if system in ("s3_lm", "cascade"):
@@ -185,21 +196,23 @@ def generate_continuation(system: str, pp: PreparedPrompt, systems: Systems, s: 
         gen = generate_s3(systems.s3_lm, systems.tokenizer, systems.vocab, pp.text, pp.units, target_words,
                           max_units, s, g)
         return Draft(system, pp, gen.text, gen.lm_steps, {**timings, "lm_s": time.perf_counter() - t0,
-                                                          "decode_s": 0.0}, units=gen.units)
+                                                          "decode_s": 0.0}, units=gen.units, seed=seed)
     if system == "cascade":
         gen = generate_text(systems.text_lm, systems.tokenizer, systems.vocab, pp.text, target_words, s, g)
-        return Draft(system, pp, gen.text, gen.lm_steps, {**timings, "lm_s": time.perf_counter() - t0})
+        return Draft(system, pp, gen.text, gen.lm_steps, {**timings, "lm_s": time.perf_counter() - t0}, seed=seed)
     from taste.asr.bpe import word_ids
 
     gen = generate_taslm(systems.taslm[system.split("_", 1)[1]], taste_input or systems.taste, systems.tokenizer,
                          systems.vocab, word_ids, pp.text, pp.codes, target_words, s, g)
-    return Draft(system, pp, gen.text, gen.lm_steps, {**timings, "lm_s": time.perf_counter() - t0}, codes=gen.codes)
+    return Draft(system, pp, gen.text, gen.lm_steps, {**timings, "lm_s": time.perf_counter() - t0}, codes=gen.codes,
+                 seed=seed)
 
 
 def decode_drafts(drafts: Sequence[Draft], systems: Systems, seed: int, batch_size: int = 16) -> None:
     """Speak prompt + continuation through the unit decoder in batches; keep the continuation's units.
 
-    The batch's decoding time is shared equally among its prompts (decode_s).
+    The batch's decoding time is shared equally among its prompts (decode_s). Each row samples with its draft's
+    own seed (Draft.seed; `seed` for a draft without one), so a prompt's units do not depend on its batch-mates.
     """
     todo = [d for d in drafts if d.units is None]
     for start in range(0, len(todo), batch_size):
@@ -209,7 +222,8 @@ def decode_drafts(drafts: Sequence[Draft], systems: Systems, seed: int, batch_si
         vectors = None if chunk[0].codes is None else [systems.taste.codes_to_vectors(d.codes) for d in chunk]
         speakers = torch.stack([d.prepared.speaker for d in chunk])
         t0 = time.perf_counter()
-        results = decoder.decode_batch(texts, vectors, speakers, seed=seed)
+        seeds = [int(seed) if d.seed is None else d.seed for d in chunk]
+        results = decoder.decode_batch(texts, vectors, speakers, seed=seeds)
         share = (time.perf_counter() - t0) / len(chunk)
         for d, r in zip(chunk, results):
             d.units = _cut(r.units, r.word_boundaries, len(d.prepared.text.split()))
@@ -218,7 +232,7 @@ def decode_drafts(drafts: Sequence[Draft], systems: Systems, seed: int, batch_si
 
 def finish(d: Draft, systems: Systems) -> tuple[dict[str, Any], np.ndarray]:
     """Vocode a decoded draft -> (record without wav_path, waveform of the continuation)."""
-    wav, d.timings["vocoder_s"] = _speak(systems, d.units, d.prepared.speaker)
+    wav, d.timings["vocoder_s"] = _speak(systems, d.units, d.prepared.speaker, d.seed)
     d.timings["end_to_end_s"] = sum(v for k, v in d.timings.items() if k != "end_to_end_s")
     rec = {"system": d.system, "prompt_id": d.prepared.prompt.prompt_id, "prompt_text": d.prepared.text,
            "continuation_text": d.text, "n_words": len(d.text.split()), "lm_steps": d.lm_steps,
@@ -231,21 +245,27 @@ def finish(d: Draft, systems: Systems) -> tuple[dict[str, Any], np.ndarray]:
 
 def continue_prompt(system: str, pp: PreparedPrompt, systems: Systems, s: Sampling, target_words: int,
                     max_units: int, seed: int) -> tuple[dict[str, Any], np.ndarray]:
-    """One system, one prompt -> (record without wav_path, waveform of the continuation)."""
-    draft = generate_continuation(system, pp, systems, s, target_words, max_units, seed)
+    """One system, one prompt -> (record without wav_path, waveform of the continuation).
+
+    seed: the STUDY seed; the prompt's own seed is `prompt_seed(seed, pp.prompt.prompt_id)`, as in `run_system`."""
+    draft = generate_continuation(system, pp, systems, s, target_words, max_units,
+                                  prompt_seed(seed, pp.prompt.prompt_id))
     decode_drafts([draft], systems, seed, batch_size=1)
     return finish(draft, systems)
 
 
 def run_system(system: str, prepared: Sequence[PreparedPrompt], systems: Systems, s: Sampling, target_words: int,
                max_units: int, seed: int, out_root: str | Path, decode_batch: int = 16) -> list[dict[str, Any]]:
-    """Continue every prompt with one system; write out_root/<system>/{continuations.jsonl, <prompt_id>.wav}."""
+    """Continue every prompt with one system; write out_root/<system>/{continuations.jsonl, <prompt_id>.wav}.
+
+    Each prompt samples with `prompt_seed(seed, prompt_id)` (not seed + its index), so its continuation does not
+    depend on the other prompts, their order or the decode batch."""
     from taste.data.audio_io import write_audio
 
     out = Path(out_root) / system
     out.mkdir(parents=True, exist_ok=True)
-    drafts = [generate_continuation(system, pp, systems, s, target_words, max_units, seed + i)
-              for i, pp in enumerate(prepared)]
+    drafts = [generate_continuation(system, pp, systems, s, target_words, max_units,
+                                    prompt_seed(seed, pp.prompt.prompt_id)) for pp in prepared]
     decode_drafts(drafts, systems, seed, decode_batch)
     records = []
     for d in drafts:

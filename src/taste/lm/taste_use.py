@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from taste.lm.continuation import PreparedPrompt, Systems, decode_drafts, generate_continuation
+from taste.lm.continuation import PreparedPrompt, Systems, decode_drafts, generate_continuation, prompt_seed
 from taste.lm.generate import Sampling
 
 
@@ -49,11 +49,11 @@ def continuation_rate(n_words: int, seconds: float) -> float:
 def zeroed_continuations(variant: str, prepared: Sequence[PreparedPrompt], systems: Systems, s: Sampling,
                          target_words: int, seed: int, decode_batch: int = 16) -> list[dict]:
     """Continue every prompt with TASLM `variant` reading zero TASTE vectors; the same per-prompt seeds as
-    `continuation.run_system` (seed + prompt index), decoded by the real unit decoder.
+    `continuation.run_system` (`prompt_seed(seed, prompt_id)`), decoded by the real unit decoder.
     -> one record per prompt: prompt_id, text, n_words, generated_seconds."""
     zero = ZeroTasteInput(systems.taste)
-    drafts = [generate_continuation(f"taslm_{variant}", pp, systems, s, target_words, 0, seed + i, taste_input=zero)
-              for i, pp in enumerate(prepared)]
+    drafts = [generate_continuation(f"taslm_{variant}", pp, systems, s, target_words, 0,
+                                    prompt_seed(seed, pp.prompt.prompt_id), taste_input=zero) for pp in prepared]
     decode_drafts(drafts, systems, seed, decode_batch)
     return [{"prompt_id": d.prepared.prompt.prompt_id, "text": d.text, "n_words": len(d.text.split()),
              "generated_seconds": len(d.units) / systems.unit_rate_hz} for d in drafts]

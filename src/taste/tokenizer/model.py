@@ -190,7 +190,8 @@ class TasteTokenizer(nn.Module):
 
     @torch.no_grad()
     def decode_batch(self, transcripts: Sequence[str], vectors: Sequence[Tensor] | None, speakers: Tensor,
-                     seed: int = 0, top_k: int | None = None, boundary: str | None = None) -> list[DecodeResult]:
+                     seed: int | Sequence[int] = 0, top_k: int | None = None, boundary: str | None = None
+                     ) -> list[DecodeResult]:
         """Batched sampling. vectors: per utterance Tensor[N_i, D] (None = text-only); speakers: [B, speaker_dim].
         boundary: word-end rule ("median" | "sample"; default the config's, see unit_decoder.end_of_word_choice)."""
         self.eval()

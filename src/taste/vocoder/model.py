@@ -10,6 +10,7 @@ mel alone (`synthesis: griffin_lim`, which loses the harmonics: a regression mel
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from taste.config import item_seed  # noqa: F401  (re-exported: the per-item seed the callers pass)
 from taste.training.checkpoint import load_safetensors, save_safetensors_atomic
 from taste.units.model import MEL_PAD_VALUE, padding_mask, sinusoids
 
@@ -147,25 +149,37 @@ class UnitVocoder(nn.Module):
         """Inference: the predicted F0 track Tensor[B, U*r] (Hz, 0 = unvoiced) the source-filter synthesis speaks."""
         return self.predict(units, speaker, lengths)[1]
 
-    def synthesise(self, units: Tensor, speaker: Tensor, mel_cfg=None, n_iter: int | None = None) -> np.ndarray:
-        """One utterance: units LongTensor[U], speaker Tensor[speaker_dim] -> float32 waveform [U*r*hop]."""
+    def synthesise(self, units: Tensor, speaker: Tensor, mel_cfg=None, n_iter: int | None = None,
+                   seed: int | None = None) -> np.ndarray:
+        """One utterance: units LongTensor[U], speaker Tensor[speaker_dim] -> float32 waveform [U*r*hop].
+
+        seed: the synthesis noise's seed (source-filter excitation noise, Griffin-Lim's initial phases). Pass a
+        per-item seed, `item_seed(study_seed, item_id)`, so every item gets its own noise whatever the batch or
+        order. Default (None): derived from the units alone (`content_seed`), deterministic and different per
+        unit sequence."""
         units = torch.as_tensor(units).long().reshape(1, -1)
         speaker = torch.as_tensor(speaker).float().reshape(1, -1)
         if units.shape[1] == 0:
             raise VocoderError("synthesise: no units to speak")
+        if seed is None:
+            seed = content_seed(units)
         mel, f0 = self.predict(units, speaker)
-        return self.mel_f0_to_wave(mel[0], f0[0], mel_cfg, n_iter)
+        return self.mel_f0_to_wave(mel[0], f0[0], mel_cfg, n_iter, seed=seed)
 
-    def mel_f0_to_wave(self, mel: Tensor, f0: Tensor, mel_cfg=None, n_iter: int | None = None) -> np.ndarray:
+    def mel_f0_to_wave(self, mel: Tensor, f0: Tensor, mel_cfg=None, n_iter: int | None = None,
+                       seed: int | None = None) -> np.ndarray:
         """log-mel Tensor[n_mels, F] + F0 Tensor[F] (Hz, 0 = unvoiced) -> waveform [F*hop] by this vocoder's
-        synthesis (the F0 is ignored by griffin_lim)."""
+        synthesis (the F0 is ignored by griffin_lim). seed: see `synthesise`; default (None) derived from the
+        mel and F0 values (`content_seed`)."""
         from taste.vocoder.griffin_lim import default_mel_config, mel_to_wave
         from taste.vocoder.source_filter import mel_to_wave_source_filter
 
         mel_cfg = mel_cfg or default_mel_config()
+        if seed is None:
+            seed = content_seed(mel, f0)
         if self.cfg.synthesis == "griffin_lim":
-            return mel_to_wave(mel, mel_cfg, n_iter or self.cfg.griffin_lim_iters)
-        return mel_to_wave_source_filter(mel, f0, mel_cfg, noise_level=self.cfg.noise_level)
+            return mel_to_wave(mel, mel_cfg, n_iter or self.cfg.griffin_lim_iters, seed=seed)
+        return mel_to_wave_source_filter(mel, f0, mel_cfg, seed=seed, noise_level=self.cfg.noise_level)
 
     # --- persistence -------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> None:
@@ -190,6 +204,21 @@ class UnitVocoder(nn.Module):
         except RuntimeError as e:
             raise VocoderError(f"{directory / WEIGHTS_FILE}: weights do not match config ({e})") from e
         return model.eval()
+
+
+def content_seed(*tensors: Tensor | None) -> int:
+    """A deterministic seed from tensors' values (dtype, shape and bytes; None is skipped): the default per-item
+    seed of the synthesis when the caller gives none, so two different inputs never share their noise."""
+    h = hashlib.sha256()
+    for t in tensors:
+        if t is None:
+            continue
+        a = torch.as_tensor(t).detach().cpu().contiguous()
+        if a.dtype == torch.bfloat16:  # numpy has no bfloat16
+            a = a.float()
+        h.update(f"{a.dtype}{tuple(a.shape)}".encode())
+        h.update(a.numpy().tobytes())
+    return int.from_bytes(h.digest()[:8], "big") >> 1
 
 
 def build_debug_vocoder(**overrides) -> UnitVocoder:
