@@ -45,6 +45,7 @@ from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.tokenizer import pipeline as P
 from taste.tokenizer import table as T
 from taste.tokenizer.data import save_items, with_last_layer_values
+from taste.evaluation.stats import paired_corpus_wer_ratio
 from taste.tokenizer.evaluate import default_audio_judges
 
 params = load_params(params_path)
@@ -168,7 +169,7 @@ judge_args = ([it.id for it in sub], [it.text for it in sub], [it.word_durations
 if params["shared"]["threads"] > 1:  # pocketsphinx is single-threaded: one judging process per core
     per_utt = T.audio_rows_parallel(wavs, *judge_args, corpus, workers=params["shared"]["threads"])
 else:
-    per_utt = T.audio_rows(wavs, *judge_args, default_audio_judges(corpus))
+    per_utt = T.audio_rows(wavs, *judge_args, default_audio_judges(corpus, scored_sentences=judge_args[1]))
 audio_summary = T.summarise_audio(per_utt, n_boot, seed)
 timings["audio_rows_s"] = time.perf_counter() - t0
 
@@ -220,8 +221,12 @@ def _clean(v):
 
 
 row = lambda name, col: _clean(table.loc[name, col]) if name in table.index and col in table.columns else None
+# TASTE over the S3 topline: corpus WERs paired over the same audio utterances (95% CI resamples utterances)
+wer_ratio = paired_corpus_wer_ratio(per_utt, rvq_name, "s3_topline", n=n_boot, seed=seed)
 metrics = {
-    "table": {s: {c: _clean(table.loc[s, c]) for c in show if c in table.columns} for s in table.index},
+    "table": {s: {**{c: _clean(table.loc[s, c]) for c in show if c in table.columns},
+                  **({"wer_ci": {"lo": row(s, "wer_lo"), "hi": row(s, "wer_hi")}}  # utterance bootstrap
+                     if "wer_lo" in table.columns and row(s, "wer_lo") is not None else {})} for s in table.index},
     "training": {i["stage"]: {"steps": i["steps"], "wall_time_s": i["wall_time_s"],
                               "peak_memory_mb": i["peak_memory_mb"]} for i in infos},
     "timings_s": timings,
@@ -232,7 +237,9 @@ metrics = {
         "gen_within_50ms_taste": row(rvq_name, "gen_within_50ms"),
         "gen_within_50ms_text_only": row("text_only", "gen_within_50ms"),
         "top5_taste_gt_text_only": (row(rvq_name, "tf_top5") or 0) > (row("text_only", "tf_top5") or 1),
-        "wer_ratio_taste_vs_s3": (row(rvq_name, "wer") or math.nan) / max(row("s3_topline", "wer") or 1e-9, 1e-9),
+        "wer_ratio_taste_vs_s3": _clean(wer_ratio["value"]),
+        "wer_ratio_taste_vs_s3_ci": {"lo": _clean(wer_ratio["ci_lo"]), "hi": _clean(wer_ratio["ci_hi"]),
+                                     "n": wer_ratio["n"]},
     },
 }
 (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

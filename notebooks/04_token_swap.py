@@ -61,7 +61,8 @@ from taste.swap.jobs import build_pairs
 from taste.swap.pitch import local_change_kinds, run_vocoder_pitch, tracked_word_f0
 from taste.swap.slope import (code_agreement, local_slope_frame, slope_metrics, slope_settings_from_params,
                               truth_table)
-from taste.swap.study import SWAP_SETS, load_inputs, plan_jobs, run_audio, run_decoder, settings_from_params
+from taste.swap.study import (SWAP_SETS, load_inputs, original_rows, plan_jobs, run_audio, run_decoder,
+                              settings_from_params)
 from taste.swap.summary import build_metrics, json_safe, pitch_pairs_only
 from taste.tokenizer.model import TasteTokenizer
 from taste.vocoder import UnitVocoder
@@ -76,7 +77,7 @@ out = stage_dir(params, "swap")
 fig_dir = out / "figures"
 tokenizer = TasteTokenizer.from_pretrained(sp["model_dir"])
 settings = settings_from_params(sp, tokenizer.cfg.unit_rate_hz)
-utts, codes, speakers = load_inputs(params["shared"]["paths"]["prepared"], sp["codes_dir"])
+utts, codes, speakers = load_inputs(params["shared"]["paths"]["prepared"], params["shared"]["paths"]["taste_codes"])
 pairs = build_pairs(utts, settings.max_pairs)
 plan = plan_jobs(pairs, codes, settings)
 pd.Series([p.set for p in pairs]).value_counts().rename("directed pairs").to_frame(), settings
@@ -257,7 +258,12 @@ recognizer = Pocketsphinx(lm_text, scored_sentences=swap_texts)
 print(f"recogniser LM: {len(lm_text)} train-split sentences ({n_removed} scored sentences removed)")
 audio_rows, utt_rows, wavs = run_audio(vocoder, recognizer, plan, decoded, speakers, settings,
                                        f0_fn=partial(tracked_word_f0, cfg=pitch_cfg))
+# The judge's floor: the same recogniser on the original recordings of those pairs (the WER it reads on real speech)
+utt_by_id = {u.id: u for u in utts}
+floor_rows = original_rows(recognizer, plan, lambda uid: read_speech(utt_by_id[uid].audio_path), settings)
 audio_s = time.perf_counter() - t0
+print(f"judge floor: WER {floor_rows.wer.mean() if len(floor_rows) else float('nan'):.3f} on "
+      f"{len(floor_rows)} original recordings")
 print(f"{len(utt_rows)} utterances vocoded and measured in {audio_s:.1f} s; "
       f"recogniser real-time factor {recognizer.real_time_factor:.2f}; "
       f"aligned {int(utt_rows.aligned.sum()) if len(utt_rows) else 0}/{len(utt_rows)}")
@@ -268,7 +274,8 @@ extra = {"n_directed_pairs": len(pairs), "n_decodes": n_jobs, "decode_seconds": 
          "audio_utterances": int(len(utt_rows)), "audio_seconds": round(audio_s, 2),
          "recognizer_rtf": round(float(recognizer.real_time_factor), 3) if len(utt_rows) else None,
          "seeds": list(settings.seeds), "pitch_seconds": round(pitch_s, 2)}
-metrics = build_metrics(rows, audio_rows, utt_rows, int(sp["bootstrap"]), extra, pitch_rows, local_kinds)
+metrics = build_metrics(rows, audio_rows, utt_rows, int(sp["bootstrap"]), extra, pitch_rows, local_kinds,
+                        floor_rows=floor_rows)
 metrics["slope"], metrics["code_agreement_local"] = slope, agreement
 metrics["slope_edited"], metrics["code_agreement_edited"] = slope_edited, agreement_edited
 metrics["edited_pairs"] = edited.summary(edit_settings)

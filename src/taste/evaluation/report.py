@@ -60,6 +60,8 @@ class Continuation:
     wav: str
     prompt_end_s: float | None = None  # the prompt is prompt_wav[0:prompt_end_s] (None = the whole file)
     prompt_text_source: str = ""  # asr | ground_truth | ground_truth (asr implausible) | given
+    # the prompt's true words: a MEASUREMENT aid only (speaking rate of the prompt), never a system input
+    prompt_gt_text: str = ""
 
 
 def _prompt_audio(root: Path) -> dict[str, tuple[str, float | None]]:
@@ -88,7 +90,7 @@ def read_continuations(path: str | Path, system: str) -> list[Continuation]:
             prompt_wav, end_s = (r["prompt_wav"], None) if "prompt_wav" in r else prompts[pid]
             rows.append(Continuation(system, pid, r.get("story_id"), r["prompt_text"], prompt_wav,
                                      r.get("continuation_text", ""), r.get("wav") or r["wav_path"], end_s,
-                                     r.get("prompt_text_source", "")))
+                                     r.get("prompt_text_source", ""), r.get("prompt_gt_text") or ""))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ContinuationsFileError(f"{path}:{n}: bad continuation record, or its prompt is not in "
                                          f"prompts.jsonl ({err!r})") from err
@@ -161,11 +163,13 @@ def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarra
         ps_text = recognizer(wav) if audible else ""
         rated = audible and (quality_prompts is None or c.prompt_id in quality_prompts)
         q = quality(wav) if rated else {"ovrl": np.nan, "sig": np.nan, "bak": np.nan}
-        # rates count the words each side was meant to say, not what a weak recogniser heard
-        rate_p = speaking_rate(prompts[c.prompt_wav], len(c.prompt_text.split()))
+        # rates count the words each side was meant to say, not what a weak recogniser heard: the prompt's true
+        # words (prompt_gt_text; its ASR transcript only when the record has none) and the intended continuation
+        rate_p = speaking_rate(prompts[c.prompt_wav], len((c.prompt_gt_text or c.prompt_text).split()))
         rate_c = speaking_rate(wav, len(c.continuation_text.split()))
         rows.append({
             "system": c.system, "prompt_id": c.prompt_id, "story_id": c.story_id, "prompt_text": c.prompt_text,
+            "prompt_rate_text": "ground_truth" if c.prompt_gt_text else "asr",
             "intended_text": c.continuation_text, "asr_text": asr_text, "ps_text": ps_text,
             "asr_ps_wer": wer([asr_text], [ps_text]) if asr_text.strip() else float("nan"),
             "dnsmos_ovrl": q["ovrl"], "dnsmos_sig": q["sig"], "dnsmos_bak": q["bak"],
@@ -279,7 +283,8 @@ def _value(summary: pd.DataFrame, system: str, judge: str) -> float:
 def ordering_ratios(summary: pd.DataFrame, judges: Sequence[str] = COHERENCE_JUDGES) -> dict[str, float]:
     """TASLM / cascade and TASLM / S3 for each coherence judge, oriented so that > 1 means TASLM is better.
 
-    Log perplexity is turned back into perplexity first (ratio of perplexities, inverted)."""
+    Log perplexity is turned back into perplexity first (ratio of perplexities, inverted). UNPAIRED ratio of the
+    per-system means, without a CI: the report uses `paired_ordering` (paired over prompts, 95% CIs)."""
     out = {}
     for judge in judges:
         higher = JUDGES[judge][1]
@@ -346,19 +351,48 @@ def paired_ratios(df: pd.DataFrame, judges: Sequence[str], n_boot: int = 1000, s
     return out
 
 
-def ordering_verdict(ordering: dict[str, float], close: float = 0.9, above: float = 1.5) -> pd.DataFrame:
+ORDERING_PAIRS = (("taslm_token", "cascade"), ("taslm_token", "s3_lm"), ("taslm_embed", "cascade"),
+                  ("taslm_embed", "s3_lm"))
+
+
+def paired_ordering(df: pd.DataFrame, judges: Sequence[str] = COHERENCE_JUDGES, n_boot: int = 1000,
+                    seed: int = 0) -> dict[str, dict[str, float]]:
+    """The ordering checks (TASLM / cascade and TASLM / S3 per coherence judge, > 1 = TASLM better) as PAIRED
+    ratios over the prompts both systems were judged on, with 95% CIs resampling prompts (paired_ratios).
+
+    -> {"<judge>.<taslm>_over_<other>": {"value", "ci_lo", "ci_hi", "n"}}: the keys of ordering_ratios."""
+    return paired_ratios(df, judges, n_boot=n_boot, seed=seed, pairs=ORDERING_PAIRS)
+
+
+def _point(v) -> float:
+    return float(v["value"]) if isinstance(v, dict) else float(v)
+
+
+def _ci(v) -> tuple[float, float]:
+    return (float(v["ci_lo"]), float(v["ci_hi"])) if isinstance(v, dict) else (float("nan"), float("nan"))
+
+
+def ordering_verdict(ordering: dict, close: float = 0.9, above: float = 1.5) -> pd.DataFrame:
     """Per coherence judge and TASLM variant: is TASLM within 10% of the cascade (ratio >= close) and at least
-    `above` x the S3-unit LM? -> DataFrame(judge, variant, vs_cascade, vs_s3, close_to_cascade, above_s3)."""
+    `above` x the S3-unit LM? ordering: paired_ordering's entries (or plain ratios) ->
+    DataFrame(judge, variant, vs_cascade, vs_s3, close_to_cascade, above_s3, vs_cascade_lo/hi, vs_s3_lo/hi,
+    close_to_cascade_ci, above_s3_ci). The `_ci` verdicts hold only when the whole 95% CI clears the bar."""
     rows = []
     for key, value in ordering.items():
         judge, pair = key.split(".", 1)
         variant, other = pair.split("_over_")
         if other != "cascade":
             continue
-        vs_s3 = ordering.get(f"{judge}.{variant}_over_s3_lm", float("nan"))
-        rows.append({"judge": judge, "variant": variant, "vs_cascade": value, "vs_s3": vs_s3,
-                     "close_to_cascade": bool(value >= close), "above_s3": bool(vs_s3 >= above)})
-    return pd.DataFrame(rows, columns=["judge", "variant", "vs_cascade", "vs_s3", "close_to_cascade", "above_s3"])
+        s3 = ordering.get(f"{judge}.{variant}_over_s3_lm", float("nan"))
+        vs_cascade, vs_s3 = _point(value), _point(s3)
+        (c_lo, c_hi), (s_lo, s_hi) = _ci(value), _ci(s3)
+        rows.append({"judge": judge, "variant": variant, "vs_cascade": vs_cascade, "vs_s3": vs_s3,
+                     "close_to_cascade": bool(vs_cascade >= close), "above_s3": bool(vs_s3 >= above),
+                     "vs_cascade_lo": c_lo, "vs_cascade_hi": c_hi, "vs_s3_lo": s_lo, "vs_s3_hi": s_hi,
+                     "close_to_cascade_ci": bool(c_lo >= close), "above_s3_ci": bool(s_lo >= above)})
+    return pd.DataFrame(rows, columns=["judge", "variant", "vs_cascade", "vs_s3", "close_to_cascade", "above_s3",
+                                       "vs_cascade_lo", "vs_cascade_hi", "vs_s3_lo", "vs_s3_hi",
+                                       "close_to_cascade_ci", "above_s3_ci"])
 
 
 def paper_comparison(summary: pd.DataFrame, study_scale: str) -> pd.DataFrame:
@@ -376,10 +410,11 @@ def paper_comparison(summary: pd.DataFrame, study_scale: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def headline_metrics(summary: pd.DataFrame, probes: dict[str, dict[str, dict]], ordering: dict[str, float],
+def headline_metrics(summary: pd.DataFrame, probes: dict[str, dict[str, dict]], ordering: dict,
                      extra: dict | None = None) -> dict:
     """{system: {judge: mean}} plus probe accuracies and ordering ratios: two levels, so `dvc metrics show` prints
-    keys like `taslm_embed.embed_sim`."""
+    keys like `taslm_embed.embed_sim`. ordering: paired_ordering's entries ({"value", "ci_lo", "ci_hi", "n"}: the
+    ratio under its key, the CI under `<key>_ci`) or plain ratios."""
     out: dict[str, dict] = {}
     for _, r in summary.iterrows():
         out.setdefault(r["system"], {})[r["judge"]] = round(float(r["mean"]), 4)
@@ -387,7 +422,15 @@ def headline_metrics(summary: pd.DataFrame, probes: dict[str, dict[str, dict]], 
         for probe, res in by_probe.items():
             if np.isfinite(res.get("accuracy", float("nan"))):
                 out.setdefault(system, {})[f"probe_{probe}"] = round(float(res["accuracy"]), 4)
-    out["ordering"] = {k: round(v, 4) for k, v in ordering.items() if np.isfinite(v)}
+    out["ordering"] = {}
+    for k, v in ordering.items():
+        if not np.isfinite(_point(v)):
+            continue
+        out["ordering"][k] = round(_point(v), 4)
+        if isinstance(v, dict):
+            lo, hi = _ci(v)
+            out["ordering"][f"{k}_ci"] = {"lo": round(lo, 4) if np.isfinite(lo) else None,
+                                          "hi": round(hi, 4) if np.isfinite(hi) else None, "n": int(v.get("n", 0))}
     if extra:
         out["run"] = extra
     return out

@@ -163,6 +163,28 @@ def run_audio(vocoder: Any, recognizer: Any, plan: Sequence[Sequence[SwapJob]],
     return pd.DataFrame(rows), pd.DataFrame(utt_rows), wavs
 
 
+def original_rows(recognizer: Any, plan: Sequence[Sequence[SwapJob]], originals: Any,
+                  settings: SwapSettings) -> pd.DataFrame:
+    """The judge's floor for the audio subset's WER: the SAME recogniser on the original swap recordings (recipient
+    and donor of every pair run_audio vocodes) -> one row per recording (set, pair_id, utt_id, condition='original',
+    wer, hyp, seconds). originals: utterance id -> 16 kHz waveform, a mapping or a callable."""
+    from taste.evaluation.wer import per_utterance_wer
+
+    get = originals if callable(originals) else originals.__getitem__
+    rows, seen = [], set()
+    for i in audio_subset(plan, settings.audio_pairs):
+        pair = plan[i][0].pair
+        for uid in (pair.recipient_id, pair.donor_id):
+            if uid in seen:
+                continue
+            seen.add(uid)
+            wav = np.asarray(get(uid), dtype=np.float32)
+            hyp = recognizer.transcribe(wav)
+            rows.append({"set": pair.set, "pair_id": pair.pair_id, "utt_id": uid, "condition": "original",
+                         "wer": per_utterance_wer([pair.text], [hyp])[0], "hyp": hyp, "seconds": len(wav) / 16000})
+    return pd.DataFrame(rows, columns=["set", "pair_id", "utt_id", "condition", "wer", "hyp", "seconds"])
+
+
 def _max_pairs(value: Any) -> int | dict[str, int | None] | None:
     if value is None:
         return None

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from taste.config import item_seed
 from taste.evaluation.duration import duration_consistency
 from taste.evaluation.stats import bootstrap_ci
 from taste.tokenizer.data import Collate, TasteItem
@@ -80,12 +81,14 @@ def eval_vectors(model: TasteTokenizer, items: Sequence[TasteItem], n_layers: in
 @torch.no_grad()
 def reconstruct(model: TasteTokenizer, items: Sequence[TasteItem], n_layers: int | None = None, seed: int = 0,
                 batch_size: int = 32, boundary: str | None = None) -> list[DecodeResult]:
-    """Batched sampling of units for each item (its own speaker embedding)."""
+    """Batched sampling of units for each item (its own speaker embedding and its own random stream,
+    `item_seed(seed, item id)`: an item decodes alike in any batch or order, and no two items share their draws)."""
     out: list[DecodeResult] = []
     for chunk in batches(items, batch_size):
         vecs = eval_vectors(model, chunk, n_layers)
         speakers = torch.stack([it.speaker for it in chunk])
-        out.extend(model.decode_batch([it.text for it in chunk], vecs, speakers, seed=seed, boundary=boundary))
+        seeds = [item_seed(seed, it.id) for it in chunk]
+        out.extend(model.decode_batch([it.text for it in chunk], vecs, speakers, seed=seeds, boundary=boundary))
     return out
 
 
@@ -110,20 +113,37 @@ def reference_word_durations(item: TasteItem, rate_hz: float) -> list[float]:
 def boundary_durations(items: Sequence[TasteItem], results: Sequence[DecodeResult],
                        rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
     """(reference, generated) per-word durations pooled over utterances; rows whose word count differs are skipped."""
-    ref, hyp = [], []
+    ref, hyp, _ = boundary_durations_by_utterance(items, results, rate_hz)
+    return ref, hyp
+
+
+def boundary_durations_by_utterance(items: Sequence[TasteItem], results: Sequence[DecodeResult],
+                                    rate_hz: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """boundary_durations plus each word's utterance id (the independent unit of the duration CIs)."""
+    ref, hyp, utt = [], [], []
     for it, res in zip(items, results):
         if len(res.word_durations_s) == it.n_words:
             ref.extend(reference_word_durations(it, rate_hz))
             hyp.extend(res.word_durations_s)
-    return np.array(ref), np.array(hyp)
+            utt.extend([it.id] * it.n_words)
+    return np.array(ref), np.array(hyp), np.array(utt, dtype=object)
 
 
-def consistency_with_ci(ref: np.ndarray, hyp: np.ndarray, n_boot: int, seed: int = 0) -> dict[str, float]:
-    """duration_consistency plus bootstrap CIs (resampling words)."""
+def consistency_with_ci(ref: np.ndarray, hyp: np.ndarray, n_boot: int, seed: int = 0,
+                        utterances: Sequence | None = None) -> dict[str, float]:
+    """duration_consistency plus 95% bootstrap CIs that resample UTTERANCES (`utterances: [N_words]` labels each
+    word's utterance; cluster_bootstrap_ci keeps the words of one utterance together). Without labels every word
+    is its own unit (words of one utterance are not independent: that CI is too narrow; kept for old callers)."""
+    from taste.evaluation.stats import cluster_bootstrap_ci
+
     if ref.size == 0:
         return {k: math.nan for k in ("within_25ms", "within_50ms", "pearson_r")}
     out = {k: v for k, v in duration_consistency(ref, hyp).items() if k != "n"}
-    idx = np.arange(ref.size)  # resample word indices (bootstrap_ci hands them back as floats)
+    idx = np.arange(ref.size)  # resample word indices (the bootstrap hands them back as floats)
+    labels = idx if utterances is None else np.asarray(utterances)
+    if labels.size != ref.size:
+        raise ValueError(f"consistency_with_ci: {labels.size} utterance labels for {ref.size} words")
+    labels = labels.astype(str) if labels.dtype == object else labels
 
     def _r(i: np.ndarray) -> float:
         r, h = ref[i.astype(int)], hyp[i.astype(int)]
@@ -135,7 +155,7 @@ def consistency_with_ci(ref: np.ndarray, hyp: np.ndarray, n_boot: int, seed: int
         "pearson_r": _r,
     }
     for name, fn in stats.items():
-        lo, hi = bootstrap_ci(idx, statistic=fn, n=n_boot, seed=seed)
+        lo, hi = cluster_bootstrap_ci(idx, labels, statistic=fn, n=n_boot, seed=seed)
         out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
     return out
 
@@ -155,12 +175,15 @@ class AudioJudges:
     speaker_embed: Callable[[np.ndarray], np.ndarray]
 
 
-def default_audio_judges(corpus_sentences: Sequence[str]) -> AudioJudges:
+def default_audio_judges(corpus_sentences: Sequence[str], scored_sentences: Sequence[str]) -> AudioJudges:
+    """Pocketsphinx (corpus LM; JudgeLeakError when a scored sentence is in it), DNSMOS overall, resemblyzer."""
+    from taste.evaluation.recognizer import Pocketsphinx, check_blind
+
+    check_blind(corpus_sentences, scored_sentences)  # before loading any model
     from taste.evaluation.quality import dnsmos
-    from taste.evaluation.recognizer import Pocketsphinx
     from taste.evaluation.speaker import SpeakerEncoder
 
-    ps, spk = Pocketsphinx(corpus_sentences), SpeakerEncoder()
+    ps, spk = Pocketsphinx(corpus_sentences, scored_sentences=scored_sentences), SpeakerEncoder()
     return AudioJudges(ps.transcribe, ps.align, lambda w: dnsmos(w)["ovrl"], spk.embed)
 
 
@@ -184,22 +207,23 @@ def judge_audio(system: str, items: Sequence, texts: Sequence[str], wavs: Sequen
 
 
 def summarise_audio(per_utt: pd.DataFrame, n_boot: int, seed: int = 0) -> pd.DataFrame:
-    """Per system: WER, DNSMOS, speaker similarity (with CIs) and forced-alignment duration consistency."""
-    from taste.evaluation.wer import per_utterance_wer, wer
+    """Per system: corpus WER (CI: utterance bootstrap of corpus WER), DNSMOS, speaker similarity (CIs of the
+    means) and forced-alignment duration consistency (CIs resample utterances)."""
+    from taste.evaluation.stats import corpus_wer_summary
 
     rows = []
     for name, g in per_utt.groupby("system", sort=False):
-        row = {"system": name, "n_audio": len(g), "wer": wer(list(g["text"]), list(g["hyp"]))}
-        per = np.array(per_utterance_wer(list(g["text"]), list(g["hyp"])))
-        row["wer_lo"], row["wer_hi"] = bootstrap_ci(per, n=n_boot, seed=seed)
+        w = corpus_wer_summary(list(g["text"]), list(g["hyp"]), n=n_boot, seed=seed)  # utterance bootstrap
+        row = {"system": name, "n_audio": len(g), "wer": w["value"], "wer_lo": w["ci_lo"], "wer_hi": w["ci_hi"]}
         for col in ("dnsmos", "speaker_sim"):
             lo, hi = bootstrap_ci(g[col].to_numpy(), n=n_boot, seed=seed)
             row.update({col: float(g[col].mean()), f"{col}_lo": lo, f"{col}_hi": hi})
         ok = g[g["fa_durations"].notna()]
         ref = np.concatenate([np.array(r) for r in ok["ref_durations"]]) if len(ok) else np.array([])
         hyp = np.concatenate([np.array(h) for h in ok["fa_durations"]]) if len(ok) else np.array([])
+        utts = np.concatenate([[str(u)] * len(r) for u, r in zip(ok["id"], ok["ref_durations"])]) if len(ok) else None
         row["fa_failures"] = int(len(g) - len(ok))
-        row.update({f"fa_{k}": v for k, v in consistency_with_ci(ref, hyp, n_boot, seed).items()})
+        row.update({f"fa_{k}": v for k, v in consistency_with_ci(ref, hyp, n_boot, seed, utts).items()})
         rows.append(row)
     return pd.DataFrame(rows).set_index("system")
 

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from taste.tokenizer.data import TasteItem
-from taste.tokenizer.evaluate import (AudioJudges, bitrate, boundary_durations, consistency_with_ci, judge_audio,
-                                      reconstruct, summarise_audio, teacher_forced_accuracy)
+from taste.tokenizer.evaluate import (AudioJudges, bitrate, boundary_durations, boundary_durations_by_utterance,
+                                      consistency_with_ci, judge_audio, reconstruct, summarise_audio,
+                                      teacher_forced_accuracy)
 from taste.tokenizer.model import TasteTokenizer
 
 
@@ -61,8 +62,8 @@ def model_row_measures(row: ModelRow, n_boot: int, seed: int, rate_hz: float) ->
     out = {"system": row.name, "frame_rate_hz": wps, "bitrate_bps": bps,
            "tf_top1": float(tf["top1"].mean()), "tf_top5": float(tf["top5"].mean())}
     if m.cfg.conditioning == "word_sync":
-        ref, hyp = boundary_durations(row.items, results, rate_hz)
-        out.update({f"gen_{k}": v for k, v in consistency_with_ci(ref, hyp, n_boot, seed).items()})
+        ref, hyp, utts = boundary_durations_by_utterance(row.items, results, rate_hz)
+        out.update({f"gen_{k}": v for k, v in consistency_with_ci(ref, hyp, n_boot, seed, utts).items()})
     return out, results
 
 
@@ -104,7 +105,7 @@ def _judge_rows(job: tuple) -> pd.DataFrame:
 
     rows, ids, texts, ref_durations, ref_speakers, corpus = job
     torch.set_num_threads(1)
-    judges = default_audio_judges(corpus)
+    judges = default_audio_judges(corpus, scored_sentences=texts)
     return pd.concat([judge_audio(name, ids, texts, wavs, ref_durations, ref_speakers, judges) for name, wavs in rows],
                      ignore_index=True)
 
@@ -113,11 +114,14 @@ def audio_rows_parallel(row_wavs: Mapping[str, Sequence[np.ndarray]], ids: Seque
                         ref_durations: Sequence[Sequence[float]], ref_speakers: Sequence[np.ndarray],
                         corpus_sentences: Sequence[str], workers: int = 2) -> pd.DataFrame:
     """audio_rows with the default instruments, rows spread over `workers` 1-thread processes
-    (pocketsphinx is single-threaded, so two processes use both cores)."""
+    (pocketsphinx is single-threaded, so two processes use both cores). The scored sentences are `texts`:
+    JudgeLeakError (before any worker starts) when one of them is in `corpus_sentences`."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from taste.evaluation.recognizer import build_resources
+    from taste.evaluation.recognizer import build_resources, check_blind
+
+    check_blind(corpus_sentences, texts)
 
     build_resources(corpus_sentences)  # once, before the workers: they then reuse the cached LM and dictionary
     names = list(row_wavs)

@@ -10,8 +10,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from taste.evaluation.stats import bootstrap_ci
-from taste.evaluation.wer import per_utterance_wer, wer
+from taste.evaluation.stats import bootstrap_ci, corpus_wer_summary
+from taste.evaluation.wer import per_utterance_wer
 
 SYSTEMS = ("original", "mel_topline", "units_vocoder")
 
@@ -25,13 +25,17 @@ class Judges:
     speaker_embed: Callable[[np.ndarray], np.ndarray]
 
 
-def default_judges(corpus_sentences: Sequence[str]) -> Judges:
-    """Pocketsphinx with a corpus LM, DNSMOS overall MOS (speechmos), resemblyzer embeddings."""
+def default_judges(corpus_sentences: Sequence[str], scored_sentences: Sequence[str]) -> Judges:
+    """Pocketsphinx with a corpus LM, DNSMOS overall MOS (speechmos), resemblyzer embeddings.
+
+    scored_sentences: the texts the table scores; JudgeLeakError when any is in `corpus_sentences` (blind_corpus)."""
+    from taste.evaluation.recognizer import Pocketsphinx, check_blind
+
+    check_blind(corpus_sentences, scored_sentences)  # before loading any model
     from taste.evaluation.quality import dnsmos
-    from taste.evaluation.recognizer import Pocketsphinx
     from taste.evaluation.speaker import SpeakerEncoder
 
-    asr, spk = Pocketsphinx(corpus_sentences), SpeakerEncoder()
+    asr, spk = Pocketsphinx(corpus_sentences, scored_sentences=scored_sentences), SpeakerEncoder()
     return Judges(transcribe=asr.transcribe, dnsmos=lambda w: dnsmos(w)["ovrl"], speaker_embed=spk.embed)
 
 
@@ -61,10 +65,13 @@ def judge_utterances(ids: Sequence[str], texts: Sequence[str], systems: Mapping[
 
 
 def summarise_table(per_utt: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per system: corpus WER, mean DNSMOS / speaker sim / duration ratio, with 95% bootstrap CIs of the means."""
+    """Per system: corpus WER with a 95% CI from the utterance bootstrap (wer_lo, wer_hi: resample utterances,
+    recompute sum(edits) / sum(reference words)), and mean DNSMOS / speaker sim / duration ratio with 95% bootstrap
+    CIs of the means."""
     rows = []
     for name, g in per_utt.groupby("system", sort=False):
-        row = {"system": name, "n": len(g), "wer": wer(list(g["text"]), list(g["hyp"]))}
+        w = corpus_wer_summary(list(g["text"]), list(g["hyp"]), n=n_boot, seed=seed)
+        row = {"system": name, "n": len(g), "wer": w["value"], "wer_lo": w["ci_lo"], "wer_hi": w["ci_hi"]}
         for col in ("dnsmos", "speaker_sim", "duration_ratio"):
             lo, hi = bootstrap_ci(g[col].to_numpy(), n=n_boot, seed=seed)
             row.update({col: float(g[col].mean()), f"{col}_lo": lo, f"{col}_hi": hi})
