@@ -354,28 +354,30 @@ for key, wav in wavs.items():
 
 # %% [markdown]
 # ## Result
-# The goals from the issue: median transfer of swapped words >= 0.8, median leakage <= 0.1, and the local
-# control moving word j by <= 0.1 (decoder durations).
+# The headline is the pooled slope on the ground-truth contrast (above; its goals in `slope.goals`). The older
+# estimator, the median over words of per-word ratios (`duration`, `f0_vocoder` in metrics.json), is listed after it
+# for comparison with earlier runs only: on 1-3 unit contrasts it takes a few quantised values, and under no effect it
+# reads 0.5, not 0, so no goal is judged on it.
 
 # %%
 metrics["stage_seconds"] = round(time.perf_counter() - t_start, 1)
 (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n",
                                   encoding="utf-8")
-d = metrics["duration"]
-lines = [f"- duration, **{s}**: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
-         + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")
-         for s, m in d.items()]
-lines += [f"- pitch (vocoder F0), **{s}**: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
-          + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")
-          for s, m in metrics["f0_vocoder"].items() if s != "global_rate"]
+lines = []
 for measure, key in (("duration", "local_rate_pairs"), ("log_f0", "local_pitch_pairs")):
     m = slope.get(measure, {}).get(key, {})
     if "swap" in m:
         lines.append(f"- **slope**, {measure}, {key}: retention {fmt(m['retention'])}, transfer "
                      f"{fmt(m['swap']['word_j'])}, control {fmt(m['control']['word_j'])}"
                      + "".join(f", leakage {k} {fmt(v)}" for k, v in m["swap"].items() if k != "word_j"))
-display(Markdown("\n".join(lines) + "\n\nGoals met (old medians): " + json.dumps(metrics["goals"])
-                 + "\n\nGoals met (slopes): " + json.dumps(slope["goals"])))
+lines.append("\nOlder estimator (median of per-word ratios; comparison only, not a headline):")
+lines += [f"- duration, {s}: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
+          + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")
+          for s, m in metrics["duration"].items()]
+lines += [f"- pitch (vocoder F0), {s}: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
+          + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")
+          for s, m in metrics["f0_vocoder"].items() if s != "global_rate"]
+display(Markdown("\n".join(lines) + "\n\nGoals met (slopes): " + json.dumps(slope["goals"])))
 
 # %% [markdown]
 # How to read this. Transfer near 1 with leakage near 0 on the **local** pairs, and a control that leaves j

@@ -41,8 +41,8 @@ def test_perfect_word_tokens_give_full_transfer_no_leakage():
     assert g["mismatch_source_transfer"]["value"] == pytest.approx(1.0)
     mm = rows[(rows.condition == "mismatch") & rows.swapped & (rows.set == "global_rate")]
     assert (mm.ratio - 1).abs().mean() > 0.1
-    assert metrics["goals"] == {"global_rate_transfer_met": True, "global_rate_leakage_met": True,
-                                "local_transfer_met": True, "local_leakage_met": True, "local_control_met": True}
+    # No goal is judged on the median estimator (the pooled slopes carry the goals: taste.swap.slope).
+    assert "goals" not in metrics and metrics["estimator"].startswith("median of per-word ratios")
     # Both directions of every pair, every seed.
     assert set(rows.direction) == {"fast->slow", "slow->fast", "variant->base", "base->variant"}
     assert set(rows.seed) == {0, 1}
@@ -56,7 +56,6 @@ def test_global_rate_leak_is_detected():
     # Swapping word j alone moves the others through the sentence mean; the control moves nothing, because the
     # other words' codes are the same in both renditions of a local pair.
     assert loc["leakage"]["value"] > 0.05 and loc["control_movement"]["value"] == pytest.approx(0.0)
-    assert not metrics["goals"]["global_rate_leakage_met"]
 
 
 def test_noise_floor_measured_with_several_seeds():

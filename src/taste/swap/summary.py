@@ -1,16 +1,16 @@
 """From per-word rows to the stage's metrics: medians with bootstrap CIs of transfer, leakage and control movement.
 
 Estimator: the median over words (x seeds x directions) of per-word ratios; its 95% CI resamples whole sentence pairs
-(`pair_id`), the independent unit, so the words, seeds and directions of one pair stay together."""
+(`pair_id`), the independent unit, so the words, seeds and directions of one pair stay together. It is kept for
+comparison with earlier runs, not as a headline: on contrasts of 1-3 units the ratios take a few quantised values,
+and the shared recipient draw makes it read 0.5 under no effect. The headline and its goals are the pooled slopes
+of `taste.swap.slope`."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 from taste.evaluation.stats import summarise
-
-GOALS = {"transfer_min": 0.8, "leakage_max": 0.1, "control_max": 0.1}
-
 
 ESTIMATOR = "median of per-word ratios; 95% CI from a cluster bootstrap over sentence pairs"
 
@@ -96,21 +96,6 @@ def wer_table(utt_rows: pd.DataFrame, n_boot: int = 1000, floor_rows: pd.DataFra
     return out
 
 
-def goals(metrics: dict) -> dict:
-    """Did the decoder-duration medians meet the issue's goals (transfer >= 0.8, leakage <= 0.1, control <= 0.1)?"""
-    dur = metrics.get("duration", {})
-    out = {}
-    for set_name in ("global_rate", "local"):
-        m = dur.get(set_name)
-        if not m:
-            continue
-        out[f"{set_name}_transfer_met"] = bool(m["transfer"]["value"] >= GOALS["transfer_min"])
-        out[f"{set_name}_leakage_met"] = bool(abs(m["leakage"]["value"]) <= GOALS["leakage_max"])
-        if set_name == "local":
-            out["local_control_met"] = bool(abs(m["control_movement"]["value"]) <= GOALS["control_max"])
-    return out
-
-
 def pitch_pairs_only(rows: pd.DataFrame, local_kinds: dict[str, str] | None) -> pd.DataFrame:
     """Pitch rows for the summary: local pairs only where word j's pitch (not its rate) was changed."""
     if rows.empty or local_kinds is None:
@@ -135,7 +120,6 @@ def build_metrics(rows: pd.DataFrame, audio_rows: pd.DataFrame, utt_rows: pd.Dat
         metrics["local_pairs_by_change"] = {k: sum(v == k for v in local_kinds.values())
                                             for k in sorted(set(local_kinds.values()))}
     metrics["wer_audio_subset"] = wer_table(utt_rows, n_boot, floor_rows)
-    metrics["goals"] = goals(metrics)
     metrics.update(extra or {})
     return metrics
 
