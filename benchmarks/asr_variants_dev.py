@@ -14,12 +14,11 @@ import json
 import time
 from pathlib import Path
 
-from taste.asr.pipeline import config_from_params, fit_asr, fit_tokenizer
-from taste.asr.train import evaluate_asr, state_phone_labels
+from taste.asr.pipeline import config_from_params, fit_asr, fit_tokenizer, frame_phone_targets
+from taste.asr.train import evaluate_asr
 from taste.config import load_params, seed_everything, set_threads
 from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest
-from taste.units.phones import load_phone_vocab
 
 
 def main() -> None:
@@ -43,11 +42,7 @@ def main() -> None:
     tok = fit_tokenizer(args.root / params["shared"]["paths"]["raw"] / "text_pool.txt",
                         [u.text for u in train_rows], params["asr"]["bpe_vocab_size"])
     phone_weight = float(params["asr"]["frame_phone_weight"])
-    labels, n_phones = None, 0
-    if phone_weight > 0:
-        vocab = load_phone_vocab(prepared / "phones.json")
-        labels = state_phone_labels(train_rows, [train_store.get(u.id).shape[-1] for u in train_rows], vocab)
-        n_phones = vocab.n_phones
+    labels, n_phones = frame_phone_targets(train_rows, train_store, prepared / "phones.json", phone_weight)
     t0 = time.perf_counter()
     model, result = fit_asr(cfg, tok, [u.id for u in train_rows], [u.text for u in train_rows], train_store,
                             train_cfg, args.runs / args.name, ctc_weight=float(params["asr"]["ctc_weight"]),

@@ -39,14 +39,13 @@ import seaborn as sns
 import torch
 from IPython.display import Audio, Markdown, display
 
-from taste.asr.pipeline import config_from_params, fit_asr, fit_tokenizer, write_jsonl
-from taste.asr.train import evaluate_asr, state_phone_labels
+from taste.asr.pipeline import config_from_params, fit_asr, fit_tokenizer, frame_phone_targets, write_jsonl
+from taste.asr.train import evaluate_asr
 from taste.asr.whisper import load_pretrained_whisper, save_asr
 from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.audio_io import read_audio
 from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest
-from taste.units.phones import load_phone_vocab
 
 params = load_params(params_path)
 set_threads(params["shared"]["threads"])
@@ -78,12 +77,8 @@ else:
                         [u.text for u in train_rows], params["asr"]["bpe_vocab_size"])
     ctc_weight = float(params["asr"]["ctc_weight"])
     phone_weight = float(params["asr"]["frame_phone_weight"])
-    phone_labels, n_phones = None, 0
-    if phone_weight > 0:  # the phone under each encoder state, from the corpus's phone timings (a training aid)
-        vocab = load_phone_vocab(prepared / "phones.json")
-        phone_labels = state_phone_labels(train_rows, [stores["train"].get(u.id).shape[-1] for u in train_rows],
-                                          vocab)
-        n_phones = vocab.n_phones
+    # the phone under each encoder state, from the corpus's phone timings (a training aid)
+    phone_labels, n_phones = frame_phone_targets(train_rows, stores["train"], prepared / "phones.json", phone_weight)
     # runs in outputs/asr/training/<key>: one folder per settings, vocabulary, training data and code
     model, result = fit_asr(cfg, tok, [u.id for u in train_rows], [u.text for u in train_rows], stores["train"],
                             train_cfg, out / "training",

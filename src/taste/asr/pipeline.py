@@ -16,7 +16,7 @@ from tokenizers import Tokenizer
 from taste.asr.bpe import train_bpe
 from taste.asr.modeling import AsrWhisper
 from taste.asr.train import (AsrDataset, CtcTrainingModel, LengthBuckets, SpecAugment, bpe_corpus, make_collate,
-                             make_loss_fn, unwrap)
+                             make_loss_fn, state_phone_labels, unwrap)
 from taste.asr.whisper import AsrConfig, build_asr
 from taste.training import TrainConfig, TrainResult, train
 from taste.training.checkpoint import code_digest, dataset_digest, fresh_run_dir
@@ -43,6 +43,20 @@ def config_from_params(params: dict) -> tuple[AsrConfig, TrainConfig]:
 def fit_tokenizer(text_pool: str | Path, transcripts: Sequence[str], vocab_size: int) -> Tokenizer:
     """BPE on the text pool plus the training transcripts."""
     return train_bpe(bpe_corpus(text_pool, transcripts), vocab_size=vocab_size)
+
+
+def frame_phone_targets(rows: Sequence, store, phones_path: str | Path, weight: float
+                        ) -> tuple[list | None, int]:
+    """(phone labels per encoder state, number of phones) for the frame-phone training aid, or (None, 0) when
+    `weight` is 0. rows: the training utterances (with phone timings); store: their features (frame counts);
+    phones_path: the prepare stage's phones.json."""
+    if weight <= 0:
+        return None, 0
+    from taste.units.phones import load_phone_vocab
+
+    vocab = load_phone_vocab(phones_path)
+    labels = state_phone_labels(rows, [store.get(u.id).shape[-1] for u in rows], vocab)
+    return labels, vocab.n_phones
 
 
 def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[str], store,
