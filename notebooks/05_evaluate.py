@@ -127,13 +127,16 @@ df[["system", "prompt_text", "intended_text", "asr_text", "ps_text"]].head(8)
 # %% [markdown]
 # ## Coherence judges
 # The reference LM is trained on the stories of `stories.jsonl` that no system trained on: every story with speech
-# in the corpus (train, dev, test, swap sets) is excluded, and the text pool is disjoint from stories.jsonl.
+# in the corpus (train, dev, test, swap sets) is excluded, and the text pool is disjoint from stories.jsonl. A corpus
+# without story metadata (an empty stories.jsonl, e.g. LibriSpeech) falls back to the train-split transcripts + the
+# text pool minus every scored sentence, and the metrics say which text it was (`run.reference_lm_text`); the story
+# judges it cannot run are listed under `skipped` with the reason.
 
 # %%
 speech_stories = {u.story_id for u in read_manifest(raw / "manifest.jsonl") if u.story_id}
-ref_text = coherence.reference_sentences(stories, speech_stories)
-if len(ref_text) < 50:  # tiny corpora: fall back to every story but the prompts' own
-    ref_text = coherence.reference_sentences(stories, {c.story_id for c in items if c.story_id})
+ref_text, ref_text_source = coherence.reference_lm_text(
+    stories, speech_stories, {c.story_id for c in items if c.story_id}, lm_text,
+    scored + [c.prompt_gt_text for c in items if c.prompt_gt_text])
 ref_lm = coherence.KneserNeyLM().fit(ref_text)
 encoder = coherence.load_sentence_encoder()
 consistency = coherence.StoryConsistency(stories)
@@ -145,6 +148,9 @@ df, _ = report.add_text_judges(df, encoder, ref_lm, consistency, None, text_colu
 # say, before any recogniser heard the speech). The gap to the rows above is what the ears cost.
 df_intended, _ = report.add_text_judges(df.assign(llm_judge=np.nan), encoder, ref_lm, consistency, None,
                                         text_column="intended_text")
+skipped = report.skipped_story_judges(consistency, df["story_id"].tolist())
+if ref_text_source != coherence.REFERENCE_TEXT_STORIES or skipped:
+    print(f"reference LM text: {ref_text_source}; skipped judges: {skipped or 'none'}")
 print(f"reference LM: {len(ref_text)} sentences, {len(ref_lm.vocab)} words; "
       f"LLM judge: {'model ' + judge_cfg.model if judge_cfg else 'not configured (skipped)'}; "
       f"{len(judge_errors)} judge failures")
@@ -163,9 +169,13 @@ window_s = probes.encoder_window_seconds(Path(paths["models"]) / "asr", mel_cfg.
 held_out = [u for split in ("test", "dev") for u in read_manifest(prepared / f"{split}.jsonl")]
 splices = probes.consistency_items(read_manifest(prepared / "swap_global.jsonl"), load,
                                    ev["probes"]["consistency_items"], seed)
+cloze_skip = probes.storycloze_skip_reason(stories)
+if cloze_skip:  # no story metadata: the probe is skipped, and the metrics say why
+    skipped["probe_storycloze"] = cloze_skip
 probe_items = {
-    "storycloze": probes.storycloze_items(held_out, lambda u: index.get((u.story_id, u.text)), load,
-                                          ev["probes"]["storycloze_items"], seed, window_s),
+    **({} if cloze_skip else {
+        "storycloze": probes.storycloze_items(held_out, lambda u: index.get((u.story_id, u.text)), load,
+                                              ev["probes"]["storycloze_items"], seed, window_s)}),
     # rate: the speaking rate switches mid-way; pitch: the voice's pitch switches (a speaker-like change)
     **{f"consistency_{kind}": [i for i in splices if i.kind == kind] for kind in ("rate", "pitch")},
 }
@@ -317,6 +327,10 @@ metrics = report.headline_metrics(summary, probe_results, ordering, extra={
     "n_prompts": len(chosen), "llm_judge_configured": int(judge_cfg is not None),
     "llm_judge_failures": len(judge_errors), "probe_failures": len(scorer_missing),
     "judge_floor_wer": floor, "recognizer_lm_sentences": len(lm_text), "ground_truth_text_share": gt_share})
+if ref_text_source != coherence.REFERENCE_TEXT_STORIES:  # recorded when not the stories (default output unchanged)
+    metrics["run"]["reference_lm_text"] = ref_text_source
+if skipped:
+    metrics["skipped"] = skipped
 metrics["paired_ratios"] = ratios
 metrics["intended_text_upper_bound"] = {
     "note": "coherence judges on each system's own intended text, no recogniser: an upper bound, not a result",

@@ -161,3 +161,19 @@ def test_pretrained_llama_is_untied_for_checkpoints(tmp_path, vocab):
     with torch.no_grad():
         assert torch.allclose(model(input_ids=ids).logits, tied(input_ids=ids).logits, atol=1e-6)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "ckpt.safetensors"))
+
+
+def test_to_device_moves_the_frozen_reference_but_keeps_it_unsaved(tiny_lm):
+    model = make(tiny_lm, "token")
+    keys = list(model.state_dict().keys())
+    n_params = len(list(model.parameters()))
+    assert model._frozen_lm is not None
+    assert all(p.device.type == "cpu" for p in model._frozen_lm.parameters())
+    assert model.to("meta") is model
+    assert all(p.device.type == "meta" for p in model.parameters())
+    assert all(t.device.type == "meta" for t in model._frozen_lm.parameters())
+    assert all(t.device.type == "meta" for t in model._frozen_lm.buffers())
+    assert not any(p.requires_grad for p in model._frozen_lm.parameters())  # still frozen after the move
+    assert list(model.state_dict().keys()) == keys
+    assert len(list(model.parameters())) == n_params
+    assert "_frozen_lm" not in dict(model.named_modules())

@@ -209,6 +209,36 @@ def reference_sentences(stories: Sequence[Story], exclude_story_ids: Iterable[st
     return [normalise(s) for st in stories if st.story_id not in excluded for s in st.sentences]
 
 
+REFERENCE_TEXT_STORIES = "stories"
+REFERENCE_TEXT_FALLBACK = "train transcripts + text pool (no story metadata)"
+NO_STORY_METADATA = "no story metadata: stories.jsonl is empty (a corpus without stories, e.g. LibriSpeech)"
+
+
+def reference_lm_text(stories: Sequence[Story], speech_story_ids: Iterable[str], prompt_story_ids: Iterable[str],
+                      corpus_sentences: Sequence[str], scored_sentences: Sequence[str], min_sentences: int = 50
+                      ) -> tuple[list[str], str]:
+    """Text for the reference LM -> (normalised sentences, which text it is: REFERENCE_TEXT_STORIES or _FALLBACK).
+
+    With story metadata: the stories no system trained on (every story with speech excluded); on tiny corpora
+    (< min_sentences) every story but the prompts' own. Without stories (a real corpus writes an empty
+    stories.jsonl): corpus_sentences (train-split transcripts + text pool) minus every scored sentence, by the
+    recogniser's `blind_corpus` rule, so the judge's LM never saw what it scores."""
+    from taste.data.text_norm import normalise
+    from taste.evaluation.recognizer import blind_corpus
+
+    text = reference_sentences(stories, speech_story_ids)
+    if len(text) < min_sentences:  # tiny corpora: fall back to every story but the prompts' own
+        text = reference_sentences(stories, prompt_story_ids)
+    if text:
+        return text, REFERENCE_TEXT_STORIES
+    kept, _ = blind_corpus(corpus_sentences, scored_sentences)
+    text = [t for t in (normalise(s) for s in kept) if t]
+    if not text:
+        raise ValueError("no text for the reference LM: no story metadata, and the train-split transcripts + text "
+                         "pool are empty once the scored sentences are removed")
+    return text, REFERENCE_TEXT_FALLBACK
+
+
 def _entity_words(names: Iterable[str]) -> set[str]:
     from taste.data.text_norm import normalise
 

@@ -303,6 +303,14 @@ def storycloze_items(utterances, sentence_index: Callable, load: Callable, n: in
     return items
 
 
+def storycloze_skip_reason(stories: Sequence) -> str | None:
+    """Why the StoryCloze probe cannot run (None when it can): it needs each utterance's story and sentence position,
+    which only story metadata (stories.jsonl) gives."""
+    from taste.evaluation.coherence import NO_STORY_METADATA
+
+    return None if stories else f"{NO_STORY_METADATA}; StoryCloze needs each utterance's story and sentence order"
+
+
 def consistency_items(utterances, load: Callable, n: int, seed: int = 0) -> list[ProbeItem]:
     """From pair sets (same sentence, two renditions: slow/fast, low/high pitch): a rendition vs a splice that
     switches to the other rendition mid-way. Both directions are used, so a length bias cancels out on average."""

@@ -253,6 +253,21 @@ def add_text_judges(df: pd.DataFrame, encoder, ref_lm, consistency, judge=None, 
     return df, errors
 
 
+def skipped_story_judges(consistency, story_ids: Sequence, suffixes: Sequence[str] = ("", "_ps")
+                         ) -> dict[str, str]:
+    """{judge: reason} for the story-consistency judges that scored nothing (all NaN) for want of story metadata:
+    no stories at all, or none of the judged prompts' stories in stories.jsonl. Empty when they ran."""
+    from taste.evaluation.coherence import NO_STORY_METADATA
+
+    if not consistency.stories:
+        reason = NO_STORY_METADATA
+    elif not any(isinstance(s, str) and s in consistency.stories for s in story_ids):
+        reason = "no judged prompt has a story in stories.jsonl"
+    else:
+        return {}
+    return {f"story_consistency{suffix}": reason for suffix in suffixes}
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Summaries
 # ---------------------------------------------------------------------------------------------------------------------

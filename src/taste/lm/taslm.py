@@ -80,6 +80,13 @@ class TASLM(nn.Module):
             self.mean_head = nn.Linear(d, config.taste_dim)
             self.logvar_head = nn.Linear(d, config.taste_dim)
 
+    def _apply(self, fn, *args, **kwargs):
+        """.to()/.cuda()/.half() also move the frozen reference LM (kept out of the submodules: not saved)."""
+        super()._apply(fn, *args, **kwargs)
+        if self._frozen_lm is not None:
+            self._frozen_lm._apply(fn, *args, **kwargs)
+        return self
+
     def fusion_weights(self) -> Tensor:
         return torch.softmax(self.fusion, dim=0)
 

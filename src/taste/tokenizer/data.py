@@ -38,6 +38,11 @@ class TasteItem:
     def n_words(self) -> int:
         return len(self.boundaries)
 
+    @property
+    def has_timings(self) -> bool:
+        """False for an item built with allow_missing_timings from an utterance without word timings."""
+        return bool(self.boundaries)
+
 
 def load_units(path: str | Path) -> dict[str, Tensor]:
     """data/units/{split}.safetensors -> {utt id: Long[U]}."""
@@ -47,27 +52,40 @@ def load_units(path: str | Path) -> dict[str, Tensor]:
     return {k: v.long() for k, v in load_file(str(path)).items()}
 
 
-def _word_starts(utt, n_units: int, rate_hz: float) -> tuple[list[float], list[float]]:
-    """Ground-truth word starts/durations; without alignments (real corpora), spread words by character count."""
-    if utt.words:
-        return [w.start for w in utt.words], [w.duration for w in utt.words]
-    words = utt.text.split()
-    total = n_units / rate_hz
-    weights = [len(w) + 1 for w in words]
-    starts = [total * sum(weights[:j]) / sum(weights) for j in range(len(words))]
-    return starts, [total * w / sum(weights) for w in weights]
+class MissingWordTimingsError(ValueError):
+    """An utterance has no word timings: the tokenizer's targets and duration ground truth need them."""
+
+
+def _word_starts(utt) -> tuple[list[float], list[float]]:
+    """Ground-truth word starts/durations from the utterance's word alignments (never invented)."""
+    if not utt.words:
+        raise MissingWordTimingsError(
+            f"utterance {utt.id!r} has no word timings: the tokenizer's word boundaries and duration ground truth "
+            f"need them; give the corpus word timings, or add them by forced alignment in the prepare stage")
+    return [w.start for w in utt.words], [w.duration for w in utt.words]
 
 
 def build_items(model: TasteTokenizer, utterances: Sequence, mels: Mapping[str, Tensor] | object,
-                units: Mapping[str, Tensor], speakers: object, rate_hz: float, batch_size: int = 16) -> list[TasteItem]:
+                units: Mapping[str, Tensor], speakers: object, rate_hz: float, batch_size: int = 16,
+                allow_missing_timings: bool = False) -> list[TasteItem]:
     """Run the frozen encoder once per utterance (batched) and pair its states with text, units and boundaries.
 
     mels/speakers: anything with `.get(utt_id)` (e.g. taste.data.loaders.FeatureStore). Utterances with fewer
-    units than words are skipped (they cannot give each word a unit)."""
+    units than words are skipped (they cannot give each word a unit). An utterance without word timings raises
+    MissingWordTimingsError (before the encoder runs), unless allow_missing_timings: then its item has no
+    boundaries and no word starts/durations (empty tuples; `has_timings` is False), usable where only the text and
+    encoder states matter, never as training targets."""
     from taste.asr.bpe import word_ids
     from taste.asr.features import pad_mels
 
     usable = [u for u in utterances if u.id in units and len(units[u.id]) >= len(u.text.split()) > 0]
+    if not allow_missing_timings:
+        untimed = [u.id for u in usable if not u.words]
+        if untimed:
+            raise MissingWordTimingsError(
+                f"{len(untimed)} of {len(usable)} utterances have no word timings, e.g. {untimed[:3]}: the "
+                f"tokenizer's word boundaries and duration ground truth need them; give the corpus word timings, "
+                f"or add them by forced alignment in the prepare stage")
     items: list[TasteItem] = []
     for start in range(0, len(usable), batch_size):
         chunk = usable[start : start + batch_size]
@@ -76,13 +94,13 @@ def build_items(model: TasteTokenizer, utterances: Sequence, mels: Mapping[str, 
         for i, utt in enumerate(chunk):
             ids, widx = word_ids(model.bpe, utt.text)
             u = units[utt.id]
-            starts, durs = _word_starts(utt, len(u), rate_hz)
+            starts, durs = _word_starts(utt) if utt.words else ([], [])
             t = int(frames[i])
             items.append(TasteItem(
                 id=utt.id, text=utt.text, token_ids=tuple(ids), word_index=tuple(widx),
                 keys=keys[i, :t].half().clone(), values=values[i, :t].half().clone(),
                 speaker=speakers.get(utt.id).float(), units=u,
-                boundaries=tuple(word_boundaries(starts, len(u), rate_hz)),
+                boundaries=tuple(word_boundaries(starts, len(u), rate_hz)) if starts else (),
                 word_starts_s=tuple(starts), word_durations_s=tuple(durs)))
     return items
 
@@ -138,6 +156,9 @@ class Collate:
     def __call__(self, items: Sequence[TasteItem]) -> TasteBatch:
         from taste.tokenizer.model import pad_text
 
+        untimed = [it.id for it in items if not it.has_timings]
+        if untimed:
+            raise MissingWordTimingsError(f"items without word timings cannot be training targets: {untimed[:3]}")
         text = pad_text([(it.token_ids, it.word_index) for it in items])
         t_max, d = max(it.keys.shape[0] for it in items), items[0].keys.shape[1]
         keys = torch.zeros(len(items), t_max, d)
