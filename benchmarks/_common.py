@@ -1,7 +1,10 @@
-"""Helpers the benchmark scripts share: peak memory, test features, a timed optimizer step."""
+"""Helpers the benchmark scripts share: peak memory, test features, a timed optimizer step, the dev-variant set-up."""
 
 from __future__ import annotations
 
+import argparse
+import copy
+import json
 import resource
 import time
 from pathlib import Path
@@ -41,3 +44,30 @@ def mean_step_seconds(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module
         opt.step()
         times.append(time.perf_counter() - t0)
     return sum(times[1:]) / repeats
+
+
+def dev_variant_args(doc: str, what: str, default_runs: str) -> tuple[argparse.Namespace, dict, dict]:
+    """The command line of a `*_dev.py` design script (NAME, JSON overrides, --root, --runs, --threads), then
+    params.yaml of --root loaded, torch threads set and every seed set as the stages set them (`seed_everything`:
+    the same deterministic kernels, so a variant with the stage's settings reproduces the stage's training).
+    -> (args, a copy of params, the overrides as a dict)."""
+    from taste.config import load_params, seed_everything, set_threads
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("overrides", help=f"JSON object of {what} settings")
+    ap.add_argument("--root", type=Path, default=Path("."))
+    ap.add_argument("--runs", type=Path, default=Path(default_runs))
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: shared.threads)")
+    args = ap.parse_args()
+    params = copy.deepcopy(load_params(args.root / "params.yaml"))
+    set_threads(args.threads or params["shared"]["threads"])
+    seed_everything(params["shared"]["seed"])
+    return args, params, json.loads(args.overrides)
+
+
+def override_section(section: dict, overrides: dict) -> None:
+    """Merge a variant's overrides into a params section in place; a `train` key overrides the section's train block."""
+    overrides = dict(overrides)
+    section["train"].update(overrides.pop("train", {}))
+    section.update(overrides)

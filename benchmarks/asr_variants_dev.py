@@ -9,32 +9,19 @@ and prints one JSON line: dev WER / CER by greedy attention decoding, fit time, 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
+from _common import dev_variant_args, override_section
 from taste.asr.pipeline import config_from_params, fit_asr, fit_tokenizer, frame_phone_targets
 from taste.asr.train import evaluate_asr
-from taste.config import load_params, seed_everything, set_threads
 from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("name")
-    ap.add_argument("overrides", help="JSON object of asr settings")
-    ap.add_argument("--root", type=Path, default=Path("."))
-    ap.add_argument("--runs", type=Path, default=Path("outputs/benchmarks/asr_variants"))
-    args = ap.parse_args()
-    params = load_params(args.root / "params.yaml")
-    set_threads(params["shared"]["threads"])
-    seed_everything(params["shared"]["seed"])  # as the stage does: the same (deterministic) kernels, so a
-    # variant with the stage's settings reproduces the stage's training exactly
-    overrides = json.loads(args.overrides)
-    params["asr"]["train"].update(overrides.pop("train", {}))
-    params["asr"].update(overrides)
+    args, params, overrides = dev_variant_args(__doc__, "asr", "outputs/benchmarks/asr_variants")
+    override_section(params["asr"], overrides)
     cfg, train_cfg = config_from_params(params)
     prepared = args.root / params["shared"]["paths"]["prepared"]
     train_rows, dev_rows = (read_manifest(prepared / f"{s}.jsonl") for s in ("train", "dev"))

@@ -10,32 +10,19 @@ script prints one JSON line: held-out perplexity (the stage's `text_lm.heldout_p
 """
 from __future__ import annotations
 
-import argparse
-import copy
 import json
 import time
-from pathlib import Path
 
+from _common import dev_variant_args
 from taste.asr.bpe import save_bpe
 from taste.asr.pipeline import fit_tokenizer
-from taste.config import load_params, seed_everything, set_threads
 from taste.data.records import read_manifest
 from taste.lm.pipeline import pretrain_text_lm
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("name")
-    ap.add_argument("overrides", help="JSON object of lm.text_lm.train settings")
-    ap.add_argument("--root", type=Path, default=Path("."))
-    ap.add_argument("--runs", type=Path, default=Path("outputs/benchmarks/text_lm_steps"))
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: shared.threads)")
-    args = ap.parse_args()
-    params = load_params(args.root / "params.yaml")
-    set_threads(args.threads or params["shared"]["threads"])
-    seed_everything(params["shared"]["seed"])  # as the stage does
-    params = copy.deepcopy(params)
-    params["lm"]["text_lm"]["train"].update(json.loads(args.overrides))
+    args, params, overrides = dev_variant_args(__doc__, "lm.text_lm.train", "outputs/benchmarks/text_lm_steps")
+    params["lm"]["text_lm"]["train"].update(overrides)
     run_root = (args.runs / args.name).resolve()
     paths = params["shared"]["paths"]
     raw, prepared = args.root / paths["raw"], args.root / paths["prepared"]

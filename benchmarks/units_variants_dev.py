@@ -10,13 +10,10 @@ pitch the codes keep (voiced pitch purity / PNMI).
 """
 from __future__ import annotations
 
-import argparse
-import copy
 import json
 import time
-from pathlib import Path
 
-from taste.config import load_params, seed_everything, set_threads
+from _common import dev_variant_args, override_section
 from taste.units.evaluate import evaluate_unit_tokenizer, pitch_information
 from taste.units.phones import load_phone_vocab
 from taste.units.pipeline import load_pitch, load_split, prepared_paths, train_unit_tokenizer
@@ -24,19 +21,8 @@ from taste.units.pitch_labels import PitchClasses
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("name")
-    ap.add_argument("overrides", help="JSON object of units settings")
-    ap.add_argument("--root", type=Path, default=Path("."))
-    ap.add_argument("--runs", type=Path, default=Path("outputs/benchmarks/units_variants"))
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: shared.threads)")
-    args = ap.parse_args()
-    params = copy.deepcopy(load_params(args.root / "params.yaml"))
-    set_threads(args.threads or params["shared"]["threads"])
-    seed_everything(params["shared"]["seed"])  # as the stage does
-    overrides = json.loads(args.overrides)
-    params["units"]["train"].update(overrides.pop("train", {}))
-    params["units"].update(overrides)
+    args, params, overrides = dev_variant_args(__doc__, "units", "outputs/benchmarks/units_variants")
+    override_section(params["units"], overrides)
     paths = params["shared"]["paths"]
     paths.update(raw=str(args.root / paths["raw"]), prepared=str(args.root / paths["prepared"]))
     t0 = time.perf_counter()
