@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from synth_helper import synthesise
-from taste.evaluation.recognizer import (AlignmentError, JudgeLeakError, Pocketsphinx, blind_corpus, check_blind,
-                                         espeak_pronunciation, letter_pronunciation, pronunciations)
+from taste.data import forced_align
+from taste.data.forced_align import (AlignmentError, espeak_pronunciation, letter_pronunciation, pronunciations)
+from taste.evaluation.recognizer import JudgeLeakError, Pocketsphinx, blind_corpus, check_blind
 
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog",
@@ -94,3 +95,12 @@ def test_recogniser_refuses_an_lm_that_knows_the_answer(tmp_path):
     with pytest.raises(JudgeLeakError, match="1 scored sentences"):
         Pocketsphinx(SENTENCES, cache_root=tmp_path, scored_sentences=["The quick brown fox jumps over the lazy dog!"])
     assert not any(tmp_path.iterdir())  # refused before any LM was built
+
+
+def test_one_implementation_judge_and_aligner():
+    """The judge is the data-level aligner plus the blindness check, not a second copy of it."""
+    import taste.evaluation.recognizer as judge
+
+    assert issubclass(Pocketsphinx, forced_align.Pocketsphinx)
+    assert judge.AlignmentError is forced_align.AlignmentError
+    assert not hasattr(forced_align, "check_blind")

@@ -1,5 +1,10 @@
 """Stage `prepare`: validate every utterance of data/raw, write split manifests, log-mel features, F0 tracks, speaker
-embeddings, the phone inventory and a rejection report into data/prepared."""
+embeddings, the phone inventory and a rejection report into data/prepared.
+
+Word and phone timings are never invented: an utterance whose corpus gives none (the real corpora) is timed by forced
+alignment of its known transcript (`taste.data.forced_align`, dictionary from the corpus's own transcripts) and marked
+`timing_source="forced_alignment"`; one that cannot be aligned is rejected like any other bad item. The synthetic
+corpus' exact espeak timings ("corpus") are kept as they are, never re-aligned."""
 from __future__ import annotations
 
 import json
@@ -16,12 +21,13 @@ from .features import MelConfig, log_mel
 from .loaders import save_tensor_map
 from .materialise import repo_relative
 from .pitch import PitchConfig, track_pitch
-from .records import Utterance, write_manifest
+from .records import TIMING_SOURCES, Utterance, write_manifest
 from .speaker_embed import BatchSpeakerEncoder
 from .validate import (AudioValidationError, Rejection, Repair, TooManyRejectionsError, TranscriptValidationError,
                        ValidationConfig, read_manifest_lenient, validate_utterance)
 
 SPLITS = ("train", "dev", "test", "swap_global", "swap_local")
+ALIGN_FAILED = "forced alignment failed"
 
 
 def validation_config(params: dict) -> ValidationConfig:
@@ -72,10 +78,39 @@ def validate_all(utts: list[Utterance], cfg: ValidationConfig, root: Path, out_d
     return gen(), rejections, repairs
 
 
+class ForcedTimer:
+    """Word and phone timings for utterances whose corpus gives none, by forced alignment of the known transcript.
+
+    The aligner (built on first use) takes its dictionary and LM from `sentences`, the corpus's own transcripts:
+    this is data preparation with the transcript known, not judging. Its resources are cached under `cache_root`
+    (default: the system temp folder), in a folder named by a hash of the sentences, so reruns reuse them.
+    """
+
+    def __init__(self, sentences: list[str], cache_root: Path | None = None):
+        self.sentences = sentences
+        self.cache_root = cache_root
+        self._aligner = None
+
+    def __call__(self, utt: Utterance, wav: np.ndarray, sample_rate: int) -> Utterance:
+        """utt with aligned words and phones, timing_source="forced_alignment"; ValueError (AlignmentError included)
+        saying why when the transcript cannot be aligned to the audio."""
+        from .forced_align import SAMPLE_RATE, Pocketsphinx
+
+        if self._aligner is None:
+            self._aligner = Pocketsphinx(self.sentences, cache_root=self.cache_root)
+        if sample_rate != SAMPLE_RATE:
+            from scipy.signal import resample_poly
+
+            g = np.gcd(SAMPLE_RATE, sample_rate)
+            wav = resample_poly(wav, SAMPLE_RATE // g, sample_rate // g).astype(np.float32)
+        words, phones = self._aligner.align_phones(wav, utt.text)
+        return utt.replace(words=words, phones=phones, timing_source="forced_alignment")
+
+
 def _summary(by_split: dict[str, list[Utterance]], n_total: int, rejections, repairs, phones: Counter) -> dict:
-    """The stage's metrics: sizes per split, speaking rates, alignment coverage, rejections."""
+    """The stage's metrics: sizes per split, speaking rates, alignment coverage and timing sources, rejections."""
     metrics: dict = {"utterances": {}, "hours": {}, "speakers": {}, "words_per_second": {},
-                     "words_per_second_by_speaker": {}, "alignment_coverage": {}}
+                     "words_per_second_by_speaker": {}, "alignment_coverage": {}, "timing_source": {}}
     for split in SPLITS:
         utts = by_split.get(split, [])
         metrics["utterances"][split] = len(utts)
@@ -88,6 +123,8 @@ def _summary(by_split: dict[str, list[Utterance]], n_total: int, rejections, rep
         metrics["alignment_coverage"][split] = {
             "utterances_aligned": round(len(aligned) / max(1, len(utts)), 4),
             "speech_share_of_audio": round(speech / max(1e-9, sum(u.duration for u in aligned)), 4)}
+        sources = Counter(u.timing_source for u in aligned)
+        metrics["timing_source"][split] = {s: sources.get(s, 0) for s in TIMING_SOURCES}
     per_speaker = defaultdict(lambda: [0, 0.0])
     for utts in by_split.values():
         for u in utts:
@@ -97,6 +134,7 @@ def _summary(by_split: dict[str, list[Utterance]], n_total: int, rejections, rep
     metrics["total_hours"] = round(sum(metrics["hours"].values()), 4)
     metrics["n_input"] = n_total
     metrics["n_rejected"] = len(rejections)
+    metrics["n_alignment_failed"] = sum(r.problem.startswith(ALIGN_FAILED) for r in rejections)
     metrics["rejection_share"] = round(len(rejections) / max(1, n_total), 5)
     metrics["n_repaired"] = len({r.id for r in repairs})
     metrics["phone_inventory"] = len(phones)
@@ -117,8 +155,11 @@ def _voiced_share(pitch: dict[str, dict[str, torch.Tensor]]) -> float:
 
 
 def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."), embed_speakers: bool = True,
-            progress: bool = True) -> dict:
+            progress: bool = True, aligner_cache: Path | None = None) -> dict:
     """Validate data/raw/manifest.jsonl and write data/prepared -> metrics (also returned when nothing is rejected).
+
+    Utterances without word timings are forced-aligned (see ForcedTimer; `aligner_cache`: where the aligner keeps
+    its dictionary and LM, default the system temp folder); those that cannot be aligned are rejected.
 
     Raises TooManyRejectionsError (after writing rejections.json) when the rejected share exceeds
     prepare.max_rejection_share.
@@ -132,6 +173,8 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
         rejections += [Rejection(**r) for r in json.loads((raw_dir / "load_rejections.json").read_text("utf-8"))]
     n_total = len(utts) + len(rejections)
     stream, more_rejections, repairs = validate_all(utts, cfg, root, out_dir)
+    align_rejections: list[Rejection] = []
+    timer = ForcedTimer([u.text for u in utts if not u.words and u.text.strip()], aligner_cache)
     encoder = None
     if embed_speakers and params["prepare"].get("speaker_embedding", "resemblyzer") == "resemblyzer":
         encoder = BatchSpeakerEncoder("cpu", float(params["prepare"].get("speaker_partials_per_second", 1.3)))
@@ -149,6 +192,13 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
         pending.clear()
 
     for utt, wav in tqdm(stream, total=len(utts), desc="prepare", mininterval=10, disable=not progress):
+        if not utt.words:  # the corpus gave no timings: align the known transcript, never invent them
+            try:
+                utt = timer(utt, wav, cfg.sample_rate)
+            except ValueError as e:
+                problem = str(e) if str(e).startswith(ALIGN_FAILED) else f"{ALIGN_FAILED}: {e}"
+                align_rejections.append(Rejection(utt.id, utt.audio_path, problem))
+                continue
         by_split[utt.split].append(utt)
         features[utt.split][utt.id] = log_mel(torch.from_numpy(wav), mel_cfg).to(torch.float16)
         pitch[utt.split][utt.id] = track_pitch(wav, pitch_cfg)
@@ -157,7 +207,7 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
         if len(pending) >= 64:
             flush_embeddings()
     flush_embeddings()
-    rejections += more_rejections
+    rejections += more_rejections + align_rejections
     out_dir.mkdir(parents=True, exist_ok=True)
     share = len(rejections) / max(1, n_total)
     max_share = float(params["prepare"]["max_rejection_share"])

@@ -34,7 +34,8 @@ class WordAlignment:
 
 @dataclass(frozen=True)
 class PhoneAlignment:
-    """One phone (espeak mnemonic) with start and duration in seconds."""
+    """One phone with start and duration in seconds: an espeak mnemonic (synthetic corpus, from espeak's own events)
+    or an ARPAbet phone (a real corpus timed by forced alignment; see `Utterance.timing_source`)."""
 
     phone: str
     start: float
@@ -58,9 +59,17 @@ class PairInfo:
     changed_word: int | None = None
 
 
+TIMING_SOURCES = ("corpus", "forced_alignment")
+
+
 @dataclass(frozen=True)
 class Utterance:
-    """One utterance of a manifest. `audio_path` is relative to the repository root."""
+    """One utterance of a manifest. `audio_path` is relative to the repository root.
+
+    `timing_source` says where `words` and `phones` came from: "corpus" (given with the audio, as the synthetic
+    corpus' exact espeak events; the default, left out of the JSON so such manifests stay as they were) or
+    "forced_alignment" (the prepare stage aligned the known transcript, `taste.data.forced_align`).
+    """
 
     id: str
     audio_path: str
@@ -75,8 +84,12 @@ class Utterance:
     phones: tuple[PhoneAlignment, ...] = ()
     story_id: str | None = None
     pair: PairInfo | None = None
+    timing_source: str = "corpus"
 
     def __post_init__(self) -> None:
+        if self.timing_source not in TIMING_SOURCES:
+            raise ValueError(f"utterance {self.id}: timing_source {self.timing_source!r} is not one of "
+                             f"{', '.join(TIMING_SOURCES)}")
         if self.words and len(self.words) != len(self.text.split()):
             raise ValueError(
                 f"utterance {self.id}: {len(self.words)} word alignments for {len(self.text.split())} words")
@@ -85,7 +98,10 @@ class Utterance:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["timing_source"] == "corpus":  # the default is left out: manifests written before the field are unchanged
+            del d["timing_source"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Utterance":

@@ -1,36 +1,19 @@
-"""Pocketsphinx as the study's independent recogniser and forced word aligner.
+"""Pocketsphinx as the study's independent recogniser and forced word aligner, kept blind to what it scores.
 
-The language model and dictionary are built from corpus text (METHOD.md 5: near-zero WER on espeak speech with a corpus
-LM, poor with the generic one), but never from the sentences a table scores: callers pass train-split text and the
+The recogniser itself (corpus LM and dictionary, pronunciations, forced alignment) lives in `taste.data.forced_align`,
+which the prepare stage also uses to time corpora that come without word timings. This module adds the judge's rule:
+the LM is built from corpus text but never from the sentences a table scores, so callers pass train-split text and the
 sentences they score, and `blind_corpus` / `Pocketsphinx(scored_sentences=...)` keep the two apart (a judge that knows
-the answer is no judge). Word pronunciations come from pocketsphinx's bundled cmudict; words it
-lacks get one from espeak-ng (IPA mapped to ARPAbet), or a letter-by-letter fallback when espeak cannot say them.
+the answer is no judge).
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
-from taste.data.records import WordAlignment
+from taste.data import forced_align
+from taste.data.forced_align import AlignmentError  # noqa: F401 (re-exported: callers catch it beside the judge)
 from taste.data.text_norm import normalise
-
-FRAMES_PER_SECOND = 100
-SAMPLE_RATE = 16000
-# Pocketsphinx's live CMN mis-estimates when speech starts at sample 0, so every input gets dithered silence around it.
-PAD_SECONDS = 0.3
-_DITHER = 3e-4
-_NON_WORDS = {"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "+NSN+", "+SPN+"}
-
-
-class AlignmentError(ValueError):
-    """Forced alignment found no path through the given transcript."""
 
 
 class JudgeLeakError(ValueError):
@@ -54,242 +37,11 @@ def check_blind(corpus_sentences: Sequence[str], scored_sentences: Sequence[str]
                              f"build it from train-split text with blind_corpus()")
 
 
-# espeak-ng en-us IPA phoneme -> ARPAbet (stress and length marks are dropped before lookup).
-_IPA_TO_ARPA = {
-    "p": "P", "b": "B", "t": "T", "d": "D", "k": "K", "ɡ": "G", "g": "G", "f": "F", "v": "V", "θ": "TH", "ð": "DH",
-    "s": "S", "z": "Z", "ʃ": "SH", "ʒ": "ZH", "h": "HH", "m": "M", "n": "N", "ŋ": "NG", "l": "L", "ɹ": "R", "r": "R",
-    "w": "W", "j": "Y", "tʃ": "CH", "dʒ": "JH", "ɾ": "T", "ʔ": "T", "n̩": "N",
-    "i": "IY", "ɪ": "IH", "ᵻ": "IH", "e": "EY", "eɪ": "EY", "ɛ": "EH", "æ": "AE", "a": "AA", "ɑ": "AA", "ɒ": "AA",
-    "ɔ": "AO", "o": "OW", "oʊ": "OW", "əʊ": "OW", "ʊ": "UH", "u": "UW", "ʌ": "AH", "ə": "AH", "ɐ": "AH",
-    "ɚ": "ER", "ɜ": "ER", "aɪ": "AY", "aʊ": "AW", "ɔɪ": "OY",
-    "əl": "AH L", "ɑɹ": "AA R", "ɔɹ": "AO R", "ɪɹ": "IH R", "ʊɹ": "UH R", "ɛɹ": "EH R", "oɹ": "AO R",
-    "aɪɚ": "AY ER", "aɪə": "AY ER", "aʊɚ": "AW ER", "iə": "IY AH", "eə": "EH R", "ʊə": "UH R",
-}
-_LETTER_TO_ARPA = {
-    "a": "AE", "b": "B", "c": "K", "d": "D", "e": "EH", "f": "F", "g": "G", "h": "HH", "i": "IH", "j": "JH", "k": "K",
-    "l": "L", "m": "M", "n": "N", "o": "AA", "p": "P", "q": "K", "r": "R", "s": "S", "t": "T", "u": "AH", "v": "V",
-    "w": "W", "x": "K S", "y": "Y", "z": "Z",
-}
-_espeak = None
-
-
-def letter_pronunciation(word: str) -> list[str]:
-    """Crude one-phone-per-letter ARPAbet pronunciation: the last resort for words espeak cannot phonemise."""
-    phones = " ".join(_LETTER_TO_ARPA[c] for c in word.lower() if c in _LETTER_TO_ARPA).split()
-    if not phones:
-        raise ValueError(f"cannot build a pronunciation for {word!r}: no letters a-z")
-    return phones
-
-
-def _espeak_lib():
-    """libespeak-ng from espeakng-loader, initialised for phonemisation (voice set first: TextToPhonemes needs it)."""
-    global _espeak
-    if _espeak is None:
-        import ctypes
-
-        import espeakng_loader
-
-        lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        lib.espeak_Initialize(2, 0, espeakng_loader.get_data_path().encode(), 0x8000)  # synchronous, don't exit
-        lib.espeak_SetVoiceByName(b"en-us")
-        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
-        _espeak = lib
-    return _espeak
-
-
-def espeak_pronunciation(word: str) -> list[str]:
-    """ARPAbet phones for `word` from espeak-ng's IPA output ([] when espeak is unavailable or yields nothing)."""
-    import ctypes
-
-    try:
-        lib = _espeak_lib()
-        ptr = ctypes.c_char_p(word.encode("utf-8"))
-        ipa = lib.espeak_TextToPhonemes(ctypes.byref(ptr), 0, 0x02 | (ord(" ") << 8))  # IPA, space-separated
-    except OSError:
-        return []
-    phones: list[str] = []
-    for token in (ipa or b"").decode("utf-8").split():
-        token = token.replace("ˈ", "").replace("ˌ", "").replace("ː", "")
-        arpa = _IPA_TO_ARPA.get(token) or " ".join(_IPA_TO_ARPA.get(c, "") for c in token)
-        phones += arpa.split()
-    return phones
-
-
-def _cmudict() -> dict[str, list[list[str]]]:
-    """Bundled cmudict: word -> list of pronunciations (phone lists); variants like 'word(2)' folded in."""
-    import pocketsphinx
-
-    path = pocketsphinx.get_model_path("en-us/cmudict-en-us.dict")
-    out: dict[str, list[list[str]]] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) < 2:
-                continue
-            word = parts[0].split("(")[0]
-            out.setdefault(word, []).append(parts[1:])
-    return out
-
-
-def pronunciations(words: Sequence[str], cmudict: dict[str, list[list[str]]] | None = None
-                   ) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
-    """Pronunciations for `words` -> (word -> phone lists, word -> source) with source cmudict | espeak | letters."""
-    cmudict = _cmudict() if cmudict is None else cmudict
-    prons: dict[str, list[list[str]]] = {}
-    source: dict[str, str] = {}
-    for word in sorted(set(words)):
-        if word in cmudict:
-            prons[word], source[word] = cmudict[word], "cmudict"
-            continue
-        phones = espeak_pronunciation(word)
-        if phones:
-            prons[word], source[word] = [phones], "espeak"
-        else:
-            prons[word], source[word] = [letter_pronunciation(word)], "letters"
-    return prons, source
-
-
-def _write_dict(path: Path, prons: dict[str, list[list[str]]]) -> None:
-    lines = []
-    for word, variants in sorted(prons.items()):
-        for k, phones in enumerate(variants):
-            name = word if k == 0 else f"{word}({k + 1})"
-            lines.append(f"{name} {' '.join(phones)}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def build_resources(sentences: Sequence[str], cache_root: str | Path | None = None) -> tuple[Path, Path, dict[str, str]]:
-    """Write (or reuse) the corpus LM and dictionary -> (lm_path, dict_path, word -> pronunciation source).
-
-    Cached under `cache_root` (default: the system temp folder) in a folder named by a hash of the sentences.
-    """
-    from pocketsphinx.lm import ArpaBoLM
-
-    sents = [normalise(s) for s in sentences]
-    sents = [s for s in sents if s]
-    if not sents:
-        raise ValueError("Pocketsphinx needs at least one non-empty corpus sentence to build its language model")
-    key = hashlib.sha256("\n".join(sorted(set(sents))).encode("utf-8")).hexdigest()[:16]
-    root = Path(cache_root or Path(tempfile.gettempdir()) / "taste_pocketsphinx") / key
-    lm_path, dict_path, source_path = root / "corpus.lm", root / "corpus.dict", root / "sources.json"
-    if lm_path.is_file() and dict_path.is_file() and source_path.is_file():
-        return lm_path, dict_path, json.loads(source_path.read_text(encoding="utf-8"))
-    prons, source = pronunciations([w for s in sents for w in s.split()])
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root))  # build beside, then rename: parallel builders never see half files
-    lm = ArpaBoLM(text="\n".join(sorted(set(sents))) + "\n", add_start=True)
-    lm.compute()
-    lm.write_file(str(tmp / "corpus.lm"))
-    _write_dict(tmp / "corpus.dict", prons)
-    (tmp / "sources.json").write_text(json.dumps(source), encoding="utf-8")
-    for name in ("corpus.dict", "corpus.lm", "sources.json"):  # sources last: it marks a complete cache entry
-        os.replace(tmp / name, root / name)
-    tmp.rmdir()
-    return lm_path, dict_path, source
-
-
-def _to_pcm(wav16k: np.ndarray) -> bytes:
-    """float [T] at 16 kHz -> padded, dithered int16 bytes (fixed-seed dither keeps results deterministic)."""
-    wav = np.asarray(wav16k, dtype=np.float32)
-    if wav.ndim != 1:
-        raise ValueError(f"expected mono audio [T], got shape {wav.shape}")
-    pad = np.zeros(int(PAD_SECONDS * SAMPLE_RATE), np.float32)
-    wav = np.concatenate([pad, wav, pad])
-    wav = wav + np.random.default_rng(0).normal(0.0, _DITHER, len(wav)).astype(np.float32)
-    return (np.clip(wav, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
-
-
-class Pocketsphinx:
-    """Corpus-LM recogniser and forced aligner.
-
-    `transcribe(wav16k: np.ndarray[T]) -> str` (normalised), `align(wav16k, text) -> tuple[WordAlignment, ...]`.
-    `real_time_factor` = decoding seconds / audio seconds over all calls so far.
-    """
+class Pocketsphinx(forced_align.Pocketsphinx):
+    """`taste.data.forced_align.Pocketsphinx` that refuses an LM text containing any sentence it will score."""
 
     def __init__(self, corpus_sentences: Sequence[str], cache_root: str | Path | None = None,
                  scored_sentences: Sequence[str] = ()):
         """corpus_sentences: the LM text; scored_sentences: what it will transcribe (must not be in the LM text)."""
-        import pocketsphinx
-
         check_blind(corpus_sentences, scored_sentences)
-        self.lm_path, self.dict_path, self.pronunciation_source = build_resources(corpus_sentences, cache_root)
-        self._hmm = pocketsphinx.get_model_path("en-us/en-us")
-        self._lm_decoder = None
-        self._align_decoder = None
-        self._cmudict = None
-        self._decode_s = 0.0
-        self._audio_s = 0.0
-
-    def _decoder(self, lm: bool):
-        import pocketsphinx
-
-        kwargs = dict(hmm=self._hmm, dict=str(self.dict_path), loglevel="FATAL")
-        if lm:
-            if self._lm_decoder is None:
-                self._lm_decoder = pocketsphinx.Decoder(pocketsphinx.Config(lm=str(self.lm_path), **kwargs))
-            return self._lm_decoder
-        if self._align_decoder is None:
-            self._align_decoder = pocketsphinx.Decoder(pocketsphinx.Config(lm=None, **kwargs))
-        return self._align_decoder
-
-    def _run(self, decoder, wav16k: np.ndarray) -> None:
-        pcm = _to_pcm(wav16k)
-        t0 = time.perf_counter()
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
-        self._decode_s += time.perf_counter() - t0
-        self._audio_s += len(wav16k) / SAMPLE_RATE
-
-    @property
-    def real_time_factor(self) -> float:
-        return self._decode_s / self._audio_s if self._audio_s else float("nan")
-
-    def transcribe(self, wav16k: np.ndarray) -> str:
-        """Recognise `wav16k: np.ndarray[T]` (16 kHz float) -> normalised transcript ('' when nothing was heard)."""
-        decoder = self._decoder(lm=True)
-        self._run(decoder, wav16k)
-        hyp = decoder.hyp()
-        return normalise(hyp.hypstr) if hyp is not None else ""
-
-    def _ensure_words(self, decoder, words: Sequence[str]) -> None:
-        """Add pronunciations for words outside the corpus dictionary (alignment of arbitrary text)."""
-        missing = [w for w in set(words) if decoder.lookup_word(w) is None]
-        if not missing:
-            return
-        if self._cmudict is None:
-            self._cmudict = _cmudict()
-        prons, source = pronunciations(missing, self._cmudict)
-        for word in sorted(prons):
-            decoder.add_word(word, " ".join(prons[word][0]), True)
-            self.pronunciation_source[word] = source[word]
-
-    def align(self, wav16k: np.ndarray, text: str) -> tuple[WordAlignment, ...]:
-        """Force-align `text` to `wav16k: np.ndarray[T]` -> one WordAlignment per word of normalise(text).
-
-        Times are in seconds from the start of `wav16k`, 10 ms resolution. Raises AlignmentError when no alignment
-        exists (e.g. audio too short for the words) and ValueError for an empty transcript.
-        """
-        words = normalise(text).split()
-        if not words:
-            raise ValueError("align() needs a non-empty transcript")
-        decoder = self._decoder(lm=False)
-        self._ensure_words(decoder, words)
-        decoder.set_align_text(" ".join(words))
-        self._run(decoder, wav16k)
-        segments = decoder.seg()
-        if segments is None:
-            raise AlignmentError(f"forced alignment failed for {len(words)} words in {len(wav16k) / SAMPLE_RATE:.2f} s "
-                                 f"of audio: {' '.join(words)!r}")
-        out = []
-        for seg in segments:
-            word = seg.word.split("(")[0]
-            if word in _NON_WORDS or word.startswith("+"):
-                continue
-            start = seg.start_frame / FRAMES_PER_SECOND - PAD_SECONDS
-            dur = (seg.end_frame - seg.start_frame + 1) / FRAMES_PER_SECOND
-            out.append(WordAlignment(word=word, start=round(max(start, 0.0), 4), duration=round(dur, 4)))
-        if [a.word for a in out] != words:
-            raise AlignmentError(f"forced alignment returned {[a.word for a in out]} for {words}")
-        return tuple(out)
+        super().__init__(corpus_sentences, cache_root)

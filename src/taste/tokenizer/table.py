@@ -119,7 +119,8 @@ def audio_rows_parallel(row_wavs: Mapping[str, Sequence[np.ndarray]], ids: Seque
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from taste.evaluation.recognizer import build_resources, check_blind
+    from taste.data.forced_align import build_resources
+    from taste.evaluation.recognizer import check_blind
 
     check_blind(corpus_sentences, texts)
 
