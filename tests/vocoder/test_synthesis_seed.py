@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from taste.vocoder.model import build_debug_vocoder, content_seed, item_seed
+from taste.config import item_seed
+from taste.vocoder.model import build_debug_vocoder, content_seed
 
 
 def test_item_seed_is_stable_and_per_item():

@@ -23,12 +23,17 @@ def _percentiles(stats: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def resample_indices(n_units: int, n: int, seed: int) -> np.ndarray:
+    """The one bootstrap draw of this module: `n` resamples of `n_units` independent units with replacement
+    -> Int[n, n_units] (seeded; every CI here uses it, so the same seed resamples the same units)."""
+    return np.random.default_rng(seed).integers(0, n_units, size=(n, n_units))
+
+
 def bootstrap_ci(values: Sequence[float], statistic: Callable[[np.ndarray], float] = np.mean, n: int = 1000,
                  seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of `statistic` over `values: [N]` -> (lo, hi); n resamples, seeded."""
     arr = _as_array(values)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, arr.size, size=(n, arr.size))
+    idx = resample_indices(arr.size, n, seed)
     stats = np.array([statistic(arr[row]) for row in idx])
     return _percentiles(stats, level)
 
@@ -39,8 +44,7 @@ def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], statistic: Calla
     xa, xb = _as_array(a, "a"), _as_array(b, "b")
     if xa.size != xb.size:
         raise ValueError(f"paired bootstrap: {xa.size} vs {xb.size} values; pairs must align")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, xa.size, size=(n, xa.size))
+    idx = resample_indices(xa.size, n, seed)
     stats = np.array([statistic(xa[row]) - statistic(xb[row]) for row in idx])
     return _percentiles(stats, level)
 
@@ -55,8 +59,7 @@ def cluster_bootstrap_ci(values: Sequence[float], clusters: Sequence, statistic:
         raise ValueError(f"cluster bootstrap: {labels.size} cluster labels for {arr.size} values")
     _, inverse = np.unique(labels, return_inverse=True)
     groups = [arr[inverse == g] for g in range(inverse.max() + 1)]
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(groups), size=(n, len(groups)))
+    idx = resample_indices(len(groups), n, seed)
     stats = np.array([statistic(np.concatenate([groups[g] for g in row])) for row in idx])
     return _percentiles(stats, level)
 
@@ -110,8 +113,7 @@ def ratio_of_sums_summary(errors: Sequence[float], totals: Sequence[float], clus
     e, t = _ratio_of_sums_inputs(errors, totals, clusters)
     if t.sum() <= 0:
         raise ValueError("ratio of sums: the totals sum to zero")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, e.size, size=(n, e.size))
+    idx = resample_indices(e.size, n, seed)
     with np.errstate(divide="ignore", invalid="ignore"):
         stats = e[idx].sum(1) / t[idx].sum(1)
     lo, hi = _percentiles(stats[np.isfinite(stats)], level)
@@ -137,8 +139,7 @@ def paired_ratio_of_sums_ratio(errors_a: Sequence[float], errors_b: Sequence[flo
     def ratio(a: np.ndarray, b: np.ndarray, tot: np.ndarray) -> np.ndarray:
         return (a / tot) / np.maximum(b / tot, floor)
 
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, ea.size, size=(n, ea.size))
+    idx = resample_indices(ea.size, n, seed)
     stats = ratio(ea[idx].sum(1), eb[idx].sum(1), t[idx].sum(1))
     lo, hi = _percentiles(stats, level)
     return {"value": float(ratio(ea.sum(), eb.sum(), t.sum())), "ci_lo": lo, "ci_hi": hi, "n": int(ea.size)}

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from taste.config import item_seed  # noqa: F401  (re-exported: the per-item seed the callers pass)
 from taste.training.checkpoint import load_safetensors, save_safetensors_atomic
 from taste.units.model import MEL_PAD_VALUE, padding_mask, sinusoids
 
