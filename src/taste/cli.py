@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -69,19 +70,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Errors a user can cause (bad audio or transcript, a missing file, a codes file from another tokenizer, ...): each
-# becomes one line on stderr and exit status 2. Everything else is a bug and keeps its traceback.
+# Errors a user can cause (bad audio or transcript, a missing file, a codes file from another tokenizer, a run folder
+# of another configuration, ...): each becomes one line on stderr and exit status 2. Everything else is a bug and
+# keeps its traceback. The validation errors of taste.data.validate / audio_io, CodesFileError, SwapError,
+# ParamsError... are all ValueError subclasses; the RuntimeError subclasses below are user errors too.
 USER_ERRORS = (ValueError, OSError)
+USER_RUNTIME_ERRORS = (("taste.training.loop", "ResumeMismatchError"), ("taste.pin", "CorpusMismatchError"),
+                       ("taste.data.download", "DownloadError"), ("taste.evaluation.llm_judge", "JudgeError"))
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exception classes `main` reports as one line. A module is looked up only once loaded (a command that
+    raised its error has imported it), so the CLI's start-up stays free of torch."""
+    extra = tuple(getattr(sys.modules[mod], name) for mod, name in USER_RUNTIME_ERRORS if mod in sys.modules)
+    return USER_ERRORS + extra
+
+
+def error_line(command: str, err: BaseException) -> str:
+    """`taste <command>: error: <message>` on one line."""
+    message = " ".join(str(err).split()) or type(err).__name__
+    return f"taste {command}: error: {message}"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user error prints `taste <cmd>: error: <message>` on stderr and returns 2; the global
+    --debug flag re-raises it with its traceback instead."""
+    # A command's output is its result and, on failure, one line: no weight-loading progress bars on stderr
+    # (set HF_HUB_DISABLE_PROGRESS_BARS=0 to see them).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as err:
-        if args.debug:
+    except Exception as err:
+        if args.debug or not isinstance(err, user_errors()):
             raise
-        print(f"taste {args.command}: error: {err}", file=sys.stderr)
+        print(error_line(args.command, err), file=sys.stderr)
         return 2
 
 

@@ -48,12 +48,62 @@ def test_truncated_and_missing_files_are_refused(tmp_path):
 
 def test_a_transcript_implausible_for_the_audio_length_is_refused(tmp_path):
     path = tmp_path / "short.wav"
-    sf.write(path, _speech(0.2, 16000), 16000)
+    sf.write(path, _speech(0.3, 16000), 16000)
     with pytest.raises(TranscriptValidationError, match="implausible transcript length"):
         read_speech(path, "one two three four five six seven eight nine ten")
     with pytest.raises(TranscriptValidationError, match="empty transcript"):
         read_speech(path, "  ")
-    assert len(read_speech(path, "hi", cfg=ValidationConfig())) == 3200
+    assert len(read_speech(path, "hi", cfg=ValidationConfig())) == 4800
+    long = tmp_path / "long.wav"  # 11 s for one word: implausibly few characters per second
+    sf.write(long, _speech(11.0, 16000), 16000)
+    with pytest.raises(TranscriptValidationError, match=r"implausible transcript length \(2 characters"):
+        read_speech(long, "hi")
+
+
+def test_commands_need_the_models_minimum_length_but_prepare_keeps_its_own(tmp_path):
+    """0.2 s passes prepare's 0.1 s floor but not the commands' 0.25 s (the units model's minimum)."""
+    from taste.data.validate import COMMAND_MIN_SECONDS, load_checked
+
+    path = tmp_path / "short.wav"
+    sf.write(path, _speech(0.2, 16000), 16000)
+    with pytest.raises(AudioValidationError, match=f"too short \\(0.200 s, at least {COMMAND_MIN_SECONDS} s"):
+        read_speech(path)
+    assert len(load_checked(path, ValidationConfig())[0]) == 3200
+    assert len(read_speech(path, min_seconds=0.1)) == 3200
+
+
+def test_silence_threshold_is_conservative(tmp_path):
+    """Digital silence and dither-level noise are refused; speech peaking at -50 dBFS and room tone pass."""
+    rng = np.random.default_rng(0)
+    for name, wav, ok in [("zeros", np.zeros(16000), False),
+                          ("dither", rng.normal(0, 3e-5, 16000), False),       # 16-bit TPDF-dither level
+                          ("quiet_speech", _speech(1.0, 16000) / 0.3 * 10 ** (-50 / 20), True),
+                          ("room_tone", rng.normal(0, 10 ** (-65 / 20), 16000), True)]:
+        path = tmp_path / f"{name}.flac"
+        sf.write(path, wav.astype(np.float32), 16000, subtype="PCM_24")
+        if ok:
+            assert len(read_speech(path)) == 16000
+        else:
+            with pytest.raises(AudioValidationError, match="silence"):
+                read_speech(path)
+
+
+def test_clipping_is_judged_before_resampling(tmp_path):
+    """A clipped 44.1 kHz file stays refused although resampling smears its plateaus below full scale."""
+    path = tmp_path / "loud.wav"
+    t = np.arange(44100) / 44100
+    sf.write(path, np.clip(3 * np.sin(2 * np.pi * 200 * t), -1, 1).astype(np.float32), 44100, subtype="FLOAT")
+    with pytest.raises(AudioValidationError, match="clipped"):
+        read_speech(path)
+
+
+def test_an_eleven_second_24_bit_stereo_flac_is_read(tmp_path):
+    """The issue's recording: 11 s, 44.1 kHz, stereo, 24-bit FLAC -> 16 kHz mono with two notices on stderr."""
+    path = tmp_path / "real.flac"
+    sf.write(path, _speech(11.0, 44100, channels=2), 44100, subtype="PCM_24")
+    notices = []
+    wav = read_speech(path, "a sentence of about the right length for eleven seconds of speech", notice=notices.append)
+    assert len(wav) == 11 * 16000 and len(notices) == 2 and all(n.startswith(str(path)) for n in notices)
 
 
 def test_cli_turns_a_refusal_into_one_line_and_exit_status_2(tmp_path, capsys):

@@ -43,12 +43,17 @@ def _bad_file(kind, d):
         sf.write(p, w, SR, subtype="FLOAT")
     elif kind == "clipped":
         write_audio(p, np.clip(_wav(amp=3.0), -1, 1), SR)
+    elif kind == "silent":
+        write_audio(p, np.zeros(SR, np.float32), SR)
+    elif kind == "near_silent":  # noise at the 16-bit dither level
+        sf.write(p, np.random.default_rng(0).normal(0, 3e-5, SR).astype(np.float32), SR, subtype="FLOAT")
     return p
 
 
 @pytest.mark.parametrize("kind,message", [
     ("corrupt", "unreadable or corrupt"), ("zero_length", "zero-length file"), ("no_samples", "zero-length audio"),
-    ("truncated", "truncated WAV"), ("nan", "NaN"), ("clipped", "clipped"),
+    ("truncated", "truncated WAV"), ("nan", "NaN"), ("clipped", "clipped"), ("silent", "silence"),
+    ("near_silent", "silence"),
 ])
 def test_bad_audio_is_rejected_with_file_and_problem(tmp_path, kind, message):
     path = _bad_file(kind, tmp_path)
@@ -112,12 +117,14 @@ def test_invalid_utf8_line_is_a_rejection(tmp_path):
 
 
 def _corpus_with_bad_items(raw, tmp_path):
-    """The tiny corpus' manifest plus one missing file and one empty transcript."""
+    """The tiny corpus' manifest plus one missing file, one empty transcript and one all-silent file."""
     utts = read_manifest(raw / "manifest.jsonl")
-    extra = [_utt(tmp_path / "missing.wav", id="bad_missing"), _utt(raw / "audio" / f"{utts[0].id}.wav", text="",
-                                                                     id="bad_empty", duration=utts[0].duration)]
     out = tmp_path / "raw"
     out.mkdir()
+    write_audio(out / "silent.wav", np.zeros(SR, np.float32), SR)
+    extra = [_utt(tmp_path / "missing.wav", id="bad_missing"), _utt(raw / "audio" / f"{utts[0].id}.wav", text="",
+                                                                     id="bad_empty", duration=utts[0].duration),
+             _utt(out / "silent.wav", id="bad_silent")]
     write_manifest(out / "manifest.jsonl", utts + extra)
     return out, utts
 
@@ -127,8 +134,9 @@ def test_prepare_writes_outputs_and_report(tiny_corpus, tiny_params, tmp_path):
     raw2, utts = _corpus_with_bad_items(raw, tmp_path)
     metrics = prepare(tiny_params, raw2, tmp_path / "prepared", progress=False)
     report = json.loads((tmp_path / "prepared" / "rejections.json").read_text())
-    assert {r["id"] for r in report["rejections"]} == {"bad_missing", "bad_empty"}
-    assert metrics["n_rejected"] == 2 and metrics["n_input"] == len(utts) + 2
+    assert {r["id"] for r in report["rejections"]} == {"bad_missing", "bad_empty", "bad_silent"}
+    assert "silence" in next(r["problem"] for r in report["rejections"] if r["id"] == "bad_silent")
+    assert metrics["n_rejected"] == 3 and metrics["n_input"] == len(utts) + 3
     for split in ("train", "dev", "test", "swap_global", "swap_local"):
         kept = read_manifest(tmp_path / "prepared" / f"{split}.jsonl")
         assert kept == [u for u in utts if u.split == split]
@@ -152,10 +160,21 @@ def test_prepare_writes_outputs_and_report(tiny_corpus, tiny_params, tmp_path):
 def test_prepare_fails_loudly_above_threshold(tiny_corpus, tiny_params, tmp_path):
     raw, _ = tiny_corpus
     raw2, utts = _corpus_with_bad_items(raw, tmp_path)
-    tiny_params["prepare"]["max_rejection_share"] = 1 / (len(utts) + 2)  # one rejection allowed, two happen
+    tiny_params["prepare"]["max_rejection_share"] = 1 / (len(utts) + 3)  # one rejection allowed, three happen
     with pytest.raises(TooManyRejectionsError, match="bad_missing"):
         prepare(tiny_params, raw2, tmp_path / "prepared", embed_speakers=False, progress=False)
-    assert json.loads((tmp_path / "prepared" / "rejections.json").read_text())["n_rejected"] == 2
+    assert json.loads((tmp_path / "prepared" / "rejections.json").read_text())["n_rejected"] == 3
+
+
+def test_no_synthetic_utterance_is_near_the_silence_floor(tiny_corpus):
+    """The silence check must not touch the synthetic corpus: every utterance is far above both bounds (the full
+    corpus' quietest file peaks at -9.7 dBFS, RMS -27 dBFS)."""
+    from taste.data.validate import load_checked
+
+    raw, _ = tiny_corpus
+    for u in read_manifest(raw / "manifest.jsonl"):
+        wav, _ = load_checked(raw / u.audio_path, CFG)
+        assert np.abs(wav).max() > 100 * CFG.silence_peak and np.sqrt(np.mean(wav ** 2)) > 100 * CFG.silence_rms
 
 
 def test_batched_speaker_embeddings_match_the_reference():

@@ -19,9 +19,9 @@ def _transcribe(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     set_threads(params["shared"]["threads"])
     mel_cfg = MelConfig.from_dict(params["shared"]["features"], params["shared"]["sample_rate"])
-    model, tok = load_asr(args.model), load_bpe(args.model)
     check_cfg = validation_config(params)
-    mels = [log_mel(read_speech(p, cfg=check_cfg), mel_cfg) for p in args.audio]
+    mels = [log_mel(read_speech(p, cfg=check_cfg), mel_cfg) for p in args.audio]  # every file checked before work
+    model, tok = load_asr(args.model), load_bpe(args.model)
     batch, lengths = pad_mels(mels)
     texts = transcribe(model, tok, batch, lengths)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
@@ -36,8 +36,8 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add `taste transcribe AUDIO... [--model DIR] [-o out.jsonl]`."""
-    p = subparsers.add_parser("transcribe", help="transcribe 16 kHz WAV files with the stage's Whisper (JSON lines)")
-    p.add_argument("audio", nargs="+", help="16 kHz mono WAV files")
+    p = subparsers.add_parser("transcribe", help="transcribe audio files with the stage's Whisper (JSON lines)")
+    p.add_argument("audio", nargs="+", help="audio files (any format, rate, channels: converted to 16 kHz mono)")
     p.add_argument("--model", default="models/asr", help="folder saved by the asr stage (default: models/asr)")
     p.add_argument("-o", "--output", default=None, help="write JSON lines here instead of stdout")
     p.set_defaults(func=_transcribe)

@@ -49,8 +49,18 @@ class ValidationConfig:
     clip_share: float = 0.01        # share of samples at full scale above which audio counts as clipped
     clip_level: float = 0.999
     min_seconds: float = 0.1
-    silence_peak: float = 1e-3      # audio whose loudest sample stays below this is silence (dither is ~3e-4)
+    # Silence: loudest sample below -60 dBFS or RMS below -80 dBFS (the units model's own silence floor, see
+    # taste.units.extract.check_audio). Conservative on purpose: 1e-3 is ~33 steps of 16-bit PCM, far below any
+    # usable speech, and the quietest utterance of the synthetic corpus peaks at -9.7 dBFS with an RMS of -27 dBFS
+    # (3,346 files of data/raw), 50 dB above either bound; a real recording's room tone (-70..-50 dBFS) also passes.
+    silence_peak: float = 1e-3
+    silence_rms: float = 1e-4
     duration_tolerance: float = 0.05  # seconds between the manifest's duration and the file's
+
+
+# The shortest audio the commands accept: the units model refuses less than 0.25 s (taste.units.extract.check_audio),
+# and the tokenizer's speaker encoder and word pooling have nothing to work with below it either.
+COMMAND_MIN_SECONDS = 0.25
 
 
 def check_wav_header(path: Path) -> None:
@@ -73,6 +83,10 @@ def check_wav_header(path: Path) -> None:
             f.seek(csize + (csize & 1), 1)
 
 
+def _dbfs(x: float) -> str:
+    return f"{20 * np.log10(x):.0f} dBFS" if x > 0 else "-inf dBFS"
+
+
 def load_checked(path: Path, cfg: ValidationConfig) -> tuple[np.ndarray, list[str]]:
     """Read audio and check it -> (float32 mono [T] at cfg.sample_rate, repairs made). Raises on any problem."""
     if not path.is_file():
@@ -88,6 +102,10 @@ def load_checked(path: Path, cfg: ValidationConfig) -> tuple[np.ndarray, list[st
         raise AudioValidationError(f"{path}: zero-length audio (no samples)")
     if not np.isfinite(wav).all():
         raise AudioValidationError(f"{path}: {int((~np.isfinite(wav)).sum())} NaN or infinite samples")
+    # on the file's own samples: resampling smears a clipped plateau below full scale
+    clipped = float(np.mean(np.abs(wav) >= cfg.clip_level))
+    if clipped > cfg.clip_share:
+        raise AudioValidationError(f"{path}: clipped ({clipped:.1%} of samples at full scale)")
     repairs = []
     if wav.shape[1] > 1:
         repairs.append(f"downmixed {wav.shape[1]} channels to mono")
@@ -97,15 +115,16 @@ def load_checked(path: Path, cfg: ValidationConfig) -> tuple[np.ndarray, list[st
         g = np.gcd(sr, cfg.sample_rate)
         wav = resample_poly(wav, cfg.sample_rate // g, sr // g).astype(np.float32)
         repairs.append(f"resampled from {sr} Hz to {cfg.sample_rate} Hz")
-    clipped = float(np.mean(np.abs(wav) >= cfg.clip_level))
-    if clipped > cfg.clip_share:
-        raise AudioValidationError(f"{path}: clipped ({clipped:.1%} of samples at full scale)")
     if len(wav) < cfg.min_seconds * cfg.sample_rate:
         raise AudioValidationError(f"{path}: too short ({len(wav) / cfg.sample_rate:.3f} s, at least "
                                    f"{cfg.min_seconds} s)")
-    peak = float(np.abs(wav).max())
-    if peak < cfg.silence_peak:
-        raise AudioValidationError(f"{path}: silence (loudest sample {peak:.1e}, below {cfg.silence_peak:.0e})")
+    peak, rms = float(np.abs(wav).max()), float(np.sqrt(np.mean(np.square(wav, dtype=np.float64))))
+    if peak == 0:
+        raise AudioValidationError(f"{path}: silence (every sample is zero)")
+    if peak < cfg.silence_peak or rms < cfg.silence_rms:
+        raise AudioValidationError(f"{path}: silence (loudest sample {_dbfs(peak)}, RMS {_dbfs(rms)}; speech needs a "
+                                   f"peak of at least {_dbfs(cfg.silence_peak)} and an RMS of at least "
+                                   f"{_dbfs(cfg.silence_rms)})")
     return wav.astype(np.float32), repairs
 
 
@@ -122,17 +141,20 @@ def check_text_rate(path: str | Path, text: str, seconds: float, cfg: Validation
 
 
 def read_speech(path: str | Path, transcript: str | None = None, cfg: ValidationConfig = ValidationConfig(),
-                notice=None) -> np.ndarray:
+                notice=None, min_seconds: float = COMMAND_MIN_SECONDS) -> np.ndarray:
     """The one way every command reads its audio -> float32 mono [T] at cfg.sample_rate.
 
-    Any format soundfile reads, at any sample rate and channel count (resampled / downmixed, with a one-line notice
-    through `notice`, default: print to stderr); the prepare stage's checks (missing, empty, truncated, undecodable,
-    NaN or infinite samples, clipping, too short, silence) and, when a transcript is given, its plausibility for the
-    audio's length. Every refusal is an AudioValidationError / TranscriptValidationError / FileNotFoundError whose
-    message names the file and the problem."""
+    Any format soundfile reads (WAV, FLAC, OGG, MP3, AIFF...), at any sample rate and channel count: resampled /
+    downmixed, with a one-line notice `<path>: resampled from ... Hz to ... Hz` through `notice` (default: print to
+    stderr). Refused, each with a message naming the file and the problem: a missing file (FileNotFoundError); an
+    empty, truncated, undecodable file, NaN or infinite samples, clipping, silence, or audio shorter than
+    max(cfg.min_seconds, min_seconds) (AudioValidationError: the prepare stage's checks, load_checked); and, when a
+    transcript is given, an empty one or one implausible for the audio's length, chars per second outside
+    cfg.chars_per_second (TranscriptValidationError)."""
     import sys
 
     path = Path(path)
+    cfg = replace(cfg, min_seconds=max(cfg.min_seconds, min_seconds))
     wav, repairs = load_checked(path, cfg)
     for repair in repairs:
         (notice or (lambda m: print(m, file=sys.stderr)))(f"{path}: {repair}")

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
                     "vocoder noise) is derived from (--seed, --prompt-id) by the same stable hash the study uses "
                     "(taste.lm.continuation.prompt_seed), so the study's prompt audio saved as <prompt_id>.wav "
                     "continues here exactly as in the study.")
-    p.add_argument("audio", help="16 kHz mono WAV of the prompt")
+    p.add_argument("audio", help="audio file of the prompt (any format, sample rate and channel count)")
     p.add_argument("text", nargs="?", default=None, help="the prompt's transcript (default: the study's ASR)")
     p.add_argument("-o", "--output", required=True, help="output WAV (the continuation only)")
     p.add_argument("--system", choices=SYSTEMS, default="taslm_embed")
@@ -41,8 +41,8 @@ def _continue(args: argparse.Namespace) -> int:
 
     params = load_params(args.params)
     set_threads(params["shared"]["threads"])
+    wav = read_speech(args.audio, args.text, cfg=validation_config(params))  # checked before the models load
     systems = load_systems(params, [args.system])
-    wav = read_speech(args.audio, args.text, cfg=validation_config(params))
     unit_model = (UnitTokenizer.from_pretrained(Path(params["shared"]["paths"]["models"]) / "units")
                   if args.system == "s3_lm" else None)
     text = normalise(args.text) if args.text else None

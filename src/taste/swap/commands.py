@@ -20,6 +20,11 @@ DEFAULT_VOCODER = "models/vocoder"
 
 def swap_documents(recipient: dict, donor: dict, words: list[int]) -> dict:
     """Codes documents -> the swapped document (recipient's transcript and speaker). Raises SwapError on mismatch."""
+    unmarked = [(name, d) for name, d in (("recipient", recipient), ("donor", donor)) if d.get("tokenizer") is None]
+    if len(unmarked) == 1:
+        name, d = unmarked[0]
+        raise SwapError(f"the {name} carries no tokenizer fingerprint (format {d.get('format')}) and the other does; "
+                        f"encode both with the same tokenizer")
     if recipient.get("tokenizer") != donor.get("tokenizer"):
         raise SwapError(f"recipient and donor were encoded by different tokenizers ({recipient.get('tokenizer')} vs "
                         f"{donor.get('tokenizer')}); their codes do not mean the same")

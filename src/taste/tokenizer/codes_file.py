@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-FORMAT = "taste-codes/2"            # /2 adds the tokenizer fingerprint; /1 files are read with a notice
+FORMAT = "taste-codes/2"            # /2 adds the tokenizer fingerprint; /1 files are read with a notice, files
+                                    # with no format are refused (encode again)
 KNOWN_FORMATS = ("taste-codes/1", FORMAT)
 
 
@@ -20,18 +21,50 @@ class CodesFileError(ValueError):
 
 
 def read_codes(path: str | Path) -> dict:
-    """Load and check a codes.json."""
+    """Load a codes.json and check what needs no model (check_structure). Raises FileNotFoundError / CodesFileError."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: codes file not found")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CodesFileError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise CodesFileError(f"{path}: not a codes document (a JSON {type(doc).__name__}, not an object)")
+    check_structure(doc, str(path))
+    return doc
+
+
+def check_structure(doc: dict, source: str = "codes") -> None:
+    """Refuse what no tokenizer can speak: missing fields, an unknown format (or none: a file from before the format
+    was versioned), empty codes or transcript, a code count that is not one per word, ragged or non-integer codes,
+    a speaker embedding that is not a list of numbers."""
     missing = [k for k in ("transcript", "codes", "speaker") if k not in doc]
     if missing:
-        raise CodesFileError(f"{path}: missing field(s) {missing}")
-    return doc
+        raise CodesFileError(f"{source}: missing field(s) {missing}")
+    fmt = doc.get("format")
+    if fmt is None:
+        raise CodesFileError(f"{source}: no format version (written by an older `taste encode`); encode the audio "
+                             f"again with `taste encode`")
+    if fmt not in KNOWN_FORMATS:
+        raise CodesFileError(f"{source}: unknown format {fmt!r} (this version reads {', '.join(KNOWN_FORMATS)})")
+    codes, text = doc["codes"], doc["transcript"]
+    if not isinstance(text, str) or not isinstance(codes, list):
+        raise CodesFileError(f"{source}: transcript must be a string and codes a list")
+    words = text.split()
+    if not codes or not words:
+        raise CodesFileError(f"{source}: empty codes or transcript ({len(codes)} code tuples, {len(words)} words)")
+    if len(codes) != len(words):
+        raise CodesFileError(f"{source}: {len(codes)} code tuples for the {len(words)} words of the transcript")
+    widths = {len(c) if isinstance(c, list) else -1 for c in codes}
+    if len(widths) != 1 or next(iter(widths)) < 1:
+        raise CodesFileError(f"{source}: every word needs the same number (>= 1) of codes; got widths "
+                             f"{sorted(widths)}")
+    if not all(isinstance(x, int) and not isinstance(x, bool) for c in codes for x in c):
+        raise CodesFileError(f"{source}: codes must be integers")
+    spk = doc["speaker"]
+    if not isinstance(spk, list) or not spk or not all(isinstance(x, (int, float)) for x in spk):
+        raise CodesFileError(f"{source}: the speaker embedding must be a non-empty list of numbers")
 
 
 def tokenizer_fingerprint(model_dir: str | Path) -> str:
@@ -49,13 +82,13 @@ def tokenizer_fingerprint(model_dir: str | Path) -> str:
 
 
 def check_codes(doc: dict, model, model_dir: str | Path, source: str = "codes", notice=None) -> None:
-    """Refuse a codes document this tokenizer cannot speak: unknown format, another tokenizer's fingerprint, another
-    unit rate, empty codes, a code count that is not one per transcript word, ragged or out-of-range codes, or a
-    speaker embedding of the wrong size. A /1 document (no fingerprint) is accepted with a notice."""
+    """Refuse a codes document this tokenizer cannot speak: check_structure's problems, another tokenizer's
+    fingerprint, another unit rate, more codes per word than RVQ levels, out-of-range codes, or a speaker embedding
+    of the wrong size. A taste-codes/1 document (no fingerprint) is accepted with a notice; one with no format at all
+    (older still) is refused with a request to encode the audio again."""
     notice = notice or (lambda msg: print(msg, file=sys.stderr))
-    fmt = doc.get("format")
-    if fmt not in KNOWN_FORMATS:
-        raise CodesFileError(f"{source}: unknown format {fmt!r} (this version reads {', '.join(KNOWN_FORMATS)})")
+    check_structure(doc, source)
+    fmt = doc["format"]
     made_by = doc.get("tokenizer")
     if made_by is None:
         notice(f"notice: {source}: format {fmt} carries no tokenizer fingerprint; cannot check it was made by "
@@ -69,16 +102,11 @@ def check_codes(doc: dict, model, model_dir: str | Path, source: str = "codes", 
     if rate is not None and float(rate) != float(model.cfg.unit_rate_hz):
         raise CodesFileError(f"{source}: codes at {rate} Hz units, but {model_dir} speaks "
                              f"{model.cfg.unit_rate_hz} Hz units")
-    codes, words = doc["codes"], doc["transcript"].split()
-    if not codes or not words:
-        raise CodesFileError(f"{source}: empty codes or transcript ({len(codes)} code tuples, {len(words)} words)")
-    if len(codes) != len(words):
-        raise CodesFileError(f"{source}: {len(codes)} code tuples for the {len(words)} words of the transcript")
-    widths = {len(c) if isinstance(c, list) else -1 for c in codes}
-    n_q, size = model.cfg.rvq.n_quantizers, model.cfg.rvq.codebook_size
-    if len(widths) != 1 or not 1 <= next(iter(widths)) <= n_q:
+    codes = doc["codes"]
+    width, n_q, size = len(codes[0]), model.cfg.rvq.n_quantizers, model.cfg.rvq.codebook_size
+    if width > n_q:
         raise CodesFileError(f"{source}: every word needs 1..{n_q} codes (one per RVQ level); got widths "
-                             f"{sorted(widths)}")
+                             f"[{width}]")
     flat = [x for c in codes for x in c]
     if not all(isinstance(x, int) and 0 <= x < size for x in flat):
         raise CodesFileError(f"{source}: codes must be integers in [0, {size}) for this tokenizer")

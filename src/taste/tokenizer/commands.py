@@ -19,18 +19,32 @@ from taste.tokenizer.codes_file import (FORMAT, KNOWN_FORMATS, CodesFileError, c
 
 DEFAULT_MODEL = "models/taste/tokenizer"
 DEFAULT_VOCODER = "models/vocoder"
+
+
 def encode_file(model_dir: str | Path, audio_path: str | Path, transcript: str,
-                speaker: np.ndarray | None = None) -> dict:
-    """Audio file + transcript -> codes document (JSON-ready). speaker: [256] (None = resemblyzer on the audio)."""
+                speaker: np.ndarray | None = None, speaker_source: str = "speaker embedding") -> dict:
+    """Audio file + transcript -> codes document (JSON-ready). speaker: [speaker_dim] (None = resemblyzer on the
+    audio). The audio is read by data.validate.read_speech (any format; bad audio or an implausible transcript is
+    refused); a speaker embedding of the wrong size or with non-finite values is refused naming `speaker_source`."""
     from taste.data.features import log_mel
     from taste.data.validate import read_speech
     from taste.data.text_norm import normalise
-    from taste.tokenizer.model import TasteTokenizer
+    from taste.tokenizer.model import TasteTokenizer, TokenizerInputError
 
     wav = read_speech(audio_path, transcript)  # resampled / downmixed with a notice; bad audio is refused
     model = TasteTokenizer.from_pretrained(model_dir)
     text = normalise(transcript)
-    codes = model.encode(log_mel(torch.from_numpy(wav)), text)
+    dim = model.cfg.decoder.speaker_dim
+    if speaker is not None:
+        speaker = np.asarray(speaker, dtype=np.float64).ravel()
+        if speaker.size != dim or not np.isfinite(speaker).all():
+            raise CodesFileError(f"{speaker_source}: speaker embedding of {speaker.size} values"
+                                 f"{'' if np.isfinite(speaker).all() else ' (some not finite)'}; {model_dir} needs "
+                                 f"{dim} finite values")
+    try:
+        codes = model.encode(log_mel(torch.from_numpy(wav)), text)
+    except TokenizerInputError as exc:  # e.g. longer than the speech encoder's window: name the file
+        raise TokenizerInputError(f"{audio_path}: {exc}") from exc
     if speaker is None:
         from taste.evaluation.speaker import SpeakerEncoder
 
@@ -58,7 +72,7 @@ def decode_doc(doc: dict, model_dir: str | Path, vocoder_dir: str | Path, seed: 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
     speaker = np.load(args.speaker_embedding) if args.speaker_embedding else None
-    doc = encode_file(args.model, args.audio, args.transcript, speaker)
+    doc = encode_file(args.model, args.audio, args.transcript, speaker, speaker_source=str(args.speaker_embedding))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(doc), encoding="utf-8")
     print(f"{args.output}: {len(doc['codes'])} words x {doc['n_quantizers']} codes")
@@ -78,8 +92,8 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add `encode` and `decode` to taste's CLI."""
     enc = subparsers.add_parser("encode", help="audio + transcript -> TASTE codes (one tuple per word) as JSON")
-    enc.add_argument("audio")
-    enc.add_argument("transcript")
+    enc.add_argument("audio", help="audio file (any format, sample rate and channel count)")
+    enc.add_argument("transcript", help="what is said in AUDIO")
     enc.add_argument("-o", "--output", required=True)
     enc.add_argument("--model", default=DEFAULT_MODEL, help="saved TasteTokenizer folder")
     enc.add_argument("--speaker-embedding", default=None, help=".npy speaker embedding (default: resemblyzer on AUDIO)")

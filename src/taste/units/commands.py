@@ -19,12 +19,12 @@ def _units(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     set_threads(params["shared"]["threads"])
     mel_cfg = MelConfig.from_dict(params["shared"]["features"], params["shared"]["sample_rate"])
-    model = UnitTokenizer.from_pretrained(args.model)
     check_cfg = validation_config(params)
+    wavs = [read_speech(path, cfg=check_cfg) for path in args.audio]  # every file checked before any work
+    model = UnitTokenizer.from_pretrained(args.model)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
-        for path in args.audio:
-            wav = read_speech(path, cfg=check_cfg)
+        for path, wav in zip(args.audio, wavs):
             units = units_from_audio(model, wav, check_cfg.sample_rate, mel_cfg, name=path)
             out.write(json.dumps({"audio": path, "rate_hz": model.cfg.rate_hz, "units": units.tolist()}) + "\n")
     finally:
@@ -47,8 +47,9 @@ def _vocode(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     set_threads(params["shared"]["threads"])
     sr = params["shared"]["sample_rate"]
+    reference = read_speech(args.speaker, cfg=validation_config(params))
     model = UnitVocoder.from_pretrained(args.model)
-    speaker = torch.from_numpy(SpeakerEncoder().embed(read_speech(args.speaker, cfg=validation_config(params))))
+    speaker = torch.from_numpy(SpeakerEncoder().embed(reference))
     out_dir = Path(args.output)
     lines = [json.loads(line) for line in Path(args.units).read_text(encoding="utf-8").splitlines() if line.strip()]
     for i, row in enumerate(lines):
@@ -61,14 +62,14 @@ def _vocode(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add `taste units AUDIO... [-o units.jsonl]` and `taste vocode UNITS.jsonl --speaker REF.wav -o DIR`."""
-    p = subparsers.add_parser("units", help="speech units of 16 kHz WAV files (JSON lines: audio, rate_hz, units)")
-    p.add_argument("audio", nargs="+", help="16 kHz mono WAV files")
+    p = subparsers.add_parser("units", help="speech units of audio files (JSON lines: audio, rate_hz, units)")
+    p.add_argument("audio", nargs="+", help="audio files (any format, rate, channels: converted to 16 kHz mono)")
     p.add_argument("--model", default="models/units", help="folder saved by the units stage (default: models/units)")
     p.add_argument("-o", "--output", default=None, help="write JSON lines here instead of stdout")
     p.set_defaults(func=_units)
     p = subparsers.add_parser("vocode", help="speak unit streams (from `taste units`) in a reference speaker's voice")
     p.add_argument("units", help="JSON lines with a `units` list per line")
-    p.add_argument("--speaker", required=True, help="16 kHz WAV whose voice (resemblyzer embedding) to use")
+    p.add_argument("--speaker", required=True, help="audio file whose voice (resemblyzer embedding) to use")
     p.add_argument("--model", default="models/vocoder", help="folder saved by the vocoder stage")
     p.add_argument("-o", "--output", required=True, help="folder for the WAV files")
     p.set_defaults(func=_vocode)
