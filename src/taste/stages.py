@@ -44,6 +44,9 @@ def run_stage(stage: str, params_path: str = "params.yaml", repo: Path = REPO_RO
     papermill.execute_notebook(
         str(source), str(out_dir / f"{name}.ipynb"), parameters={"params_path": params_path},
         kernel_name=KERNEL_NAME, cwd=str(repo), progress_bar=False, log_output=True,
+        # one stdout and one stderr output per cell, carriage returns applied: a progress bar leaves its last line,
+        # not one output per refresh above the results (nbclient's coalesce_streams)
+        coalesce_streams=True,
     )
     timing = {
         "stage": stage,

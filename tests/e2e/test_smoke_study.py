@@ -58,6 +58,13 @@ def test_every_stage_ran_and_reported(smoke_study):
         assert timing["wall_time_s"] > 0
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics, f"{stage}: empty metrics"
+        # progress does not bury the results: at most one stream output per name in a cell, no bar refreshes
+        nb = json.loads((out / f"{notebook}.ipynb").read_text())
+        for cell in nb["cells"]:
+            names = [o["name"] for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
+            assert len(names) == len(set(names)), f"{stage}: a cell has {len(names)} stream outputs"
+            text = "".join("".join(o["text"]) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+            assert "\r" not in text.replace("\r\n", "\n"), f"{stage}: progress-bar refreshes left in the output"
 
 
 def test_second_repro_changes_nothing(smoke_study):
