@@ -62,7 +62,7 @@ from taste.swap.pitch import local_change_kinds, run_vocoder_pitch, tracked_word
 from taste.swap.slope import (code_agreement, local_slope_frame, slope_metrics, slope_settings_from_params,
                               truth_table)
 from taste.swap.study import (SWAP_SETS, load_inputs, original_rows, plan_jobs, run_audio, run_decoder,
-                              settings_from_params)
+                              settings_from_params, synthetic_pairs_skip_reason)
 from taste.swap.summary import build_metrics, json_safe, pitch_pairs_only
 from taste.tokenizer.model import TasteTokenizer
 from taste.vocoder import UnitVocoder
@@ -77,10 +77,18 @@ out = stage_dir(params, "swap")
 fig_dir = out / "figures"
 tokenizer = TasteTokenizer.from_pretrained(sp["model_dir"])
 settings = settings_from_params(sp, tokenizer.cfg.unit_rate_hz)
-utts, codes, speakers = load_inputs(params["shared"]["paths"]["prepared"], params["shared"]["paths"]["taste_codes"])
-pairs = build_pairs(utts, settings.max_pairs)
-plan = plan_jobs(pairs, codes, settings)
-pd.Series([p.set for p in pairs]).value_counts().rename("directed pairs").to_frame(), settings
+# Same-text renditions exist only where a synthesiser made them: a real corpus (data.source != synthetic) has none,
+# and the stage measures its edited local sets alone (below), saying so under `skipped` in metrics.json.
+synthetic_skip = synthetic_pairs_skip_reason(params["shared"]["paths"]["prepared"], params["data"]["source"])
+skipped = {"synthetic_pairs": synthetic_skip} if synthetic_skip else {}
+if synthetic_skip is None:
+    utts, codes, speakers = load_inputs(params["shared"]["paths"]["prepared"],
+                                        params["shared"]["paths"]["taste_codes"])
+    pairs = build_pairs(utts, settings.max_pairs)
+    plan = plan_jobs(pairs, codes, settings)
+    display(pd.Series([p.set for p in pairs]).value_counts().rename("directed pairs").to_frame(), settings)
+else:
+    print(f"synthetic swap pairs skipped: {synthetic_skip}")
 
 # %% [markdown]
 # ## Decoding every swap at every seed
@@ -88,10 +96,11 @@ pd.Series([p.set for p in pairs]).value_counts().rename("directed pairs").to_fra
 # Per-word durations come straight from the generated word boundaries.
 
 # %%
-rows, decoded, decode_s = run_decoder(tokenizer, plan, speakers, settings)
-n_jobs = sum(len(j) for j in plan) * len(settings.seeds)
-print(f"{n_jobs} decodes in {decode_s:.1f} s ({len(rows)} per-word rows)")
-rows.head()
+if synthetic_skip is None:
+    rows, decoded, decode_s = run_decoder(tokenizer, plan, speakers, settings)
+    n_jobs = sum(len(j) for j in plan) * len(settings.seeds)
+    print(f"{n_jobs} decodes in {decode_s:.1f} s ({len(rows)} per-word rows)")
+    display(rows.head())
 
 # %% [markdown]
 # ## Pitch of every decode
@@ -104,11 +113,12 @@ rows.head()
 
 # %%
 vocoder = UnitVocoder.from_pretrained(sp["vocoder_dir"])
-local_kinds = {k: v for k, v in local_change_kinds(utts).items() if k in {p.pair_id for p in pairs}}  # analysed
-pitch_rows, pitch_s = run_vocoder_pitch(vocoder, plan, decoded, speakers, settings.min_contrast_hz,
-                                        settings.batch_size)
-print(f"F0 of {n_jobs} decodes in {pitch_s:.1f} s; local pairs by change: "
-      f"{pd.Series(local_kinds, dtype=object).value_counts().to_dict()}")
+if synthetic_skip is None:
+    local_kinds = {k: v for k, v in local_change_kinds(utts).items() if k in {p.pair_id for p in pairs}}  # analysed
+    pitch_rows, pitch_s = run_vocoder_pitch(vocoder, plan, decoded, speakers, settings.min_contrast_hz,
+                                            settings.batch_size)
+    print(f"F0 of {n_jobs} decodes in {pitch_s:.1f} s; local pairs by change: "
+          f"{pd.Series(local_kinds, dtype=object).value_counts().to_dict()}")
 
 # %% [markdown]
 # ## The headline: pooled slopes on the ground-truth contrast
@@ -130,42 +140,43 @@ print(f"F0 of {n_jobs} decodes in {pitch_s:.1f} s; local pairs by change: "
 # %%
 prepared_dir = Path(params["shared"]["paths"]["prepared"])
 pitch_cfg = pitch_config(params, mel_config(params))   # the prepare stage's tracker settings
-tracks = {}
-for name in SWAP_SETS:
-    store = FeatureStore(prepared_dir / "pitch" / f"{name}.safetensors")
-    tracks.update({u.id: store.get(u.id).numpy() for u in utts if u.id in store})
-truth = truth_table(pairs, {u.id: u for u in utts}, tracks, pitch_cfg.sample_rate / pitch_cfg.hop_length)
-slope = slope_metrics(rows, pitch_rows, truth, plan, local_kinds, slope_settings_from_params(sp.get("slope")),
-                      int(sp["bootstrap"]), int(params["shared"]["seed"]))
-agreement = code_agreement(pairs, codes)
 
 
 def fmt(s):
     return f"{s['value']:.2f} [{s['ci_lo']:.2f}, {s['ci_hi']:.2f}] (n={s['n']})" if s["n"] else "n/a"
 
 
-slope_table = []
-for measure, sets in (("duration", ("local_rate_pairs",)), ("log_f0", ("local_pitch_pairs",))):
-    m = slope.get(measure, {}).get(sets[0], {})
-    if "retention" not in m:
-        continue
-    row = {"measure": measure, "pairs": sets[0], "directed pairs": m["n_directed_pairs"],
-           "retention": fmt(m["retention"])}
-    for cond in ("swap", "control", "control_before", "control_after", "mismatch", "noise"):
-        for where, val in m.get(cond, {}).items():
-            row[f"{cond} @ {where}"] = fmt(val)
-    slope_table.append(row)
-for measure, set_name in (("duration", "global_rate"), ("log_f0", "global_pitch")):
-    m = slope.get(measure, {}).get(set_name, {})
-    if "retention" in m:
-        slope_table.append({"measure": measure, "pairs": set_name, "retention": fmt(m["retention"]),
-                            "swap @ word_j": "", "transfer (swapped words)": fmt(m["transfer"]),
-                            "leakage (untouched words)": fmt(m["leakage"])})
-display(pd.DataFrame(slope_table).set_index(["measure", "pairs"]).T)
-print("slope goals:", json.dumps(slope["goals"]))
-pd.DataFrame({where: v["per_level"] for where, v in agreement.items()},
-             index=[f"RVQ level {q}" for q in range(len(next(iter(agreement.values()))["per_level"]))]
-             ) if agreement else agreement
+if synthetic_skip is None:
+    tracks = {}
+    for name in SWAP_SETS:
+        store = FeatureStore(prepared_dir / "pitch" / f"{name}.safetensors")
+        tracks.update({u.id: store.get(u.id).numpy() for u in utts if u.id in store})
+    truth = truth_table(pairs, {u.id: u for u in utts}, tracks, pitch_cfg.sample_rate / pitch_cfg.hop_length)
+    slope = slope_metrics(rows, pitch_rows, truth, plan, local_kinds, slope_settings_from_params(sp.get("slope")),
+                          int(sp["bootstrap"]), int(params["shared"]["seed"]))
+    agreement = code_agreement(pairs, codes)
+    slope_table = []
+    for measure, sets in (("duration", ("local_rate_pairs",)), ("log_f0", ("local_pitch_pairs",))):
+        m = slope.get(measure, {}).get(sets[0], {})
+        if "retention" not in m:
+            continue
+        row = {"measure": measure, "pairs": sets[0], "directed pairs": m["n_directed_pairs"],
+               "retention": fmt(m["retention"])}
+        for cond in ("swap", "control", "control_before", "control_after", "mismatch", "noise"):
+            for where, val in m.get(cond, {}).items():
+                row[f"{cond} @ {where}"] = fmt(val)
+        slope_table.append(row)
+    for measure, set_name in (("duration", "global_rate"), ("log_f0", "global_pitch")):
+        m = slope.get(measure, {}).get(set_name, {})
+        if "retention" in m:
+            slope_table.append({"measure": measure, "pairs": set_name, "retention": fmt(m["retention"]),
+                                "swap @ word_j": "", "transfer (swapped words)": fmt(m["transfer"]),
+                                "leakage (untouched words)": fmt(m["leakage"])})
+    display(pd.DataFrame(slope_table).set_index(["measure", "pairs"]).T)
+    print("slope goals:", json.dumps(slope["goals"]))
+    display(pd.DataFrame({where: v["per_level"] for where, v in agreement.items()},
+                         index=[f"RVQ level {q}" for q in range(len(next(iter(agreement.values()))["per_level"]))]
+                         ) if agreement else agreement)
 
 # %% [markdown]
 # The last table needs no decoding: the share of words whose code at each RVQ level is the same in the base and the
@@ -182,6 +193,10 @@ pd.DataFrame({where: v["per_level"] for where, v in agreement.items()},
 # decoded and measured exactly like the synthetic local pairs. The ground truth is the edit: word j's new duration,
 # and log-F0 re-measured on the edited audio by the prepare stage's tracker. Stretch pairs give the duration slopes,
 # shift pairs the log-F0 slopes.
+#
+# A real corpus has no synthetic local pairs: there the bases are the first `swap.edited.max_bases` test recordings
+# (test speakers, as the swap sets; word j = the middle word, a fixed rule, timings from the prepare stage's forced
+# alignment), and this set is the stage's report.
 
 # %%
 edit_settings = edit_settings_from_params(sp.get("edited"))
@@ -196,14 +211,21 @@ def write_flac(name, wav, sr):
 
 
 slope_settings = slope_settings_from_params(sp.get("slope"))
-edited = measure_edited_set(tokenizer, vocoder, base_utterances(utts, edit_settings.max_bases),
+if synthetic_skip is None:
+    edit_bases, speaker_of = base_utterances(utts, edit_settings.max_bases), lambda uid: speakers[uid]
+else:  # a real corpus: test recordings, word j = the middle word
+    all_speakers = FeatureStore(prepared_dir / "speaker_embeddings.safetensors")
+    edit_bases = middle_word_bases(read_manifest(prepared_dir / "test.jsonl"), edit_settings.max_bases)
+    speaker_of = lambda uid: all_speakers.get(uid).float()  # noqa: E731
+edited = measure_edited_set(tokenizer, vocoder, edit_bases,
                             lambda u: read_speech(u.audio_path, u.text), edit_settings, settings,
-                            lambda uid: speakers[uid], mel_config(params), pitch_cfg, slope_settings,
+                            speaker_of, mel_config(params), pitch_cfg, slope_settings,
                             int(sp["bootstrap"]), int(params["shared"]["seed"]), write_flac)
 slope_edited, agreement_edited = edited.slope, edited.agreement
 print(f"{len(edited.pairs)} directed edited pairs from {edited.summary(edit_settings)['n_recordings']} "
       f"recordings, decoded and measured in {edited.seconds:.1f} s")
-local_sources = local_slope_frame({"synthetic renditions": slope, "edited recordings": slope_edited})
+local_sources = local_slope_frame({"synthetic renditions": slope, "edited recordings": slope_edited}
+                                  if synthetic_skip is None else {"edited recordings": slope_edited})
 figures.plot_local_sources(local_sources, fig_dir / "local_sets_slopes.png")
 local_sources.assign(estimate=[f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in
                                zip(local_sources.value, local_sources.ci_lo, local_sources.ci_hi)]
@@ -246,57 +268,66 @@ if edit_settings.dev_bases > 0:
 # tracker (YIN) gives F0 per word over the decoder's word spans.
 
 # %%
-t0 = time.perf_counter()
-# The recogniser's LM: train-split transcripts + the text pool, minus the swap sentences it scores (forced alignment
-# of a known transcript needs no LM; the WER column does, and must not know the answer)
-swap_texts = sorted({u.text for u in utts})
-lm_text, n_removed = blind_corpus([u.text for u in read_manifest(prepared_dir / "train.jsonl")]
-                                  + read_text_pool_sentences(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt",
-                                                             params["evaluation"]["recognizer_sentences"]),
-                                  swap_texts)
-recognizer = Pocketsphinx(lm_text, scored_sentences=swap_texts)
-print(f"recogniser LM: {len(lm_text)} train-split sentences ({n_removed} scored sentences removed)")
-audio_rows, utt_rows, wavs = run_audio(vocoder, recognizer, plan, decoded, speakers, settings,
-                                       f0_fn=partial(tracked_word_f0, cfg=pitch_cfg))
-# The judge's floor: the same recogniser on the original recordings of those pairs (the WER it reads on real speech)
-utt_by_id = {u.id: u for u in utts}
-floor_rows = original_rows(recognizer, plan, lambda uid: read_speech(utt_by_id[uid].audio_path), settings)
-audio_s = time.perf_counter() - t0
-print(f"judge floor: WER {floor_rows.wer.mean() if len(floor_rows) else float('nan'):.3f} on "
-      f"{len(floor_rows)} original recordings")
-print(f"{len(utt_rows)} utterances vocoded and measured in {audio_s:.1f} s; "
-      f"recogniser real-time factor {recognizer.real_time_factor:.2f}; "
-      f"aligned {int(utt_rows.aligned.sum()) if len(utt_rows) else 0}/{len(utt_rows)}")
-utt_rows.groupby(["set", "condition"])[["wer", "aligned"]].mean() if len(utt_rows) else utt_rows
+if synthetic_skip is None:
+    t0 = time.perf_counter()
+    # The recogniser's LM: train-split transcripts + the text pool, minus the swap sentences it scores (forced
+    # alignment of a known transcript needs no LM; the WER column does, and must not know the answer)
+    swap_texts = sorted({u.text for u in utts})
+    lm_text, n_removed = blind_corpus([u.text for u in read_manifest(prepared_dir / "train.jsonl")]
+                                      + read_text_pool_sentences(Path(params["shared"]["paths"]["raw"])
+                                                                 / "text_pool.txt",
+                                                                 params["evaluation"]["recognizer_sentences"]),
+                                      swap_texts)
+    recognizer = Pocketsphinx(lm_text, scored_sentences=swap_texts)
+    print(f"recogniser LM: {len(lm_text)} train-split sentences ({n_removed} scored sentences removed)")
+    audio_rows, utt_rows, wavs = run_audio(vocoder, recognizer, plan, decoded, speakers, settings,
+                                           f0_fn=partial(tracked_word_f0, cfg=pitch_cfg))
+    # The judge's floor: the same recogniser on the original recordings of those pairs (the WER it reads on real
+    # speech)
+    utt_by_id = {u.id: u for u in utts}
+    floor_rows = original_rows(recognizer, plan, lambda uid: read_speech(utt_by_id[uid].audio_path), settings)
+    audio_s = time.perf_counter() - t0
+    print(f"judge floor: WER {floor_rows.wer.mean() if len(floor_rows) else float('nan'):.3f} on "
+          f"{len(floor_rows)} original recordings")
+    print(f"{len(utt_rows)} utterances vocoded and measured in {audio_s:.1f} s; "
+          f"recogniser real-time factor {recognizer.real_time_factor:.2f}; "
+          f"aligned {int(utt_rows.aligned.sum()) if len(utt_rows) else 0}/{len(utt_rows)}")
+    display(utt_rows.groupby(["set", "condition"])[["wer", "aligned"]].mean() if len(utt_rows) else utt_rows)
 
 # %%
-extra = {"n_directed_pairs": len(pairs), "n_decodes": n_jobs, "decode_seconds": round(decode_s, 2),
-         "audio_utterances": int(len(utt_rows)), "audio_seconds": round(audio_s, 2),
-         "recognizer_rtf": round(float(recognizer.real_time_factor), 3) if len(utt_rows) else None,
-         "seeds": list(settings.seeds), "pitch_seconds": round(pitch_s, 2)}
-metrics = build_metrics(rows, audio_rows, utt_rows, int(sp["bootstrap"]), extra, pitch_rows, local_kinds,
-                        floor_rows=floor_rows)
-metrics["slope"], metrics["code_agreement_local"] = slope, agreement
+if synthetic_skip is None:
+    extra = {"n_directed_pairs": len(pairs), "n_decodes": n_jobs, "decode_seconds": round(decode_s, 2),
+             "audio_utterances": int(len(utt_rows)), "audio_seconds": round(audio_s, 2),
+             "recognizer_rtf": round(float(recognizer.real_time_factor), 3) if len(utt_rows) else None,
+             "seeds": list(settings.seeds), "pitch_seconds": round(pitch_s, 2)}
+    metrics = build_metrics(rows, audio_rows, utt_rows, int(sp["bootstrap"]), extra, pitch_rows, local_kinds,
+                            floor_rows=floor_rows)
+    metrics["slope"], metrics["code_agreement_local"] = slope, agreement
+else:  # the edited sets are the whole study
+    metrics = {"skipped": skipped, "seeds": list(settings.seeds)}
 metrics["slope_edited"], metrics["code_agreement_edited"] = slope_edited, agreement_edited
 metrics["edited_pairs"] = edited.summary(edit_settings)
 if edited_dev is not None:  # the dev set tokenizer designs are compared on (not the report)
     metrics["slope_edited_dev"], metrics["code_agreement_edited_dev"] = edited_dev.slope, edited_dev.agreement
     metrics["edited_dev_pairs"] = edited_dev.summary(edit_settings)
-all_rows = pd.concat([rows, pitch_rows, audio_rows], ignore_index=True)
-all_rows.to_csv(out / "per_word.csv", index=False)
-utt_rows.to_csv(out / "audio_utterances.csv", index=False)
-
 table = []
-for measure in ("duration", "f0_vocoder", "duration_audio", "f0"):
-    for set_name, m in metrics[measure].items():
-        table.append({"measure": measure, "set": set_name, "transfer": fmt(m["transfer"]),
-                      "leakage": fmt(m["leakage"]), "|leakage|": fmt(m["leakage_abs"]),
-                      "control j": fmt(m["control_movement"]) if "control_movement" in m else "",
-                      "before-j control j": fmt(m["control_before_movement"]) if "control_movement" in m else "",
-                      "after-j control j": fmt(m["control_after_movement"]) if "control_movement" in m else "",
-                      "mismatch transfer": fmt(m["mismatch_transfer"]),
-                      "mismatch: source word's timing": fmt(m["mismatch_source_transfer"]),
-                      "noise |ratio|": fmt(m["decoder_noise"]["ratio_abs"]) if "decoder_noise" in m else ""})
+if synthetic_skip is None:
+    all_rows = pd.concat([rows, pitch_rows, audio_rows], ignore_index=True)
+    all_rows.to_csv(out / "per_word.csv", index=False)
+    utt_rows.to_csv(out / "audio_utterances.csv", index=False)
+    for measure in ("duration", "f0_vocoder", "duration_audio", "f0"):
+        for set_name, m in metrics[measure].items():
+            table.append({"measure": measure, "set": set_name, "transfer": fmt(m["transfer"]),
+                          "leakage": fmt(m["leakage"]), "|leakage|": fmt(m["leakage_abs"]),
+                          "control j": fmt(m["control_movement"]) if "control_movement" in m else "",
+                          "before-j control j": fmt(m["control_before_movement"]) if "control_movement" in m else "",
+                          "after-j control j": fmt(m["control_after_movement"]) if "control_movement" in m else "",
+                          "mismatch transfer": fmt(m["mismatch_transfer"]),
+                          "mismatch: source word's timing": fmt(m["mismatch_source_transfer"]),
+                          "noise |ratio|": fmt(m["decoder_noise"]["ratio_abs"]) if "decoder_noise" in m else ""})
+else:  # no synthetic pairs: no per-word rows or audio subset (the stage's outputs exist, empty)
+    for name in ("per_word.csv", "audio_utterances.csv"):
+        pd.DataFrame().to_csv(out / name, index=False)
 pd.DataFrame(table)
 
 # %% [markdown]
@@ -308,7 +339,7 @@ pd.DataFrame(table)
 
 # %%
 by_span = pd.DataFrame([{"set": s, "span": span, "transfer": fmt(b["transfer"]), "leakage": fmt(b["leakage"])}
-                        for s, m in metrics["duration"].items() for span, b in m.get("by_span", {}).items()])
+                        for s, m in metrics.get("duration", {}).items() for span, b in m.get("by_span", {}).items()])
 by_span
 
 # %% [markdown]
@@ -316,21 +347,23 @@ by_span
 # Per-word durations of recipient, donor and swap (the paper's slide, measured), for a few sentences.
 
 # %%
-examples = figures.example_keys(rows, "global_rate", "first_third", 2) + figures.example_keys(rows, "local", "changed", 2)
-figures.plot_word_durations(rows, examples, fig_dir / "word_durations.png")
-figures.plot_ratio_distributions(rows, fig_dir / "transfer_distributions.png")
-figures.plot_span_summary(metrics["duration"], fig_dir / "transfer_by_span.png",
-                          "decoder durations: median transfer / leakage (95% CI)")
-pitch_for_figures = pitch_pairs_only(pitch_rows, local_kinds)
-pitch_examples = (figures.example_keys(pitch_for_figures, "global_pitch", "first_third", 2)
-                  + figures.example_keys(pitch_for_figures, "local", "changed", 2))
-figures.plot_word_durations(pitch_for_figures, pitch_examples, fig_dir / "word_f0.png", "f0_vocoder", "F0 (Hz)")
-figures.plot_ratio_distributions(pitch_for_figures, fig_dir / "f0_vocoder_ratio_distributions.png", "f0_vocoder")
-figures.plot_span_summary(metrics["f0_vocoder"], fig_dir / "f0_transfer_by_span.png",
-                          "vocoder F0: median transfer / leakage (95% CI)")
-if len(audio_rows):
-    figures.plot_ratio_distributions(audio_rows, fig_dir / "transfer_distributions_audio.png", "duration_audio")
-    figures.plot_ratio_distributions(audio_rows, fig_dir / "f0_ratio_distributions.png", "f0")
+if synthetic_skip is None:
+    examples = (figures.example_keys(rows, "global_rate", "first_third", 2)
+                + figures.example_keys(rows, "local", "changed", 2))
+    figures.plot_word_durations(rows, examples, fig_dir / "word_durations.png")
+    figures.plot_ratio_distributions(rows, fig_dir / "transfer_distributions.png")
+    figures.plot_span_summary(metrics["duration"], fig_dir / "transfer_by_span.png",
+                              "decoder durations: median transfer / leakage (95% CI)")
+    pitch_for_figures = pitch_pairs_only(pitch_rows, local_kinds)
+    pitch_examples = (figures.example_keys(pitch_for_figures, "global_pitch", "first_third", 2)
+                      + figures.example_keys(pitch_for_figures, "local", "changed", 2))
+    figures.plot_word_durations(pitch_for_figures, pitch_examples, fig_dir / "word_f0.png", "f0_vocoder", "F0 (Hz)")
+    figures.plot_ratio_distributions(pitch_for_figures, fig_dir / "f0_vocoder_ratio_distributions.png", "f0_vocoder")
+    figures.plot_span_summary(metrics["f0_vocoder"], fig_dir / "f0_transfer_by_span.png",
+                              "vocoder F0: median transfer / leakage (95% CI)")
+    if len(audio_rows):
+        figures.plot_ratio_distributions(audio_rows, fig_dir / "transfer_distributions_audio.png", "duration_audio")
+        figures.plot_ratio_distributions(audio_rows, fig_dir / "f0_ratio_distributions.png", "f0")
 for png in sorted(fig_dir.glob("*.png")):
     display(Markdown(f"**{png.name}**"), Image(str(png)))
 
@@ -340,7 +373,7 @@ for png in sorted(fig_dir.glob("*.png")):
 
 # %%
 shown = 0
-for key, wav in wavs.items():
+for key, wav in (wavs.items() if synthetic_skip is None else ()):
     set_name, pair_id, forward, condition, span = key
     if condition != "recon_recipient" or shown >= int(sp["audio_examples"]) * 2:
         continue
@@ -364,20 +397,24 @@ metrics["stage_seconds"] = round(time.perf_counter() - t_start, 1)
 (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n",
                                   encoding="utf-8")
 lines = []
+headline = slope if synthetic_skip is None else slope_edited  # a real corpus: the edited test recordings
 for measure, key in (("duration", "local_rate_pairs"), ("log_f0", "local_pitch_pairs")):
-    m = slope.get(measure, {}).get(key, {})
+    m = headline.get(measure, {}).get(key, {})
     if "swap" in m:
         lines.append(f"- **slope**, {measure}, {key}: retention {fmt(m['retention'])}, transfer "
                      f"{fmt(m['swap']['word_j'])}, control {fmt(m['control']['word_j'])}"
                      + "".join(f", leakage {k} {fmt(v)}" for k, v in m["swap"].items() if k != "word_j"))
-lines.append("\nOlder estimator (median of per-word ratios; comparison only, not a headline):")
-lines += [f"- duration, {s}: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
-          + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")
-          for s, m in metrics["duration"].items()]
-lines += [f"- pitch (vocoder F0), {s}: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
-          + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")
-          for s, m in metrics["f0_vocoder"].items() if s != "global_rate"]
-display(Markdown("\n".join(lines) + "\n\nGoals met (slopes): " + json.dumps(slope["goals"])))
+if synthetic_skip is None:
+    lines.append("\nOlder estimator (median of per-word ratios; comparison only, not a headline):")
+    lines += [f"- duration, {s}: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
+              + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")
+              for s, m in metrics["duration"].items()]
+    lines += [f"- pitch (vocoder F0), {s}: transfer {fmt(m['transfer'])}, leakage {fmt(m['leakage'])}"
+              + (f", control movement of j {fmt(m['control_movement'])}" if "control_movement" in m else "")
+              for s, m in metrics["f0_vocoder"].items() if s != "global_rate"]
+else:
+    lines.append(f"\nSynthetic swap pairs skipped: {synthetic_skip}; the slopes above are the edited test recordings'.")
+display(Markdown("\n".join(lines) + "\n\nGoals met (slopes): " + json.dumps(headline.get("goals"))))
 
 # %% [markdown]
 # How to read this. Transfer near 1 with leakage near 0 on the **local** pairs, and a control that leaves j

@@ -167,17 +167,21 @@ index = {(st.story_id, normalise(s)): i for st in stories for i, s in enumerate(
 load = lambda u: probes.ProbeUtterance(u.text, read(u.audio_path))  # noqa: E731
 window_s = probes.encoder_window_seconds(Path(paths["models"]) / "asr", mel_cfg.frames_per_second)
 held_out = [u for split in ("test", "dev") for u in read_manifest(prepared / f"{split}.jsonl")]
-splices = probes.consistency_items(read_manifest(prepared / "swap_global.jsonl"), load,
-                                   ev["probes"]["consistency_items"], seed)
+swap_global = read_manifest(prepared / "swap_global.jsonl")
+splices = probes.consistency_items(swap_global, load, ev["probes"]["consistency_items"], seed)
 cloze_skip = probes.storycloze_skip_reason(stories)
 if cloze_skip:  # no story metadata: the probe is skipped, and the metrics say why
     skipped["probe_storycloze"] = cloze_skip
+splice_skip = probes.consistency_skip_reason(swap_global, params["data"]["source"])
+if splice_skip:  # no same-text renditions (a real corpus): the consistency probes are skipped, with the reason
+    skipped.update({f"probe_consistency_{kind}": splice_skip for kind in ("rate", "pitch")})
 probe_items = {
     **({} if cloze_skip else {
         "storycloze": probes.storycloze_items(held_out, lambda u: index.get((u.story_id, u.text)), load,
                                               ev["probes"]["storycloze_items"], seed, window_s)}),
     # rate: the speaking rate switches mid-way; pitch: the voice's pitch switches (a speaker-like change)
-    **{f"consistency_{kind}": [i for i in splices if i.kind == kind] for kind in ("rate", "pitch")},
+    **({} if splice_skip else
+       {f"consistency_{kind}": [i for i in splices if i.kind == kind] for kind in ("rate", "pitch")}),
 }
 mel_fn = lambda wav: log_mel(wav, mel_cfg)  # noqa: E731
 scorers, scorer_missing = probes.load_system_scorers(probes.ModelPaths(), mel_fn, report.SYSTEMS)
@@ -274,8 +278,13 @@ if not probe_table.empty:
 # synthetic story corpus, on a 2-core CPU, judged offline. The scales differ: compare orderings, not values.
 
 # %%
+if params["data"]["source"] == "synthetic":
+    speech_scale = f"~{params['data']['speech']['train_hours']} h synthetic speech"
+else:  # a real corpus: its train hours as indexed by `taste materialise`
+    speech_scale = (f"~{json.loads((raw / 'corpus_info.json').read_text())['hours']['train']} h "
+                    f"{params['data']['source']} speech")
 study_scale = (f"from-scratch {params['lm']['text_lm']['layers']}-layer d={params['lm']['text_lm']['d_model']} "
-               f"Llama, ~{params['data']['speech']['train_hours']} h synthetic speech, offline judges")
+               f"Llama, {speech_scale}, offline judges")
 paper = report.paper_comparison(summary, study_scale)
 display(paper.round(3))
 

@@ -218,3 +218,21 @@ def test_decoder_word_spans_reject_a_count_mismatch():
     assert [round(w.start, 6) for w in spans] == [0.0, 0.2, 0.6] and round(spans[-1].end, 6) == 0.7
     with pytest.raises(ValueError, match="3 words"):
         decoder_word_spans("a b c", [0.2, 0.4])
+
+
+def test_synthetic_pairs_skip_reason(tmp_path):
+    """A corpus with swap pairs runs the synthetic study; a real one (empty or missing swap manifests, records
+    without pair info) skips it with a reason naming the source."""
+    from taste.swap.study import synthetic_pairs_skip_reason
+
+    utts, _, _ = make_pairs(n_pairs=1)
+    write_manifest(tmp_path / "swap_global.jsonl", [u for u in utts if u.pair.set == "global_rate"])
+    write_manifest(tmp_path / "swap_local.jsonl", [u for u in utts if u.pair.set == "local"])
+    assert synthetic_pairs_skip_reason(tmp_path, "synthetic") is None
+    real = tmp_path / "real"
+    real.mkdir()
+    assert "data.source=folder" in synthetic_pairs_skip_reason(real, "folder")  # no swap manifests at all
+    write_manifest(real / "swap_global.jsonl", [])
+    write_manifest(real / "swap_local.jsonl", [u.replace(pair=None) for u in utts[:1]])
+    reason = synthetic_pairs_skip_reason(real, "librispeech")
+    assert reason == "corpus has no same-text renditions (data.source=librispeech)"

@@ -124,10 +124,16 @@ def materialise_real(params: dict, out_dir: Path) -> dict:
     write_manifest(out_dir / "manifest.jsonl", utts)
     (out_dir / "load_rejections.json").write_text(json.dumps([asdict(r) for r in rejections], indent=2) + "\n",
                                                   encoding="utf-8")
+    # the text pool's format is one sentence a line, a blank line between stories; a real corpus has no story
+    # metadata, so each train speaker's transcripts, in file order, stand in for a story (the text LM holds whole
+    # stories out for its perplexity, which needs more than one short sentence)
+    by_speaker: dict[str, list[str]] = {}
+    for u in utts:
+        if u.split == "train":
+            by_speaker.setdefault(u.speaker, []).append(u.text)
     with (out_dir / "text_pool.txt").open("w", encoding="utf-8", newline="\n") as f:
-        for u in utts:
-            if u.split == "train":
-                f.write(u.text + "\n")
+        for texts in by_speaker.values():
+            f.write("\n".join(texts) + "\n\n")
     (out_dir / "stories.jsonl").write_text("", encoding="utf-8")
     splits = ("train", "dev", "test")
     info = {"source": data["source"], "root": str(root),

@@ -311,6 +311,16 @@ def storycloze_skip_reason(stories: Sequence) -> str | None:
     return None if stories else f"{NO_STORY_METADATA}; StoryCloze needs each utterance's story and sentence order"
 
 
+def consistency_skip_reason(utterances, source: str) -> str | None:
+    """Why the acoustic-consistency probes cannot run (None when they can): they splice two renditions of one
+    sentence (the global rate / pitch pairs), which only a synthesiser makes; a real corpus (data.source
+    librispeech / libritts / folder) has none."""
+    if any(u.pair is not None and u.pair.set in ("global_rate", "global_pitch") for u in utterances):
+        return None
+    return (f"corpus has no same-text renditions (data.source={source}); the consistency probes splice two "
+            "renditions of one sentence")
+
+
 def consistency_items(utterances, load: Callable, n: int, seed: int = 0) -> list[ProbeItem]:
     """From pair sets (same sentence, two renditions: slow/fast, low/high pitch): a rendition vs a splice that
     switches to the other rendition mid-way. Both directions are used, so a length bias cancels out on average."""

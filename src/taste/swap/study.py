@@ -38,6 +38,19 @@ class SwapSettings:
     rate_hz: float = 25.0
 
 
+def synthetic_pairs_skip_reason(prepared_dir: str | Path, source: str, names: Sequence[str] = SWAP_SETS
+                                ) -> str | None:
+    """Why the study of the synthetic swap pairs cannot run (None when it can): only a synthesiser makes same-text
+    renditions of a sentence, so a real corpus (data.source librispeech / libritts / folder) has none, and the swap
+    stage measures its edited local sets (taste.swap.edited_set) alone."""
+    prepared_dir = Path(prepared_dir)
+    for name in names:
+        path = prepared_dir / f"{name}.jsonl"
+        if path.exists() and any(u.pair is not None for u in read_manifest(path)):
+            return None
+    return f"corpus has no same-text renditions (data.source={source})"
+
+
 def load_inputs(prepared_dir: str | Path, codes_dir: str | Path, names: Sequence[str] = SWAP_SETS
                 ) -> tuple[list[Utterance], dict[str, Tensor], dict[str, Tensor]]:
     """Swap manifests, TASTE codes (id -> Long[N_words, n_q]) and speaker embeddings (id -> [256]).

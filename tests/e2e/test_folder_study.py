@@ -1,0 +1,169 @@
+"""Every stage without the synthesiser's knowledge: a plain folder of audio + transcripts (no timings, no stories,
+no swap renditions, no markup) runs materialise -> prepare -> ... -> evaluate end to end on the smoke profile.
+
+The folder is made by the test from the project's synthesiser (the smoke profile's synthetic corpus, materialised
+in a temporary copy of the repository), keeping only each utterance's audio and its plain-text transcript, one
+sub-folder per speaker: every timing, story, rate/pitch value and swap rendition is thrown away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from taste.config import REPO_ROOT, load_params
+from taste.stages import STAGE_NOTEBOOKS
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+SPEECH_SPLITS = ("train", "dev", "test")  # the swap renditions are synthesiser knowledge: not in the folder
+
+
+def _project_files(repo: Path) -> list[str]:
+    """Tracked files plus untracked ones git does not ignore (what a fresh clone of this work tree holds)."""
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
+                         capture_output=True, check=True).stdout.decode()
+    return [f for f in out.split("\0") if f and (repo / f).is_file()]
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-6000:]}"
+    return res.stdout + res.stderr
+
+
+def copy_repo(dest: Path) -> dict[str, str]:
+    """A fresh copy of the work tree at dest (git-initialised) -> the environment to run its commands in."""
+    for rel in _project_files(REPO_ROOT):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / rel, target)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(dest / "src"),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    _run(["git", "init", "-q"], dest, env)
+    return env
+
+
+def make_folder_corpus(work: Path, env: dict[str, str], folder: Path) -> int:
+    """Materialise the smoke profile's synthetic corpus in `work` and copy its speech (train, dev, test) into
+    folder/<speaker>/<id>.wav + <id>.txt: audio and transcript only. -> number of utterances copied."""
+    _run([str(BIN / "taste"), "profile", "apply", "smoke"], work, env)
+    _run([str(BIN / "taste"), "materialise"], work, env)
+    n = 0
+    for line in (work / "data" / "raw" / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+        u = json.loads(line)
+        if u["split"] not in SPEECH_SPLITS:
+            continue
+        src = Path(u["audio_path"]) if Path(u["audio_path"]).is_absolute() else work / u["audio_path"]
+        dest = folder / u["speaker"] / f"{u['id']}.wav"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest)
+        dest.with_suffix(".txt").write_text(u["text"] + "\n", encoding="utf-8")
+        n += 1
+    return n
+
+
+def build_folder_study(root: Path, sync_notebooks: bool = False) -> tuple[Path, dict[str, str], str, Path]:
+    """The folder corpus (made in one copy), then a second copy with the smoke + smoke_folder profiles and
+    data.root = the folder: `taste materialise` and `dvc repro`. -> (work, env, repro log, folder).
+
+    sync_notebooks=True re-writes the copy's .ipynb from the notebooks/*.py twins first (jupytext), for running
+    this study on notebook edits that are not synced yet."""
+    synth_work, folder, work = root / "synth", root / "corpus", root / "study"
+    synth_work.mkdir()
+    env = copy_repo(synth_work)
+    assert make_folder_corpus(synth_work, env, folder) > 0
+    shutil.rmtree(synth_work)  # nothing of the synthetic corpus survives but the folder
+    work.mkdir()
+    env = copy_repo(work)
+    if sync_notebooks:
+        for py in sorted((work / "notebooks").glob("[0-9]*.py")):
+            _run([str(BIN / "jupytext"), "--to", "ipynb", "--update", str(py)], work, env)
+    _run([str(BIN / "taste"), "profile", "apply", "smoke"], work, env)
+    _run([str(BIN / "taste"), "profile", "apply", "smoke_folder"], work, env)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["data"]["root"] = str(folder)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run([str(BIN / "taste"), "materialise"], work, env)
+    log = _run([str(BIN / "dvc"), "repro"], work, env)
+    return work, env, log, folder
+
+
+@pytest.fixture(scope="module")
+def folder_study(tmp_path_factory):
+    return build_folder_study(tmp_path_factory.mktemp("folder_study"))
+
+
+def _metrics(work: Path, stage: str) -> dict:
+    return json.loads((work / "outputs" / stage / "metrics.json").read_text())
+
+
+def test_folder_corpus_has_no_synthesiser_knowledge(folder_study):
+    work, _, _, folder = folder_study
+    assert not list(folder.rglob("*.json*")), "the folder holds audio and transcripts only"
+    info = json.loads((work / "data" / "raw" / "corpus_info.json").read_text())
+    assert info["source"] == "folder" and info["root"] == str(folder)
+    assert (work / "data" / "raw" / "stories.jsonl").read_text() == ""
+    for line in (work / "data" / "raw" / "manifest.jsonl").read_text().splitlines():
+        u = json.loads(line)
+        assert u["split"] in SPEECH_SPLITS
+        assert not u.get("words") and not u.get("phones") and u.get("pair") is None and u.get("story_id") is None
+        assert u.get("rate_wpm") is None and u.get("pitch") is None
+
+
+def test_every_stage_ran_and_reported(folder_study):
+    work, _, log, _ = folder_study
+    params = load_params(work / "params.yaml")
+    assert params["profile"] == "smoke_folder" and params["data"]["source"] == "folder"
+    for stage, notebook in STAGE_NOTEBOOKS.items():
+        assert f"Running stage '{stage}'" in log, f"{stage} did not run"
+        out = work / "outputs" / stage
+        assert (out / f"{notebook}.ipynb").exists(), f"{stage}: executed notebook missing"
+        assert json.loads((out / "stage_time.json").read_text())["wall_time_s"] > 0
+        assert _metrics(work, stage), f"{stage}: empty metrics"
+
+
+def test_prepare_gives_forced_alignment_timings(folder_study):
+    """The folder had no timings: prepare force-aligns every kept utterance and marks where its timings came from."""
+    work, _, _, _ = folder_study
+    prepared = work / "data" / "prepared"
+    n = 0
+    for split in SPEECH_SPLITS:
+        for line in (prepared / f"{split}.jsonl").read_text().splitlines():
+            u = json.loads(line)
+            n += 1
+            assert u.get("words"), f"{u['id']}: no word timings after prepare"
+            assert len(u["words"]) == len(u["text"].split())
+            assert u.get("timing_source") == "forced_alignment", u.get("timing_source")
+    assert n > 0
+    for split in ("swap_global", "swap_local"):
+        path = prepared / f"{split}.jsonl"
+        assert not path.exists() or path.read_text().strip() == ""
+
+
+def test_swap_runs_edited_sets_and_states_the_skip(folder_study):
+    work, _, _, _ = folder_study
+    m = _metrics(work, "swap")
+    assert "data.source=folder" in m["skipped"]["synthetic_pairs"]
+    assert m["edited_pairs"]["n_directed_pairs"] > 0 and m["edited_pairs"]["n_recordings"] > 0
+    assert m["edited_dev_pairs"]["n_directed_pairs"] > 0
+    assert "slope_edited" in m and "slope_edited_dev" in m
+    assert (work / "outputs" / "swap" / "edited_audio").is_dir()
+
+
+def test_evaluate_states_skipped_story_judges(folder_study):
+    work, _, _, _ = folder_study
+    m = _metrics(work, "evaluate")
+    skipped = m["skipped"]
+    for judge in ("story_consistency", "story_consistency_ps", "probe_storycloze"):
+        assert judge in skipped and skipped[judge], f"{judge} not stated as skipped: {skipped}"
+    for probe in ("probe_consistency_rate", "probe_consistency_pitch"):  # they splice two renditions of a sentence
+        assert "data.source=folder" in skipped[probe], skipped
+    assert json.loads((work / "outputs" / "taslm" / "metrics.json").read_text())["continuation"]["prompts"] > 0
