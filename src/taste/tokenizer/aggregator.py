@@ -33,6 +33,36 @@ def pool_words(hidden: Tensor, word_index: Tensor, n_words: int) -> tuple[Tensor
     return sums / counts.clamp(min=1).unsqueeze(-1), counts > 0
 
 
+WIDTH_SCALE = math.log(512.0)  # entropies (nats) are divided by this before their sinusoid: ~1 at 512 uniform frames
+
+
+def word_attention_width(attention: Tensor, word_index: Tensor, n_words: int) -> Tensor:
+    """Width of each word's cross-attention over encoder frames, in nats: the entropy H of the mean of its subword
+    tokens' distributions (exp(H) = number of frames under uniform attention, so H ~ log duration).
+
+    attention: Tensor[B, L, T] (rows sum to 1, zero on padded frames); word_index: LongTensor[B, L] (-1 = none).
+    Returns Tensor[B, N] (0 for absent words)."""
+    onehot = (word_index.unsqueeze(-1) == torch.arange(n_words, device=attention.device)).to(attention.dtype)
+    counts = onehot.sum(1).clamp(min=1)  # (B, N)
+    dist = (onehot.transpose(1, 2) @ attention) / counts.unsqueeze(-1)  # (B, N, T)
+    return -(dist * dist.clamp(min=1e-12).log()).sum(-1)
+
+
+class DurationEmbedding(nn.Module):
+    """Word attention width (nats) -> a vector added to the word vector before the RVQ: a sinusoid of the scaled
+    width through a Linear that starts at zero (so a model starts exactly as without the feature)."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.proj = nn.Linear(d_model, d_model)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, width: Tensor) -> Tensor:  # [B, N] -> [B, N, D]
+        return self.proj(position_sinusoid(width / WIDTH_SCALE, self.d_model))
+
+
 class Attention(nn.Module):
     """Whisper-style multi-head attention (k_proj without bias), names match transformers for weight copying."""
 
@@ -112,6 +142,8 @@ class Aggregator(nn.Module):
         self.embed_positions = nn.Embedding(cfg.max_tokens, cfg.d_model)
         self.layers = nn.ModuleList(AggregatorLayer(cfg) for _ in range(cfg.layers))
         self.layer_norm = nn.LayerNorm(cfg.d_model)
+        if cfg.duration_feature == "attention_width":  # absent otherwise: a "none" model's weights are unchanged
+            self.duration_embed = DurationEmbedding(cfg.d_model)
         self.reset_value_projections()
 
     def reset_value_projections(self) -> None:
@@ -143,7 +175,9 @@ class Aggregator(nn.Module):
         """token_ids, word_index: LongTensor[B, L] (-1 word index = padding); n_words: LongTensor[B];
         keys, values: Tensor[B, T, D] (last / shallow encoder layer); frame_lengths: LongTensor[B].
         Returns (word vectors Tensor[B, N, D], word_mask Bool[B, N]) with N = n_words.max(), plus the last layer's
-        head-averaged cross-attention [B, L, T] when return_attention (what the alignment loss supervises)."""
+        head-averaged cross-attention [B, L, T] when return_attention (what the alignment loss supervises).
+        duration_feature "attention_width": each word vector also gets DurationEmbedding(width of its last-layer
+        cross-attention), computed from the model's own attention (detached: a statistic, not a training path)."""
         b, length = token_ids.shape
         if length > self.cfg.max_tokens:
             raise ValueError(f"transcript has {length} subword tokens; the aggregator takes at most {self.cfg.max_tokens}")
@@ -161,12 +195,16 @@ class Aggregator(nn.Module):
         keys = keys + position_sinusoid(kpos, self.cfg.d_model)
         distance = ((qpos.unsqueeze(-1) - kpos.unsqueeze(1)) * n_words.view(-1, 1, 1).float()) ** 2  # (B, L, T)
         attention = None
+        use_width = self.cfg.duration_feature == "attention_width"
         for i, layer in enumerate(self.layers):
-            if return_attention and i == len(self.layers) - 1:
+            if (return_attention or use_width) and i == len(self.layers) - 1:
                 h, attention = layer(h, self_mask, query_pos, keys, values, frame_mask.unsqueeze(1), need_weights=True,
                                      distance=distance)
             else:
                 h = layer(h, self_mask, query_pos, keys, values, frame_mask.unsqueeze(1), distance=distance)
         h = self.layer_norm(h)
         vectors, word_mask = pool_words(h, word_index, int(n_words.max()))
+        if use_width:
+            width = word_attention_width(attention.detach(), word_index, int(n_words.max()))
+            vectors = vectors + self.duration_embed(width) * word_mask.unsqueeze(-1).to(vectors.dtype)
         return (vectors, word_mask, attention) if return_attention else (vectors, word_mask)

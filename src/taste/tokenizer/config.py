@@ -10,6 +10,7 @@ from typing import Any
 
 CONDITIONING_MODES = ("word_sync", "prefix")
 BOUNDARY_RULES = ("median", "sample")
+DURATION_FEATURES = ("none", "attention_width")
 
 
 class TokenizerConfigError(ValueError):
@@ -28,6 +29,13 @@ class AggregatorConfig:
     max_tokens: int = 128         # learned token positions (copied from the ASR decoder)
     value_layer: int = 1          # encoder layer whose states are the cross-attention VALUES
     key_layer: int = -1           # last layer, after the final LayerNorm
+    duration_feature: str = "none"  # "attention_width": add an embedding of each word's last-layer cross-attention
+                                  # width (entropy ~ log frames) to its vector before the RVQ (issue 13); "none" = off
+
+    def __post_init__(self) -> None:
+        if self.duration_feature not in DURATION_FEATURES:
+            raise TokenizerConfigError(f"aggregator duration_feature must be one of {DURATION_FEATURES}, "
+                                       f"got {self.duration_feature!r}")
 
 
 @dataclass(frozen=True)
@@ -142,7 +150,8 @@ def config_from_params(params: dict[str, Any], asr_config: Any, *, conditioning:
             vocab_size=asr_config.vocab_size, d_model=asr_config.d_model, layers=tp["aggregator_layers"],
             n_heads=asr_config.decoder_attention_heads, ffn_dim=asr_config.decoder_ffn_dim,
             max_tokens=asr_config.max_target_positions,
-            value_layer=tp["value_layer"] if value_layer is None else value_layer),
+            value_layer=tp["value_layer"] if value_layer is None else value_layer,
+            duration_feature=tp.get("duration_feature", "none")),
         rvq=RVQConfig(n_quantizers=rv["n_quantizers"], codebook_size=rv["codebook_size"], codebook_dim=rv["codebook_dim"],
                       decay=rv["decay"], kmeans_init=rv["kmeans_init"], quantizer_dropout=rv["quantizer_dropout"],
                       commitment_weight=rv["commitment_weight"], dead_code_threshold=rv.get("dead_code_threshold", 0.05)),

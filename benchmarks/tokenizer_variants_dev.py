@@ -1,0 +1,163 @@
+"""TASTE-tokenizer design variants, trained on the study's train split and scored on dev (never test): how the
+tokenizer settings of params.yaml are chosen (issue 13: `tokenizer.duration_feature`).
+
+    python benchmarks/tokenizer_variants_dev.py NAME '{"duration_feature": "attention_width"}' [--root .] [--threads 2]
+
+The JSON overrides keys of params.yaml's `tokenizer` section (`train` overrides tokenizer.train, `rvq` / `decoder`
+are merged key by key). Two keys are the script's own:
+  "_pretrained": "DIR"       measure this saved TasteTokenizer as it is (no training), e.g. the stage's baseline;
+  "_text_only_from": "DIR"   start from this saved text-only sub-stage (the text-only stage trains the unit decoder
+                             alone, without the aggregator, so a variant that only changes the aggregator starts from
+                             the baseline's exact text-only decoder) and train no-VQ -> RVQ with the stage's schedule;
+  "_init_from": "DIR"        start from every weight of this saved RVQ tokenizer and train only the RVQ sub-stage for
+                             tokenizer.train.rvq_steps (a cheap fine-tune; compare it with the same fine-tune of the
+                             baseline's own settings, not with the untouched baseline);
+  "_items_cache": "FILE"     cache the train split's items there (built once, shared by variants run side by side).
+--root is a checkout whose prepare, units, asr and vocoder stages have run (its data and models are only read).
+Each variant trains in <runs>/<NAME> (resumable sub-stages, like the stage) and prints one JSON line with the swap
+stage's dev edited set (`swap.edited.dev_bases` dev recordings, word j = the middle word, stretched or pitch-shifted:
+retention, transfer, control with 95% CIs) and the tokenizer's teacher-forced unit accuracy on dev.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from _common import dev_variant_args, override_section
+from taste.data.loaders import FeatureStore
+from taste.data.prepare import pitch_config
+from taste.data.records import read_manifest
+from taste.data.validate import read_speech
+from taste.swap.edit import edit_settings_from_params
+from taste.swap.edited_set import measure_edited_set, middle_word_bases
+from taste.swap.slope import local_slope_frame, slope_settings_from_params
+from taste.swap.study import settings_from_params
+from taste.tokenizer import pipeline as P
+from taste.tokenizer.evaluate import attention_in_span, teacher_forced_accuracy
+from taste.tokenizer.model import WEIGHTS_FILE, TasteTokenizer
+from taste.tokenizer.train import StageSteps, train_all
+from taste.vocoder import UnitVocoder
+from taste.vocoder.pipeline import mel_config
+
+
+def variant_paths(root: Path, params: dict, runs: Path) -> P.StagePaths:
+    """Inputs from --root, every output under runs (the root's models/taste is never written)."""
+    p = params["shared"]["paths"]
+    models = root / p["models"]
+    return P.StagePaths(root / p["prepared"], root / p["units"], models / "asr", models / "vocoder", runs,
+                        runs / "tokenizer", runs / "taste_codes")
+
+
+def train_items(model: TasteTokenizer, params: dict, paths: P.StagePaths, cache: Path | None) -> list:
+    """The train split's items; with a cache file, built once and shared by every variant (float16 encoder states,
+    as the stage's parallel ablations use them), so variants trained side by side see identical inputs."""
+    from taste.tokenizer.data import load_items, save_items
+
+    if cache is None:
+        return P.split_items(model, params, paths, "train")
+    if not cache.is_file():
+        tmp = cache.with_name(cache.stem + ".partial.safetensors")
+        save_items(tmp, P.split_items(model, params, paths, "train"))
+        for f in tmp.parent.glob(tmp.stem + "*"):
+            f.rename(f.with_name(f.name.replace(".partial", "")))
+    return load_items(cache)
+
+
+def load_weights(model: TasteTokenizer, folder: str) -> None:
+    """Weights of a saved tokenizer; only the duration embedding (absent there, zero-initialised here) may miss."""
+    state = load_file(str(Path(folder) / WEIGHTS_FILE))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("aggregator.duration_embed.") for k in missing):
+        raise ValueError(f"weights of {folder} do not fit: missing {missing}, unexpected {unexpected}")
+
+
+def train_variant(params: dict, paths: P.StagePaths, text_only_from: str | None, init_from: str | None,
+                  cache: Path | None) -> tuple[TasteTokenizer, dict]:
+    model = P.build_model(params, paths)
+    t0 = time.perf_counter()
+    items = train_items(model, params, paths, cache)
+    items_s = time.perf_counter() - t0
+    t = params["tokenizer"]["train"]
+    stages = ("text_only", "no_vq", "rvq")
+    if text_only_from:
+        load_weights(model, text_only_from)
+        stages = ("no_vq", "rvq")
+    if init_from:  # a fine-tune of a finished model: its RVQ sub-stage continued for rvq_steps
+        load_weights(model, init_from)
+        stages = ("rvq",)
+    t0 = time.perf_counter()
+    infos = train_all(model, items, StageSteps(t["text_only_steps"], t["no_vq_steps"], t["rvq_steps"]),
+                      P.train_config(params), paths.models, stages=stages,
+                      align_weight=float(params["tokenizer"]["align_weight"]))
+    model.save_pretrained(paths.final)
+    return model, {"items_s": round(items_s), "fit_s": round(time.perf_counter() - t0), "stages": list(stages),
+                   "steps": {st: t[f"{st}_steps"] for st in stages},
+                   "stage_wall_s": {i["stage"]: round(i["wall_time_s"]) for i in infos if "wall_time_s" in i},
+                   "final_train_log": {i["stage"]: i.get("final") for i in infos}}
+
+
+def slope_row(slope: dict) -> dict:
+    """The swap stage's local quantities (retention; transfer = swap @ j, controls and leakage relative to j's
+    retention) of the duration (stretch) and log-F0 (shift) pairs -> {measure: {quantity: [value, lo, hi, n]}}."""
+    out: dict = {}
+    for r in local_slope_frame({"dev": slope}).itertuples():
+        out.setdefault(r.measure, {"directed_pairs": r.directed_pairs})[r.quantity] = [
+            round(r.value, 3), round(r.ci_lo, 3), round(r.ci_hi, 3), int(r.n)]
+    return out
+
+
+def summarise(result_dir: Path) -> dict:
+    """slope_row of a finished variant's saved slope_edited_dev.json (to re-read a run)."""
+    return slope_row(json.loads((result_dir / "slope_edited_dev.json").read_text()))
+
+
+def main() -> None:
+    args, params, overrides = dev_variant_args(__doc__, "tokenizer", "benchmarks_runs/tokenizer_variants")
+    pretrained, text_only_from = overrides.pop("_pretrained", None), overrides.pop("_text_only_from", None)
+    init_from, cache = overrides.pop("_init_from", None), overrides.pop("_items_cache", None)
+    tp = params["tokenizer"]
+    for key in ("rvq", "decoder"):
+        tp[key].update(overrides.pop(key, {}))
+    override_section(tp, overrides)
+    root, runs = args.root.resolve(), (args.runs / args.name).resolve()
+    paths = variant_paths(root, params, runs)
+    fit = {}
+    if pretrained:
+        model = TasteTokenizer.from_pretrained(pretrained)
+    else:
+        model, fit = train_variant(params, paths, text_only_from, init_from, Path(cache) if cache else None)
+    model.eval()
+
+    t0 = time.perf_counter()
+    dev_items = P.split_items(model, params, paths, "dev", limit=int(tp["eval_utterances"]))
+    tf = teacher_forced_accuracy(model, dev_items)
+    recon = {"teacher_forced_top1": round(float(tf.top1.mean()), 4), "teacher_forced_top5": round(float(tf.top5.mean()), 4),
+             "attention_in_span": round(float(attention_in_span(model, dev_items)), 4), "n_utterances": len(dev_items)}
+
+    sp = params["swap"]
+    vocoder = UnitVocoder.from_pretrained(root / sp["vocoder_dir"])
+    settings = settings_from_params(sp, model.cfg.unit_rate_hz)
+    edit_settings = edit_settings_from_params(sp.get("edited"))
+    speakers = FeatureStore(paths.prepared / "speaker_embeddings.safetensors")
+    bases = middle_word_bases(read_manifest(paths.prepared / "dev.jsonl"), edit_settings.dev_bases)
+    pitch_cfg = pitch_config(params, mel_config(params))
+    edited = measure_edited_set(model, vocoder, bases, lambda u: read_speech(str(root / u.audio_path), u.text),
+                                edit_settings, settings, lambda uid: speakers.get(uid).float(), mel_config(params),
+                                pitch_cfg, slope_settings_from_params(sp.get("slope")), int(sp["bootstrap"]),
+                                int(params["shared"]["seed"]))
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / "slope_edited_dev.json").write_text(json.dumps(edited.slope, indent=2, default=float))
+    result = {"name": args.name, "overrides": json.loads(args.overrides), **fit,
+              "duration_feature": model.cfg.aggregator.duration_feature, "dev_recon": recon,
+              "edited_dev": {"n_bases": len(bases), "n_directed_pairs": len(edited.pairs), **slope_row(edited.slope)},
+              "seconds_edited_dev": round(edited.seconds),
+              "measure_s": round(time.perf_counter() - t0)}
+    (runs / "result.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
