@@ -51,16 +51,19 @@ def copy_repo(dest: Path) -> dict[str, str]:
     return env
 
 
-def make_folder_corpus(work: Path, env: dict[str, str], folder: Path) -> int:
+def make_folder_corpus(work: Path, env: dict[str, str], folder: Path, per_speaker: int = 10) -> int:
     """Materialise the smoke profile's synthetic corpus in `work` and copy its speech (train, dev, test) into
-    folder/<speaker>/<id>.wav + <id>.txt: audio and transcript only. -> number of utterances copied."""
+    folder/<speaker>/<id>.wav + <id>.txt: audio and transcript only, at most `per_speaker` utterances per speaker
+    (keeps the study small). -> number of utterances copied."""
     _run([str(BIN / "taste"), "profile", "apply", "smoke"], work, env)
     _run([str(BIN / "taste"), "materialise"], work, env)
     n = 0
+    kept: dict[str, int] = {}
     for line in (work / "data" / "raw" / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
         u = json.loads(line)
-        if u["split"] not in SPEECH_SPLITS:
+        if u["split"] not in SPEECH_SPLITS or kept.get(u["speaker"], 0) >= per_speaker:
             continue
+        kept[u["speaker"]] = kept.get(u["speaker"], 0) + 1
         src = Path(u["audio_path"]) if Path(u["audio_path"]).is_absolute() else work / u["audio_path"]
         dest = folder / u["speaker"] / f"{u['id']}.wav"
         dest.parent.mkdir(parents=True, exist_ok=True)
