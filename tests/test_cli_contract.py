@@ -124,6 +124,23 @@ def test_a_bug_keeps_its_traceback_and_a_resume_mismatch_is_one_line(tmp_path, c
     assert "refusing to resume" in _one_error_line(capsys, "encode")
 
 
+@pytest.mark.parametrize("module, name", [("taste.data.synth", "SynthesisError"),
+                                          ("taste.units.s3_pretrained", "S3TokenizerUnavailable")])
+def test_user_runtime_errors_are_one_line(tmp_path, capsys, monkeypatch, module, name):
+    import importlib
+
+    import taste.tokenizer.commands as commands
+
+    error = getattr(importlib.import_module(module), name)
+
+    def fail(*a, **k):
+        raise error("the user's problem")
+
+    monkeypatch.setattr(commands, "encode_file", fail)
+    assert main(_argv("encode", tmp_path / "x.wav", tmp_path)) == 2
+    assert "the user's problem" in _one_error_line(capsys, "encode")
+
+
 # --- encode / decode / swap on a debug tokenizer -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

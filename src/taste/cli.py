@@ -73,10 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
 # Errors a user can cause (bad audio or transcript, a missing file, a codes file from another tokenizer, a run folder
 # of another configuration, ...): each becomes one line on stderr and exit status 2. Everything else is a bug and
 # keeps its traceback. The validation errors of taste.data.validate / audio_io, CodesFileError, SwapError,
-# ParamsError... are all ValueError subclasses; the RuntimeError subclasses below are user errors too.
+# ParamsError... are all ValueError subclasses; the RuntimeError / ImportError subclasses below are user errors too
+# (a run folder of another configuration, a corpus pin, a download, the LLM judge, text the synthesiser cannot say,
+# the optional S3 tokenizer package missing).
 USER_ERRORS = (ValueError, OSError)
 USER_RUNTIME_ERRORS = (("taste.training.loop", "ResumeMismatchError"), ("taste.pin", "CorpusMismatchError"),
-                       ("taste.data.download", "DownloadError"), ("taste.evaluation.llm_judge", "JudgeError"))
+                       ("taste.data.download", "DownloadError"), ("taste.evaluation.llm_judge", "JudgeError"),
+                       ("taste.data.synth", "SynthesisError"), ("taste.units.s3_pretrained", "S3TokenizerUnavailable"))
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -144,8 +144,8 @@ def test_old_config_without_the_key_loads_as_none_with_identical_outputs(asr, bp
 
 
 def test_none_forward_is_the_plain_path(asr, bpe, mel):
-    """With "none" every aggregator layer runs without attention weights (the code path from before the switch):
-    the vectors equal a hand-run of the layers and the pooling."""
+    """With "none" every aggregator layer runs without attention weights (the fused-attention code path from before
+    the switch), and one vector per word comes out."""
     from taste.tokenizer.aggregator import pool_words
 
     tk = make_tokenizer(asr, bpe)
@@ -162,3 +162,24 @@ def test_none_forward_is_the_plain_path(asr, bpe, mel):
     assert seen == [False] * len(agg.layers)
     assert vectors.shape == pool_words(torch.zeros(1, batch.token_ids.shape[1], agg.cfg.d_model),
                                        batch.word_index, 6)[0].shape
+
+
+def test_width_is_computed_from_detached_attention(asr, bpe, mel, monkeypatch):
+    """The width is a read-out of the attention, not a training signal for it: no gradient flows through it."""
+    import taste.tokenizer.aggregator as aggregator
+
+    _, tk = width_tokenizer(asr, bpe)
+    randomise_duration_projection(tk)
+    seen = []
+    original = aggregator.word_attention_width
+
+    def spy(attention, word_index, n_words):
+        seen.append(attention.requires_grad)
+        return original(attention, word_index, n_words)
+
+    monkeypatch.setattr(aggregator, "word_attention_width", spy)
+    batch = tk.tokenize(["the cat sat on the mat"])
+    keys, values, frames = tk.encoder_states(mel[None], torch.tensor([mel.shape[-1]]))
+    vectors, _ = tk.word_vectors(batch, keys, values, frames)
+    assert seen == [False]
+    assert vectors.requires_grad  # the rest of the aggregator still trains
