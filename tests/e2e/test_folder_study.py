@@ -9,54 +9,26 @@ sub-folder per speaker: every timing, story, rate/pitch value and swap rendition
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from taste.config import REPO_ROOT, load_params
+from study_copy import BIN, copy_repo, run
+from taste.config import load_params
 from taste.stages import STAGE_NOTEBOOKS
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
 SPEECH_SPLITS = ("train", "dev", "test")  # the swap renditions are synthesiser knowledge: not in the folder
-
-
-def _project_files(repo: Path) -> list[str]:
-    """Tracked files plus untracked ones git does not ignore (what a fresh clone of this work tree holds)."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
-                         capture_output=True, check=True).stdout.decode()
-    return [f for f in out.split("\0") if f and (repo / f).is_file()]
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert res.returncode == 0, f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-6000:]}"
-    return res.stdout + res.stderr
-
-
-def copy_repo(dest: Path) -> dict[str, str]:
-    """A fresh copy of the work tree at dest (git-initialised) -> the environment to run its commands in."""
-    for rel in _project_files(REPO_ROOT):
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / rel, target)
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(dest / "src"),
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    _run(["git", "init", "-q"], dest, env)
-    return env
 
 
 def make_folder_corpus(work: Path, env: dict[str, str], folder: Path, per_speaker: int = 10) -> int:
     """Materialise the smoke profile's synthetic corpus in `work` and copy its speech (train, dev, test) into
     folder/<speaker>/<id>.wav + <id>.txt: audio and transcript only, at most `per_speaker` utterances per speaker
     (keeps the study small). -> number of utterances copied."""
-    _run([str(BIN / "taste"), "profile", "apply", "smoke"], work, env)
-    _run([str(BIN / "taste"), "materialise"], work, env)
+    run([str(BIN / "taste"), "profile", "apply", "smoke"], work, env)
+    run([str(BIN / "taste"), "materialise"], work, env)
     n = 0
     kept: dict[str, int] = {}
     for line in (work / "data" / "raw" / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
@@ -88,14 +60,14 @@ def build_folder_study(root: Path, sync_notebooks: bool = False) -> tuple[Path, 
     env = copy_repo(work)
     if sync_notebooks:
         for py in sorted((work / "notebooks").glob("[0-9]*.py")):
-            _run([str(BIN / "jupytext"), "--to", "ipynb", "--update", str(py)], work, env)
-    _run([str(BIN / "taste"), "profile", "apply", "smoke"], work, env)
-    _run([str(BIN / "taste"), "profile", "apply", "smoke_folder"], work, env)
+            run([str(BIN / "jupytext"), "--to", "ipynb", "--update", str(py)], work, env)
+    run([str(BIN / "taste"), "profile", "apply", "smoke"], work, env)
+    run([str(BIN / "taste"), "profile", "apply", "smoke_folder"], work, env)
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["data"]["root"] = str(folder)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run([str(BIN / "taste"), "materialise"], work, env)
-    log = _run([str(BIN / "dvc"), "repro"], work, env)
+    run([str(BIN / "taste"), "materialise"], work, env)
+    log = run([str(BIN / "dvc"), "repro"], work, env)
     return work, env, log, folder
 
 

@@ -3,47 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from taste.config import REPO_ROOT, load_params
+from study_copy import BIN, copy_repo, run
+from taste.config import load_params
 from taste.stages import STAGE_NOTEBOOKS
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-
-
-def _project_files(repo: Path) -> list[str]:
-    """Tracked files plus untracked ones git does not ignore (what a fresh clone of this work tree holds)."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
-                         capture_output=True, check=True).stdout.decode()
-    return [f for f in out.split("\0") if f and (repo / f).is_file()]
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert res.returncode == 0, f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-6000:]}"
-    return res.stdout + res.stderr
 
 
 @pytest.fixture(scope="module")
 def smoke_study(tmp_path_factory):
     work = tmp_path_factory.mktemp("study")
-    for rel in _project_files(REPO_ROOT):
-        dest = work / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / rel, dest)
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(work / "src"),
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    _run(["git", "init", "-q"], work, env)
-    _run([str(BIN / "taste"), "profile", "apply", "smoke"], work, env)
-    _run([str(BIN / "taste"), "materialise"], work, env)
-    log = _run([str(BIN / "dvc"), "repro"], work, env)
+    env = copy_repo(work)
+    run([str(BIN / "taste"), "profile", "apply", "smoke"], work, env)
+    run([str(BIN / "taste"), "materialise"], work, env)
+    log = run([str(BIN / "dvc"), "repro"], work, env)
     return work, env, log
 
 
@@ -69,9 +47,9 @@ def test_every_stage_ran_and_reported(smoke_study):
 
 def test_second_repro_changes_nothing(smoke_study):
     work, env, _ = smoke_study
-    log = _run([str(BIN / "dvc"), "repro"], work, env)
+    log = run([str(BIN / "dvc"), "repro"], work, env)
     assert "Running stage" not in log, log
-    status = _run([str(BIN / "dvc"), "status", "--json"], work, env)
+    status = run([str(BIN / "dvc"), "status", "--json"], work, env)
     assert json.loads(status.strip().splitlines()[-1] or "{}") == {}
 
 
@@ -79,7 +57,7 @@ def test_rematerialise_is_identical_and_pinned(smoke_study):
     work, env, _ = smoke_study
     pin_before = (work / "data.dvc").read_text()
     shutil.rmtree(work / "data" / "raw")
-    log = _run([str(BIN / "taste"), "materialise"], work, env)
+    log = run([str(BIN / "taste"), "materialise"], work, env)
     assert "verified" in log
     assert (work / "data.dvc").read_text() == pin_before
 
@@ -117,7 +95,7 @@ def test_pretrained_weights_from_local_folders(smoke_study, tmp_path):
     params["asr"]["pretrained_path"] = str(whisper_dir)
     params["lm"]["text_lm"]["pretrained_path"] = str(llama_dir)
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    log = _run([str(BIN / "dvc"), "repro", "taslm"], copy, env)
+    log = run([str(BIN / "dvc"), "repro", "taslm"], copy, env)
     for stage in ("asr", "tokenizer", "taslm"):
         assert f"Running stage '{stage}'" in log, log[-3000:]
     assert "Running stage 'units'" not in log  # only the stages that read the pretrained weights rerun
