@@ -109,11 +109,6 @@ def slope_row(slope: dict) -> dict:
     return out
 
 
-def summarise(result_dir: Path) -> dict:
-    """slope_row of a finished variant's saved slope_edited_dev.json (to re-read a run)."""
-    return slope_row(json.loads((result_dir / "slope_edited_dev.json").read_text()))
-
-
 def main() -> None:
     args, params, overrides = dev_variant_args(__doc__, "tokenizer", "benchmarks_runs/tokenizer_variants")
     pretrained, text_only_from = overrides.pop("_pretrained", None), overrides.pop("_text_only_from", None)
