@@ -45,6 +45,17 @@ def audio_info(path: str | Path) -> tuple[int, int, int]:
     return int(info.samplerate), int(info.frames), int(info.channels)
 
 
+def resample(wav: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
+    """float audio [T] at `from_sr` -> float32 [T'] at `to_sr` (polyphase, scipy's resample_poly; the input unchanged
+    when the rates agree). The one resampler of taste.data: validation, the forced aligner and the synthesiser."""
+    if int(from_sr) == int(to_sr):
+        return np.asarray(wav, dtype=np.float32)
+    from scipy.signal import resample_poly
+
+    g = np.gcd(int(from_sr), int(to_sr))
+    return resample_poly(wav, int(to_sr) // g, int(from_sr) // g).astype(np.float32)
+
+
 def write_audio(path: str | Path, wav: np.ndarray, sr: int = 16000) -> None:
     """Write float audio [T] (or [T, C]) as 16-bit PCM WAV; values are clipped to [-1, 1]."""
     path = Path(path)

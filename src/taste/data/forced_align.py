@@ -1,11 +1,17 @@
 """Pocketsphinx: corpus-LM recogniser and forced word / phone aligner (ARPAbet phones, 10 ms frames).
 
 One implementation for two uses: the prepare stage aligns a corpus's known transcripts when the corpus gives no word
-timings (data preparation, so its dictionary comes from the corpus's own text), and `taste.evaluation.recognizer`
-wraps the same class as the study's judge, checking there that its LM text never contains a sentence it scores.
-The language model and dictionary are built from corpus text (METHOD.md 5: near-zero WER on espeak speech with a
-corpus LM, poor with the generic one). Word pronunciations come from pocketsphinx's bundled cmudict; words it
-lacks get one from espeak-ng (IPA mapped to ARPAbet), or a letter-by-letter fallback when espeak cannot say them.
+timings with `ForcedAligner` (data preparation: a dictionary from the corpus's own text, no language model, nothing
+cached), and the study's judge wraps `Pocketsphinx` (the same aligner plus a corpus-LM recogniser), checking there
+that its LM text never contains a sentence it scores. The recogniser's language model and dictionary are built from
+corpus text (METHOD.md 5: near-zero WER on espeak speech with a corpus LM, poor with the generic one) and cached
+under a key of the sentences and of the code that builds them (`resource_fingerprint`). Word pronunciations come from
+pocketsphinx's bundled cmudict; words it lacks get one from espeak-ng (IPA mapped to ARPAbet), or a letter-by-letter
+fallback when espeak cannot say them.
+
+Alignment resets the decoder's feature extraction before every utterance and uses batch cepstral mean normalisation
+(the utterance's own mean), so an utterance's timings never depend on which utterances were aligned before it (live
+CMN and the rest of the front end's state used to carry over and move boundaries by a frame or two).
 """
 from __future__ import annotations
 
@@ -19,17 +25,21 @@ from typing import Sequence
 
 import numpy as np
 
+from .audio_io import resample
 from .records import PhoneAlignment, WordAlignment
 from .text_norm import normalise
 
 FRAMES_PER_SECOND = 100
-SAMPLE_RATE = 16000
-# Pocketsphinx's live CMN mis-estimates when speech starts at sample 0, so every input gets dithered silence around it.
+SAMPLE_RATE = 16000  # pocketsphinx's rate: other rates are resampled (audio_io.resample)
+# Dithered silence around every input: the acoustic model expects silence before and after speech (and pocketsphinx's
+# live CMN, which the recogniser still uses, mis-estimates when speech starts at sample 0).
 PAD_SECONDS = 0.3
 _DITHER = 3e-4
 _NON_WORDS = {"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "+NSN+", "+SPN+"}
 _NON_PHONES = {"SIL", "+NSN+", "+SPN+"}
 _RETRY_LEADS = (0.015, 0.035, 0.055)  # s of silence before a retried sub-word pass (not multiples of the 10 ms frame)
+# Bump when what build_resources writes changes in a way the source hash would not show (e.g. a new cmudict rule).
+RESOURCE_VERSION = 2
 
 
 class AlignmentError(ValueError):
@@ -141,18 +151,42 @@ def _write_dict(path: Path, prons: dict[str, list[list[str]]]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def build_resources(sentences: Sequence[str], cache_root: str | Path | None = None) -> tuple[Path, Path, dict[str, str]]:
-    """Write (or reuse) the corpus LM and dictionary -> (lm_path, dict_path, word -> pronunciation source).
+def resource_fingerprint() -> str:
+    """Hash of what builds the cached LM and dictionary: RESOURCE_VERSION, this module's source (pronunciation rules,
+    IPA map, file formats), the pocketsphinx and espeakng-loader versions and the bundled cmudict's size and date."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    Cached under `cache_root` (default: the system temp folder) in a folder named by a hash of the sentences.
+    import pocketsphinx
+
+    h = hashlib.sha256(f"v{RESOURCE_VERSION}".encode())
+    h.update(Path(__file__).read_bytes())
+    for dist in ("pocketsphinx", "espeakng-loader"):
+        try:
+            h.update(f"|{dist}={version(dist)}".encode())
+        except PackageNotFoundError:
+            h.update(f"|{dist}=none".encode())
+    stat = Path(pocketsphinx.get_model_path("en-us/cmudict-en-us.dict")).stat()
+    h.update(f"|cmudict={stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _corpus_sentences(sentences: Sequence[str]) -> list[str]:
+    sents = [normalise(s) for s in sentences]
+    return sorted({s for s in sents if s})
+
+
+def build_resources(sentences: Sequence[str], cache_root: str | Path | None = None) -> tuple[Path, Path, dict[str, str]]:
+    """Write (or reuse) the recogniser's corpus LM and dictionary -> (lm_path, dict_path, word -> pronunciation source).
+
+    Cached under `cache_root` (default: the system temp folder) in a folder named by a hash of the sentences and of
+    `resource_fingerprint()`, so a change to the code or lexicon that builds them never reuses a stale entry.
     """
     from pocketsphinx.lm import ArpaBoLM
 
-    sents = [normalise(s) for s in sentences]
-    sents = [s for s in sents if s]
+    sents = _corpus_sentences(sentences)
     if not sents:
         raise ValueError("Pocketsphinx needs at least one non-empty corpus sentence to build its language model")
-    key = hashlib.sha256("\n".join(sorted(set(sents))).encode("utf-8")).hexdigest()[:16]
+    key = hashlib.sha256((resource_fingerprint() + "\n" + "\n".join(sents)).encode("utf-8")).hexdigest()[:16]
     root = Path(cache_root or Path(tempfile.gettempdir()) / "taste_pocketsphinx") / key
     lm_path, dict_path, source_path = root / "corpus.lm", root / "corpus.dict", root / "sources.json"
     if lm_path.is_file() and dict_path.is_file() and source_path.is_file():
@@ -160,7 +194,7 @@ def build_resources(sentences: Sequence[str], cache_root: str | Path | None = No
     prons, source = pronunciations([w for s in sents for w in s.split()])
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root))  # build beside, then rename: parallel builders never see half files
-    lm = ArpaBoLM(text="\n".join(sorted(set(sents))) + "\n", add_start=True)
+    lm = ArpaBoLM(text="\n".join(sents) + "\n", add_start=True)
     lm.compute()
     lm.write_file(str(tmp / "corpus.lm"))
     _write_dict(tmp / "corpus.dict", prons)
@@ -182,41 +216,69 @@ def _to_pcm(wav16k: np.ndarray) -> bytes:
     return (np.clip(wav, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
 
 
-class Pocketsphinx:
-    """Corpus-LM recogniser and forced aligner.
+def _segment_words(decoder) -> list:
+    """The word pass's real word segments (silences and noises left out)."""
+    return [seg for seg in decoder.seg() or ()
+            if seg.word.split("(")[0] not in _NON_WORDS and not seg.word.startswith("+")]
 
-    `transcribe(wav16k: np.ndarray[T]) -> str` (normalised), `align(wav16k, text) -> tuple[WordAlignment, ...]`,
-    `align_phones(wav16k, text) -> (words, phones)` (the same word alignment plus ARPAbet phone segments).
-    `real_time_factor` = decoding seconds / audio seconds over all calls so far.
+
+class ForcedAligner:
+    """Forced word and phone aligner of known transcripts (pocketsphinx, no language model).
+
+    `align(wav, text, sample_rate=16000) -> tuple[WordAlignment, ...]`, `align_phones(wav, text, sample_rate=16000)
+    -> (words, phones)` (the same word alignment plus ARPAbet phone segments). `wav`: float mono [T] at `sample_rate`
+    (resampled to 16 kHz by `audio_io.resample`). The dictionary holds the words of `sentences` (built in memory, no
+    cache: a private temporary file only while the decoder loads it); words outside it get pronunciations on first
+    use. Batch CMN: each utterance is normalised by its own cepstral mean, so its timings do not depend on what was
+    aligned before. Every failure, pocketsphinx's own errors included, is an AlignmentError (a ValueError) whose
+    message starts "forced alignment failed" or "phone alignment failed". `real_time_factor` = decoding seconds /
+    audio seconds over all calls so far.
     """
 
-    def __init__(self, corpus_sentences: Sequence[str], cache_root: str | Path | None = None):
-        """corpus_sentences: the LM text and the dictionary's words; cache_root: see `build_resources`."""
+    def __init__(self, sentences: Sequence[str]):
+        """sentences: the texts to be aligned (their words make the dictionary)."""
+        words = [w for s in _corpus_sentences(sentences) for w in s.split()]
+        if not words:
+            raise ValueError("the forced aligner needs at least one non-empty sentence for its dictionary")
+        self._prons, self.pronunciation_source = pronunciations(words)
+        self._setup()
+
+    def _setup(self) -> None:
         import pocketsphinx
 
-        self.lm_path, self.dict_path, self.pronunciation_source = build_resources(corpus_sentences, cache_root)
         self._hmm = pocketsphinx.get_model_path("en-us/en-us")
-        self._lm_decoder = None
         self._align_decoder = None
         self._cmudict = None
         self._decode_s = 0.0
         self._audio_s = 0.0
 
-    def _decoder(self, lm: bool):
+    def _config(self, dict_path: Path, **kwargs):
         import pocketsphinx
 
-        kwargs = dict(hmm=self._hmm, dict=str(self.dict_path), loglevel="FATAL")
+        return pocketsphinx.Config(hmm=self._hmm, dict=str(dict_path), loglevel="FATAL", **kwargs)
+
+    def _new_align_decoder(self):
+        import pocketsphinx
+
+        with tempfile.TemporaryDirectory(prefix="taste_aligner_") as folder:  # read once by the decoder, then gone
+            path = Path(folder) / "aligner.dict"
+            _write_dict(path, self._prons)
+            return pocketsphinx.Decoder(self._config(path, lm=None, cmn="batch"))
+
+    def _decoder(self, lm: bool = False):
         if lm:
-            if self._lm_decoder is None:
-                self._lm_decoder = pocketsphinx.Decoder(pocketsphinx.Config(lm=str(self.lm_path), **kwargs))
-            return self._lm_decoder
+            raise TypeError("ForcedAligner has no language model: use Pocketsphinx to recognise speech")
         if self._align_decoder is None:
-            self._align_decoder = pocketsphinx.Decoder(pocketsphinx.Config(lm=None, **kwargs))
+            self._align_decoder = self._new_align_decoder()
         return self._align_decoder
 
-    def _run(self, decoder, wav16k: np.ndarray) -> None:
+    def _run(self, decoder, wav16k: np.ndarray, fresh: bool = True) -> None:
+        """Decode one utterance; `fresh`: reset feature extraction first (its state - the cepstral mean among it -
+        otherwise carries over from the previous utterance and moves boundaries by a frame or two)."""
         pcm = _to_pcm(wav16k)
         t0 = time.perf_counter()
+        if fresh:
+            decoder.reinit_feat()
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
@@ -227,15 +289,8 @@ class Pocketsphinx:
     def real_time_factor(self) -> float:
         return self._decode_s / self._audio_s if self._audio_s else float("nan")
 
-    def transcribe(self, wav16k: np.ndarray) -> str:
-        """Recognise `wav16k: np.ndarray[T]` (16 kHz float) -> normalised transcript ('' when nothing was heard)."""
-        decoder = self._decoder(lm=True)
-        self._run(decoder, wav16k)
-        hyp = decoder.hyp()
-        return normalise(hyp.hypstr) if hyp is not None else ""
-
     def _ensure_words(self, decoder, words: Sequence[str]) -> None:
-        """Add pronunciations for words outside the corpus dictionary (alignment of arbitrary text)."""
+        """Add pronunciations for words outside the dictionary (alignment of arbitrary text)."""
         missing = [w for w in set(words) if decoder.lookup_word(w) is None]
         if not missing:
             return
@@ -246,22 +301,30 @@ class Pocketsphinx:
             decoder.add_word(word, " ".join(prons[word][0]), True)
             self.pronunciation_source[word] = source[word]
 
-    def align(self, wav16k: np.ndarray, text: str) -> tuple[WordAlignment, ...]:
-        """Force-align `text` to `wav16k: np.ndarray[T]` -> one WordAlignment per word of normalise(text).
+    def align(self, wav: np.ndarray, text: str, sample_rate: int = SAMPLE_RATE) -> tuple[WordAlignment, ...]:
+        """Force-align `text` to `wav: np.ndarray[T]` at `sample_rate` -> one WordAlignment per word of normalise(text).
 
-        Times are in seconds from the start of `wav16k`, 10 ms resolution. Raises AlignmentError when no alignment
+        Times are in seconds from the start of `wav`, 10 ms resolution. Raises AlignmentError when no alignment
         exists (e.g. audio too short for the words) and ValueError for an empty transcript.
         """
+        return self._align_words(resample(wav, sample_rate, SAMPLE_RATE), text)
+
+    def _align_words(self, wav16k: np.ndarray, text: str) -> tuple[WordAlignment, ...]:
         words = normalise(text).split()
         if not words:
             raise ValueError("align() needs a non-empty transcript")
-        decoder = self._decoder(lm=False)
-        self._ensure_words(decoder, words)
-        decoder.set_align_text(" ".join(words))
-        self._run(decoder, wav16k)
-        segments = decoder.seg()
+        duration = len(wav16k) / SAMPLE_RATE
+        try:
+            decoder = self._decoder()
+            self._ensure_words(decoder, words)
+            decoder.set_align_text(" ".join(words))
+            self._run(decoder, wav16k)
+            segments = decoder.seg()
+        except RuntimeError as e:  # pocketsphinx's own failures (e.g. a transcript it cannot compile)
+            raise AlignmentError(f"forced alignment failed: pocketsphinx error for {len(words)} words in "
+                                 f"{duration:.2f} s of audio ({e})") from e
         if segments is None:
-            raise AlignmentError(f"forced alignment failed for {len(words)} words in {len(wav16k) / SAMPLE_RATE:.2f} s "
+            raise AlignmentError(f"forced alignment failed: no path for {len(words)} words in {duration:.2f} s "
                                  f"of audio: {' '.join(words)!r}")
         out = []
         for seg in segments:
@@ -272,49 +335,57 @@ class Pocketsphinx:
             dur = (seg.end_frame - seg.start_frame + 1) / FRAMES_PER_SECOND
             out.append(WordAlignment(word=word, start=round(max(start, 0.0), 4), duration=round(dur, 4)))
         if [a.word for a in out] != words:
-            raise AlignmentError(f"forced alignment returned {[a.word for a in out]} for {words}")
+            raise AlignmentError(f"forced alignment failed: it returned {[a.word for a in out]} for {words}")
         return tuple(out)
 
-    def align_phones(self, wav16k: np.ndarray, text: str
+    def align_phones(self, wav: np.ndarray, text: str, sample_rate: int = SAMPLE_RATE
                      ) -> tuple[tuple[WordAlignment, ...], tuple[PhoneAlignment, ...]]:
-        """Force-align `text` -> (`align(wav16k, text)`, the ARPAbet phones of those words, silences left out).
+        """Force-align `text` -> (`align(wav, text, sample_rate)`, the ARPAbet phones of those words, silences left
+        out).
 
-        Every phone lies inside its word. The phones come from pocketsphinx's sub-word pass over the word alignment;
-        where that pass finds no path (it holds each phone to the word-pass segmentation, which now and then leaves
-        a phone too few frames) it is retried behind a little leading silence (another frame grid), and as a last
-        resort the utterance's phones are aligned as one-phone pseudo-words, each clipped to its own word's span.
-        Times are in seconds from the start of `wav16k` (10 ms frames). Raises AlignmentError / ValueError as `align`
-        does, and AlignmentError when no phone alignment is found.
+        Every phone lies inside its word, and every word gets exactly the phones of the pronunciation the word pass
+        chose for it (checked after each pass: a pass that loses a phone counts as failed). The phones come from
+        pocketsphinx's sub-word pass over the word alignment; where that pass fails (it holds each phone to the
+        word-pass segmentation, which now and then leaves a phone too few frames) it is retried behind a little
+        leading silence (another frame grid), and as a last resort the utterance's phones are aligned as one-phone
+        pseudo-words, each clipped to its own word's span. Times are in seconds from the start of `wav` (10 ms
+        frames). Raises AlignmentError / ValueError as `align` does, and AlignmentError when no pass gives every
+        word its phones.
         """
-        words = self.align(wav16k, text)
-        decoder = self._decoder(lm=False)
-        prons = [decoder.lookup_word(seg.word).split() for seg in decoder.seg()
-                 if seg.word.split("(")[0] not in _NON_WORDS and not seg.word.startswith("+")]
+        wav16k = resample(wav, sample_rate, SAMPLE_RATE)
+        words = self._align_words(wav16k, text)
+        decoder = self._decoder()
+        prons = [decoder.lookup_word(seg.word).split() for seg in _segment_words(decoder)]
         for lead in (0.0, *_RETRY_LEADS):
             try:
                 return words, self._subword_pass(wav16k, words, lead)
             except (RuntimeError, AlignmentError):
                 continue
-        return words, self._phone_pass(wav16k, words, prons)
+        try:
+            return words, self._phone_pass(wav16k, words, prons)
+        except RuntimeError as e:
+            raise AlignmentError(f"phone alignment failed: pocketsphinx error in the phone pass for "
+                                 f"{' '.join(w.word for w in words)!r} ({e})") from e
 
     def _subword_pass(self, wav16k: np.ndarray, words: Sequence[WordAlignment], lead: float
                       ) -> tuple[PhoneAlignment, ...]:
         """Phones from pocketsphinx's sub-word pass over the word pass (run just before by `align` when lead is 0;
         else re-run here on the audio behind `lead` s of silence, which moves the frame grid and the segmentation)."""
-        decoder = self._decoder(lm=False)
+        decoder = self._decoder()
         if lead > 0:
             wav16k = np.concatenate([np.zeros(int(lead * SAMPLE_RATE), np.float32), np.asarray(wav16k, np.float32)])
             decoder.set_align_text(" ".join(w.word for w in words))
             self._run(decoder, wav16k)
             if decoder.seg() is None:
                 raise AlignmentError("word pass failed")
+        prons = [decoder.lookup_word(seg.word).split() for seg in _segment_words(decoder)]
         decoder.set_alignment()
         self._run(decoder, wav16k)
-        return self._phones_of(decoder.get_alignment(), words, lead)
+        return _checked(self._phones_of(decoder.get_alignment(), words, lead), words, prons)
 
     @staticmethod
-    def _phones_of(alignment, words: Sequence[WordAlignment], lead: float = 0.0) -> tuple[PhoneAlignment, ...]:
-        """PhoneAlignments (seconds from the unpadded start) of a sub-word Alignment, clipped to their words."""
+    def _phones_of(alignment, words: Sequence[WordAlignment], lead: float = 0.0) -> list[list[PhoneAlignment]]:
+        """Per word, the PhoneAlignments (seconds from the unpadded start) of a sub-word Alignment, clipped to it."""
         # Read everything in one nested pass: pocketsphinx's entries do not outlive the iteration that made them.
         real: list[list[tuple[str, int, int]]] = []
         for entry in alignment or ():
@@ -323,17 +394,17 @@ class Pocketsphinx:
             real.append([(ph.name, ph.start, ph.duration) for ph in entry if ph.name not in _NON_PHONES])
         if len(real) != len(words):
             raise AlignmentError(f"phone alignment returned {len(real)} words for {len(words)}")
-        out: list[PhoneAlignment] = []
+        out: list[list[PhoneAlignment]] = []
         for word, phones in zip(words, real):
-            for name, start, duration in phones:
-                out += _clipped(name, start / FRAMES_PER_SECOND - PAD_SECONDS - lead,
-                                (start + duration) / FRAMES_PER_SECOND - PAD_SECONDS - lead, word)
-        return tuple(out)
+            out.append([p for name, start, duration in phones
+                        for p in _clipped(name, start / FRAMES_PER_SECOND - PAD_SECONDS - lead,
+                                          (start + duration) / FRAMES_PER_SECOND - PAD_SECONDS - lead, word)])
+        return out
 
     def _phone_pass(self, wav16k: np.ndarray, words: Sequence[WordAlignment], prons: Sequence[list[str]]
                     ) -> tuple[PhoneAlignment, ...]:
         """Align the utterance's phones as one-phone pseudo-words; each phone is clipped to the span of its word."""
-        decoder = self._decoder(lm=False)
+        decoder = self._decoder()
         names = [f"_phone_{p.lower()}" for pron in prons for p in pron]
         for name, phone in zip(names, (p for pron in prons for p in pron)):
             if decoder.lookup_word(name) is None:
@@ -344,16 +415,65 @@ class Pocketsphinx:
         if [s.word.split("(")[0] for s in segs] != names:
             raise AlignmentError(f"phone alignment failed: {len(segs)} of {len(names)} phones aligned for "
                                  f"{' '.join(w.word for w in words)!r}")
-        out: list[PhoneAlignment] = []
+        groups: list[list[PhoneAlignment]] = []
         k = 0
         for word, pron in zip(words, prons):
+            groups.append([])
             for phone in pron:
                 seg = segs[k]
                 k += 1
-                out += _clipped(phone, seg.start_frame / FRAMES_PER_SECOND - PAD_SECONDS,
-                                (seg.end_frame + 1) / FRAMES_PER_SECOND - PAD_SECONDS, word)
-        return tuple(out)
+                groups[-1] += _clipped(phone, seg.start_frame / FRAMES_PER_SECOND - PAD_SECONDS,
+                                       (seg.end_frame + 1) / FRAMES_PER_SECOND - PAD_SECONDS, word)
+        return _checked(groups, words, prons)
 
+
+class Pocketsphinx(ForcedAligner):
+    """Corpus-LM recogniser plus the forced aligner (`ForcedAligner`, sharing the recogniser's dictionary).
+
+    `transcribe(wav16k: np.ndarray[T]) -> str` (normalised) besides `align` / `align_phones`. The LM and dictionary
+    come from `build_resources` (cached, keyed by the sentences and `resource_fingerprint()`).
+    """
+
+    def __init__(self, corpus_sentences: Sequence[str], cache_root: str | Path | None = None):
+        """corpus_sentences: the LM text and the dictionary's words; cache_root: see `build_resources`."""
+        self.lm_path, self.dict_path, self.pronunciation_source = build_resources(corpus_sentences, cache_root)
+        self._setup()
+        self._lm_decoder = None
+
+    def _new_align_decoder(self):
+        import pocketsphinx
+
+        return pocketsphinx.Decoder(self._config(self.dict_path, lm=None, cmn="batch"))
+
+    def _decoder(self, lm: bool = False):
+        import pocketsphinx
+
+        if not lm:
+            return super()._decoder()
+        if self._lm_decoder is None:
+            self._lm_decoder = pocketsphinx.Decoder(self._config(self.dict_path, lm=str(self.lm_path)))
+        return self._lm_decoder
+
+    def transcribe(self, wav16k: np.ndarray) -> str:
+        """Recognise `wav16k: np.ndarray[T]` (16 kHz float) -> normalised transcript ('' when nothing was heard)."""
+        decoder = self._decoder(lm=True)
+        self._run(decoder, wav16k, fresh=False)  # the recogniser keeps live CMN across calls, as it always has
+        hyp = decoder.hyp()
+        return normalise(hyp.hypstr) if hyp is not None else ""
+
+
+def _checked(groups: Sequence[Sequence[PhoneAlignment]], words: Sequence[WordAlignment],
+             prons: Sequence[Sequence[str]]) -> tuple[PhoneAlignment, ...]:
+    """Flatten per-word phones after checking that each word got exactly its pronunciation's phones, in order
+    (clipping to the word's span, or a pass that went astray, can lose one); AlignmentError naming the word if not."""
+    if len(groups) != len(words) or len(prons) != len(words):
+        raise AlignmentError(f"phone alignment failed: phones for {len(groups)} words, pronunciations for "
+                             f"{len(prons)}, {len(words)} words")
+    for word, got, want in zip(words, groups, prons):
+        if [p.phone for p in got] != list(want):
+            raise AlignmentError(f"phone alignment failed: word {word.word!r} got phones "
+                                 f"{' '.join(p.phone for p in got) or 'none'}, its pronunciation is {' '.join(want)}")
+    return tuple(p for got in groups for p in got)
 
 def _clipped(phone: str, start: float, end: float, word: WordAlignment) -> list[PhoneAlignment]:
     """[PhoneAlignment] of `phone` over [start, end) clipped to `word`'s span ([] when nothing is left)."""

@@ -45,9 +45,11 @@ def _resolve(audio_path: str, root: Path) -> Path:
 
 
 def validate_all(utts: list[Utterance], cfg: ValidationConfig, root: Path, out_dir: Path):
-    """Yield (utterance, wav) for the valid ones; fills and returns rejections / repairs lists through the generator.
+    """Yield (utterance, wav, the manifest's audio_path) for the valid ones; fills and returns rejections / repairs
+    lists through the generator.
 
-    Repaired audio is written to out_dir/audio/<id>.wav and the utterance points there.
+    Repaired audio is written to out_dir/audio/<id>.wav and the utterance points there; the third item is still the
+    user's file as the manifest named it, for messages about the utterance.
     """
     rejections: list[Rejection] = []
     repairs: list[Repair] = []
@@ -73,7 +75,7 @@ def validate_all(utts: list[Utterance], cfg: ValidationConfig, root: Path, out_d
                 write_audio(new_path, wav, cfg.sample_rate)
                 checked = replace(checked, audio_path=repo_relative(new_path))
             repairs.extend(Repair(utt.id, utt.audio_path, f) for f in fixes)
-            yield checked, wav
+            yield checked, wav, utt.audio_path
 
     return gen(), rejections, repairs
 
@@ -81,30 +83,32 @@ def validate_all(utts: list[Utterance], cfg: ValidationConfig, root: Path, out_d
 class ForcedTimer:
     """Word and phone timings for utterances whose corpus gives none, by forced alignment of the known transcript.
 
-    The aligner (built on first use) takes its dictionary and LM from `sentences`, the corpus's own transcripts:
-    this is data preparation with the transcript known, not judging. Its resources are cached under `cache_root`
-    (default: the system temp folder), in a folder named by a hash of the sentences, so reruns reuse them.
+    The aligner (`taste.data.forced_align.ForcedAligner`, built on first use) takes its dictionary from `sentences`,
+    the corpus's own transcripts: this is data preparation with the transcript known, not judging. It needs no
+    language model and keeps no cache; each utterance's timings are independent of the others'.
     """
 
-    def __init__(self, sentences: list[str], cache_root: Path | None = None):
+    def __init__(self, sentences: list[str]):
         self.sentences = sentences
-        self.cache_root = cache_root
         self._aligner = None
 
     def __call__(self, utt: Utterance, wav: np.ndarray, sample_rate: int) -> Utterance:
-        """utt with aligned words and phones, timing_source="forced_alignment"; ValueError (AlignmentError included)
-        saying why when the transcript cannot be aligned to the audio."""
-        from .forced_align import SAMPLE_RATE, Pocketsphinx
+        """utt with aligned words and phones, timing_source="forced_alignment"; AlignmentError (a ValueError) saying
+        why when the transcript cannot be aligned to the audio. `wav`: float mono [T] at `sample_rate` (any rate)."""
+        from .forced_align import ForcedAligner
 
         if self._aligner is None:
-            self._aligner = Pocketsphinx(self.sentences, cache_root=self.cache_root)
-        if sample_rate != SAMPLE_RATE:
-            from scipy.signal import resample_poly
-
-            g = np.gcd(SAMPLE_RATE, sample_rate)
-            wav = resample_poly(wav, SAMPLE_RATE // g, sample_rate // g).astype(np.float32)
-        words, phones = self._aligner.align_phones(wav, utt.text)
+            self._aligner = ForcedAligner(self.sentences)
+        words, phones = self._aligner.align_phones(wav, utt.text, sample_rate)
         return utt.replace(words=words, phones=phones, timing_source="forced_alignment")
+
+
+def alignment_problem(file: str | Path, error: Exception) -> str:
+    """The rejection message of an utterance the aligner could not time: "forced alignment failed: <file>: <why>"."""
+    reason = str(error)
+    if reason.startswith(ALIGN_FAILED):
+        reason = reason[len(ALIGN_FAILED):].lstrip(": ")
+    return f"{ALIGN_FAILED}: {file}: {reason or type(error).__name__}"
 
 
 def _summary(by_split: dict[str, list[Utterance]], n_total: int, rejections, repairs, phones: Counter) -> dict:
@@ -155,11 +159,11 @@ def _voiced_share(pitch: dict[str, dict[str, torch.Tensor]]) -> float:
 
 
 def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."), embed_speakers: bool = True,
-            progress: bool = True, aligner_cache: Path | None = None) -> dict:
+            progress: bool = True) -> dict:
     """Validate data/raw/manifest.jsonl and write data/prepared -> metrics (also returned when nothing is rejected).
 
-    Utterances without word timings are forced-aligned (see ForcedTimer; `aligner_cache`: where the aligner keeps
-    its dictionary and LM, default the system temp folder); those that cannot be aligned are rejected.
+    Utterances without word timings are forced-aligned (see ForcedTimer); those that cannot be aligned are rejected,
+    the message naming the file the manifest gave (not a resampled copy).
 
     Raises TooManyRejectionsError (after writing rejections.json) when the rejected share exceeds
     prepare.max_rejection_share.
@@ -174,7 +178,7 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
     n_total = len(utts) + len(rejections)
     stream, more_rejections, repairs = validate_all(utts, cfg, root, out_dir)
     align_rejections: list[Rejection] = []
-    timer = ForcedTimer([u.text for u in utts if not u.words and u.text.strip()], aligner_cache)
+    timer = ForcedTimer([u.text for u in utts if not u.words and u.text.strip()])
     encoder = None
     if embed_speakers and params["prepare"].get("speaker_embedding", "resemblyzer") == "resemblyzer":
         encoder = BatchSpeakerEncoder("cpu", float(params["prepare"].get("speaker_partials_per_second", 1.3)))
@@ -191,13 +195,12 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
                 speakers[uid] = torch.from_numpy(emb)
         pending.clear()
 
-    for utt, wav in tqdm(stream, total=len(utts), desc="prepare", mininterval=10, disable=not progress):
+    for utt, wav, source in tqdm(stream, total=len(utts), desc="prepare", mininterval=10, disable=not progress):
         if not utt.words:  # the corpus gave no timings: align the known transcript, never invent them
             try:
                 utt = timer(utt, wav, cfg.sample_rate)
-            except ValueError as e:
-                problem = str(e) if str(e).startswith(ALIGN_FAILED) else f"{ALIGN_FAILED}: {e}"
-                align_rejections.append(Rejection(utt.id, utt.audio_path, problem))
+            except (ValueError, RuntimeError) as e:  # AlignmentError is a ValueError; RuntimeError: pocketsphinx
+                align_rejections.append(Rejection(utt.id, source, alignment_problem(_resolve(source, root), e)))
                 continue
         by_split[utt.split].append(utt)
         features[utt.split][utt.id] = log_mel(torch.from_numpy(wav), mel_cfg).to(torch.float16)

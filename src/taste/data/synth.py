@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.signal import resample_poly
 
+from .audio_io import resample
 from .records import PhoneAlignment, WordAlignment
 
 ESPEAK_SR = 22050
@@ -235,8 +235,7 @@ def synthesise(words: tuple[str, ...], markups: tuple[str | None, ...], voice: s
                                              engine.phone_count)
     wav = raw.samples.astype(np.float32) / 32768.0
     if sample_rate != ESPEAK_SR:
-        g = np.gcd(sample_rate, ESPEAK_SR)
-        wav = resample_poly(wav, sample_rate // g, ESPEAK_SR // g).astype(np.float32)
+        wav = resample(wav, ESPEAK_SR, sample_rate)
     if dither > 0:  # espeak's pauses are exact zeros; models and validators should never see digital silence
         wav = wav + np.random.default_rng(dither_seed).normal(0.0, dither, wav.shape).astype(np.float32)
     peak = float(np.abs(wav).max())

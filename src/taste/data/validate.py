@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
+from .audio_io import resample
 from .records import Utterance
 from .text_norm import normalise
 
@@ -112,8 +112,7 @@ def load_checked(path: Path, cfg: ValidationConfig) -> tuple[np.ndarray, list[st
         wav = wav.mean(axis=1, keepdims=True)
     wav = wav[:, 0]
     if sr != cfg.sample_rate:
-        g = np.gcd(sr, cfg.sample_rate)
-        wav = resample_poly(wav, cfg.sample_rate // g, sr // g).astype(np.float32)
+        wav = resample(wav, sr, cfg.sample_rate)
         repairs.append(f"resampled from {sr} Hz to {cfg.sample_rate} Hz")
     if len(wav) < cfg.min_seconds * cfg.sample_rate:
         raise AudioValidationError(f"{path}: too short ({len(wav) / cfg.sample_rate:.3f} s, at least "
