@@ -141,6 +141,92 @@ def test_user_runtime_errors_are_one_line(tmp_path, capsys, monkeypatch, module,
     assert "the user's problem" in _one_error_line(capsys, "encode")
 
 
+def test_a_bare_value_error_is_a_bug_and_keeps_its_traceback(tmp_path, capsys, monkeypatch):
+    """Only the project's own ValueError subclasses are user errors; a bare ValueError (numpy's, torch's, a bug's)
+    reaches the top with its traceback."""
+    import taste.tokenizer.commands as commands
+    from taste.cli import is_user_error
+    from taste.data.validate import AudioValidationError
+
+    def bug(*a, **k):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(commands, "encode_file", bug)
+    with pytest.raises(ValueError, match="broadcast"):
+        main(_argv("encode", tmp_path / "x.wav", tmp_path))
+    assert capsys.readouterr().err == ""
+    assert not is_user_error(ValueError("x")) and not is_user_error(json.JSONDecodeError("x", "", 0))
+    assert is_user_error(AudioValidationError("x")) and is_user_error(FileNotFoundError("x"))
+    assert not is_user_error(RuntimeError("x")) and not is_user_error(KeyError("x"))
+
+
+def test_progress_bar_setting_lasts_one_command_and_skips_stage_kernels(tmp_path, monkeypatch):
+    """HF_HUB_DISABLE_PROGRESS_BARS is set for a command's duration only (unless the user set it), and never around
+    `taste stage`, whose notebook kernels inherit the environment."""
+    import os
+
+    import taste.stages
+    import taste.tokenizer.commands as commands
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    seen = {}
+
+    def encode(*a, **k):
+        seen["encode"] = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
+        raise FileNotFoundError("stop here")
+
+    def run_stage(name, params_path=None):
+        seen["stage"] = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
+
+    monkeypatch.setattr(commands, "encode_file", encode)
+    monkeypatch.setattr(taste.stages, "run_stage", run_stage)
+    assert main(_argv("encode", tmp_path / "x.wav", tmp_path)) == 2
+    assert seen["encode"] == "1" and "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    assert main(["--params", PARAMS, "stage", "units"]) == 0
+    assert seen["stage"] is None and "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")  # the user's choice wins, and stays
+    assert main(_argv("encode", tmp_path / "x.wav", tmp_path)) == 2
+    assert seen["encode"] == "0" and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "0"
+
+
+def _bad_npy(kind: str, d: Path) -> Path:
+    p = d / f"{kind}.npy"
+    np.save(d / "good.npy", np.ones(256, np.float32))
+    good = (d / "good.npy").read_bytes()
+    if kind == "truncated":
+        p.write_bytes(good[:-100])
+    elif kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "text":
+        p.write_text("0.1 0.2 0.3\n")
+    elif kind == "objects":
+        np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif kind == "strings":
+        np.save(p, np.array(["a", "b"]))
+    elif kind == "npz":
+        p = d / "spk.npz"
+        np.savez(p, embedding=np.ones(256, np.float32))
+    return p
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("truncated", "not a readable .npy speaker embedding .*not fully written"),
+    ("empty", r"not a \.npy file \(empty\)"),
+    ("text", r"not a \.npy file \(no NumPy header\)"),
+    ("objects", "not a readable .npy speaker embedding .*Object arrays"),
+    ("strings", "not numbers"),
+    ("npz", r"an \.npz archive \(embedding\)"),
+    ("missing", "speaker embedding file not found"),
+])
+def test_encode_names_a_bad_speaker_embedding_file_in_one_line(tmp_path, capsys, kind, message):
+    """np.load's own errors do not name the file; encode's refusal does, before any audio or model is read."""
+    path = tmp_path / "nope.npy" if kind == "missing" else _bad_npy(kind, tmp_path)
+    argv = _argv("encode", tmp_path / "x.wav", tmp_path) + ["--speaker-embedding", str(path)]
+    assert main(argv) == 2
+    line = _one_error_line(capsys, "encode")
+    assert f"error: {path}: " in line and re.search(message, line), line
+
+
 # --- encode / decode / swap on a debug tokenizer -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,10 @@ INSTRUCTIONS = (
 )
 
 
+class ListeningTestError(ValueError):
+    """A listening test that cannot be built from what it was given."""
+
+
 class RatingsFileError(ValueError):
     """A ratings CSV or the key file is malformed."""
 
@@ -82,7 +86,7 @@ def build_listening_test(items: Sequence[ListeningItem], out_dir: str | Path, se
                          title: str = "Story continuation listening test") -> Path:
     """Write out_dir/index.html, out_dir/audio/*.wav and out_dir/key.json (keep the key away from raters)."""
     if not items:
-        raise ValueError("no items for the listening test")
+        raise ListeningTestError("no items for the listening test")
     out_dir = Path(out_dir)
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     trials, key = build_trials(items, out_dir, seed)
@@ -132,7 +136,7 @@ def load_ratings(paths: Sequence[str | Path], key_path: str | Path) -> pd.DataFr
 
 def mos_table(ratings: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """MOS per system with a 95% bootstrap CI over ratings -> DataFrame(system, mos, lo, hi, n)."""
-    from taste.evaluation.stats import bootstrap_ci
+    from taste.metrics.stats import bootstrap_ci
 
     rows = []
     for system, group in ratings.groupby("system", sort=True):

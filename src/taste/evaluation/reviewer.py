@@ -50,6 +50,10 @@ TOLERANCES: tuple[tuple[str, float, str], ...] = (
 )
 
 
+class ToleranceError(ValueError):
+    """A negative comparison tolerance."""
+
+
 class MetricsFileError(ValueError):
     """A metrics file is missing or is not a JSON object."""
 
@@ -129,7 +133,7 @@ def compare(committed: dict, rerun: dict, tolerance: float = 0.0, file: str = "m
 
     Exact unless `tolerances` (pattern, relative tolerance, reason) names the key or `tolerance` > 0."""
     if tolerance < 0 or any(t < 0 for _, t, _ in tolerances):
-        raise ValueError(f"tolerances must be >= 0, got {tolerance} and {[t for _, t, _ in tolerances]}")
+        raise ToleranceError(f"tolerances must be >= 0, got {tolerance} and {[t for _, t, _ in tolerances]}")
     old, new = flatten(committed), flatten(rerun)
     diffs = []
     for key in sorted(set(old) | set(new)):

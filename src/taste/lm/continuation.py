@@ -27,6 +27,10 @@ SYSTEMS = ("cascade", "s3_lm", "taslm_token", "taslm_embed")
 MAX_WORDS_PER_SECOND = 6.0
 
 
+class NothingToContinue(ValueError):
+    """A prompt with no words: the ASR heard nothing and no text was given (a user error, one line in the CLI)."""
+
+
 @dataclass(frozen=True)
 class Prompt:
     prompt_id: str
@@ -143,7 +147,7 @@ def prepare_wav(p: Prompt, wav: np.ndarray, systems: Systems, speaker: Tensor, u
             elif hyp.split():
                 source = "ground_truth (asr implausible)"  # e.g. a looping "the the the ..."
     if not text.split():
-        raise ValueError(f"prompt {p.prompt_id}: no words to continue (ASR returned nothing, no text given)")
+        raise NothingToContinue(f"prompt {p.prompt_id}: no words to continue (ASR returned nothing, no text given)")
     codes = None
     if systems.taste is not None:
         t0 = time.perf_counter()

@@ -23,6 +23,11 @@ class S3TokenizerUnavailable(ImportError):
     """PyPI s3tokenizer (and onnx) is not installed in this environment."""
 
 
+class S3WeightsError(ValueError):
+    """A units.s3_path file that is not the S3 tokenizer asked for (another model, other sizes, not .onnx or
+    .safetensors)."""
+
+
 def _s3():
     try:
         import s3tokenizer
@@ -47,24 +52,56 @@ def build_s3_tokenizer(name: str = DEFAULT_NAME, config=None) -> torch.nn.Module
 
 
 def load_s3_tokenizer(path: str | os.PathLike, name: str = DEFAULT_NAME, config=None) -> torch.nn.Module:
-    """A pretrained S3 tokenizer from a local .onnx (CosyVoice release) or .safetensors file."""
+    """A pretrained S3 tokenizer from a local .onnx (CosyVoice release) or .safetensors file.
+
+    `config` None: the release's ModelConfig for .onnx; for .safetensors the sizes saved in the file
+    (`config_from_state_dict`). A missing file -> FileNotFoundError; a file that is not this model ->
+    S3WeightsError (a ValueError), both naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: S3 tokenizer weights not found (give units.s3_path a local CosyVoice "
                                 f"{name}.onnx; nothing can be downloaded here)")
-    model = build_s3_tokenizer(name, config)
     try:
         if path.suffix == ".onnx":
+            model = build_s3_tokenizer(name, config)
             model.init_from_onnx(str(path))
         elif path.suffix == ".safetensors":
+            from safetensors import safe_open
             from safetensors.torch import load_file
 
-            model.load_state_dict(load_file(str(path)))
+            state = load_file(str(path))
+            with safe_open(str(path), "pt") as f:
+                metadata = f.metadata() or {}
+            model = build_s3_tokenizer(name, config or config_from_state_dict(state, metadata))
+            model.load_state_dict(state)
         else:
-            raise ValueError("expected a .onnx or .safetensors file")
-    except Exception as e:  # onnx / state-dict errors come in many types; name the file either way
-        raise ValueError(f"{path}: cannot load S3 tokenizer {name} ({e})") from e
+            raise S3WeightsError("expected a .onnx or .safetensors file")
+    except S3TokenizerUnavailable:
+        raise
+    except Exception as e:  # onnx / safetensors / state-dict errors come in many types; name the file either way
+        raise S3WeightsError(f"{path}: cannot load S3 tokenizer {name} ({e})") from e
     return model.eval()
+
+
+def config_from_state_dict(state: dict[str, Tensor], metadata: dict[str, str] | None = None):
+    """The s3tokenizer ModelConfig a v1 S3Tokenizer state dict was saved from (its sizes read off the tensor shapes).
+
+    The head count leaves no trace in the shapes: it is metadata["n_audio_head"] when the file says, otherwise
+    n_audio_state // 64 (CosyVoice's and Whisper's 64-wide heads: 1280 -> 20). Not a v1 state dict ->
+    S3WeightsError."""
+    _s3()
+    from s3tokenizer.model import ModelConfig
+
+    needed = ("encoder.conv1.weight", "encoder.positional_embedding", "quantizer._codebook.embed")
+    missing = [k for k in needed if k not in state]
+    if missing:
+        raise S3WeightsError(f"not an S3 tokenizer (v1) state dict: no {', '.join(missing)}")
+    n_state, n_mels = state["encoder.conv1.weight"].shape[:2]
+    layers = {int(k.split(".")[2]) for k in state if k.startswith("encoder.blocks.")}
+    heads = int((metadata or {}).get("n_audio_head", max(n_state // 64, 1)))
+    return ModelConfig(n_mels=int(n_mels), n_audio_ctx=int(state["encoder.positional_embedding"].shape[0]),
+                       n_audio_state=int(n_state), n_audio_head=heads, n_audio_layer=len(layers),
+                       n_codebook_size=int(state["quantizer._codebook.embed"].shape[0]))
 
 
 @torch.inference_mode()

@@ -1,0 +1,134 @@
+"""Paper profile (units.backend: s3_pretrained): CosyVoice's S3 tokenizer read from a LOCAL weights file, end to end.
+
+No release checkpoint can be downloaded here, so a tiny random-weight model of s3tokenizer's own v1 architecture is
+saved as .safetensors and pointed at by units.s3_path; the units stage's extraction (s3_unit_streams) then reads the
+prepared audio through it.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("s3tokenizer", reason="PyPI s3tokenizer (+ onnx) is not installed")
+
+from s3tokenizer.model import ModelConfig  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+from taste.units.extract import load_units  # noqa: E402
+from taste.units.pipeline import s3_unit_streams  # noqa: E402
+from taste.units.s3_pretrained import (S3WeightsError, build_s3_tokenizer, config_from_state_dict,  # noqa: E402
+                                        load_s3_tokenizer, s3_units)
+
+from unit_fakes import write_fake_prepared  # noqa: E402
+
+NAME = "speech_tokenizer_v1_25hz"
+CODES = 64
+# 64-wide heads like the release (1280 = 20 x 64), so the head count read back from the file matches.
+TINY = ModelConfig(n_mels=128, n_audio_ctx=1500, n_audio_state=64, n_audio_head=1, n_audio_layer=2,
+                   n_codebook_size=CODES)
+
+
+def _tiny_model(config: ModelConfig = TINY, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = build_s3_tokenizer(NAME, config)
+    # s3tokenizer starts its codebook at zeros (every frame would be code 0), and random codewords all lie nearer to
+    # one corner of a random encoder's outputs than the others: take the codewords from encoder outputs instead.
+    import s3tokenizer
+
+    mel = s3tokenizer.log_mel_spectrogram(torch.from_numpy(_wav(3.0, f0=120.0)), n_mels=config.n_mels)[None]
+    with torch.inference_mode():
+        hidden, _ = model.encoder(mel, torch.tensor([mel.shape[-1]]))
+    with torch.no_grad():
+        model.quantizer._codebook.embed.copy_(hidden[0, : config.n_codebook_size].clone())
+    return model
+
+
+def _save(model, path, metadata=None):
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=metadata)
+    return path
+
+
+def _wav(seconds: float, f0: float = 180.0) -> np.ndarray:
+    t = np.arange(int(16000 * seconds)) / 16000
+    chirp = np.sin(2 * np.pi * (f0 + 150 * t) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    return (0.2 * chirp + 0.01 * np.random.default_rng(0).normal(size=len(t))).astype(np.float32)
+
+
+def test_local_safetensors_sizes_come_from_the_file(tmp_path):
+    model = _tiny_model()
+    path = _save(model, tmp_path / "speech_tokenizer_v1_25hz.safetensors")
+    loaded = load_s3_tokenizer(path, NAME)  # no config given: as the units stage calls it
+    assert loaded.config == TINY
+    wavs = [_wav(2.0), _wav(1.0, f0=260.0)]
+    units = s3_units(loaded, wavs)
+    assert [len(u) for u in units] == [50, 25]  # 25 units per second
+    assert all(u.dtype == torch.long and int(u.min()) >= 0 and int(u.max()) < CODES for u in units)
+    assert len(torch.unique(units[0])) > 1
+    assert all(torch.equal(a, b) for a, b in zip(units, s3_units(model, wavs)))  # the saved model, exactly
+    assert all(torch.equal(a, b) for a, b in zip(units, s3_units(load_s3_tokenizer(path, NAME), wavs)))
+
+
+def test_head_count_from_file_metadata(tmp_path):
+    config = ModelConfig(**{**TINY.__dict__, "n_audio_head": 2})
+    model = _tiny_model(config)
+    path = _save(model, tmp_path / "s3.safetensors", metadata={"n_audio_head": "2"})
+    loaded = load_s3_tokenizer(path, NAME)
+    assert loaded.config.n_audio_head == 2
+    wav = _wav(1.5)
+    assert torch.equal(s3_units(loaded, [wav])[0], s3_units(model, [wav])[0])
+
+
+def test_units_stage_extraction_from_a_local_file(tmp_path):
+    params = write_fake_prepared(tmp_path / "prepared", {"dev": 2, "test": 3})
+    weights = _save(_tiny_model(), tmp_path / "s3.safetensors")
+    params["units"].update(backend="s3_pretrained", s3_path=str(weights), s3_name=NAME)
+    counts = s3_unit_streams(params, batch_size=2)
+    assert counts == {"dev": 2, "test": 3}
+    out = tmp_path / "prepared" / "units" / "test.safetensors"
+    stored = load_file(str(out))
+    assert all(v.dtype == torch.int16 for v in stored.values())
+    units = load_units(out)
+    from taste.data.records import read_manifest
+
+    for utt in read_manifest(tmp_path / "prepared" / "test.jsonl"):
+        u = units[utt.id]
+        assert abs(len(u) - 25 * utt.duration) <= 1
+        assert int(u.min()) >= 0 and int(u.max()) < CODES
+    first = {k: v.clone() for k, v in units.items()}
+    s3_unit_streams(params, splits=("test",), batch_size=3)  # another batching, same units
+    again = load_units(out)
+    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+
+
+def test_missing_and_unset_weights_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
+        load_s3_tokenizer(tmp_path / "nowhere.safetensors")
+    params = write_fake_prepared(tmp_path / "prepared", {"test": 1})
+    params["units"].update(backend="s3_pretrained", s3_path=None)
+    with pytest.raises(FileNotFoundError, match="s3_path"):
+        s3_unit_streams(params)
+    params["units"]["s3_path"] = str(tmp_path / "gone.onnx")
+    with pytest.raises(FileNotFoundError, match="gone.onnx"):
+        s3_unit_streams(params)
+
+
+def test_wrong_architecture_files_are_named(tmp_path):
+    other = tmp_path / "other_model.safetensors"
+    save_file(torch.nn.Linear(4, 3).state_dict(), str(other))
+    with pytest.raises(S3WeightsError, match=r"other_model\.safetensors.*not an S3 tokenizer"):
+        load_s3_tokenizer(other)
+    # The right keys, the wrong sizes for the config asked for.
+    tiny = _save(_tiny_model(), tmp_path / "tiny.safetensors")
+    with pytest.raises(S3WeightsError, match=r"tiny\.safetensors: cannot load S3 tokenizer"):
+        load_s3_tokenizer(tiny, NAME, config=ModelConfig(**{**TINY.__dict__, "n_audio_state": 128, "n_audio_head": 2}))
+    # A v1 state dict with a block cut out.
+    state = load_file(str(tiny))
+    cut = tmp_path / "cut.safetensors"
+    save_file({k: v for k, v in state.items() if not k.startswith("encoder.blocks.1.mlp")}, str(cut))
+    with pytest.raises(S3WeightsError, match=r"cut\.safetensors"):
+        load_s3_tokenizer(cut, NAME)
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 40)
+    with pytest.raises(S3WeightsError, match=r"junk\.safetensors"):
+        load_s3_tokenizer(tmp_path / "junk.safetensors")
+    with pytest.raises(S3WeightsError, match="not an S3 tokenizer"):
+        config_from_state_dict({"weight": torch.zeros(2, 2)})
