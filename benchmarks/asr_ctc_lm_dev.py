@@ -30,8 +30,8 @@ from taste.asr.whisper import encoder_states, load_asr
 from taste.config import load_params, set_threads
 from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest, read_text_pool_sentences
-from taste.evaluation.recognizer import blind_corpus, check_blind
-from taste.evaluation.wer import wer
+from taste.metrics.recognizer import blind_corpus, check_blind
+from taste.metrics.wer import wer
 from taste.training.checkpoint import find_checkpoint, load_safetensors
 from taste.units.metrics import ctc_greedy_decode
 

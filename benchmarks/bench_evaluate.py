@@ -105,9 +105,9 @@ def bench(root: Path, items_default: int, quality_default: int) -> dict:
     from taste.data.features import MelConfig
     from taste.data.records import read_manifest
     from taste.evaluation import coherence, report
-    from taste.evaluation.quality import dnsmos
-    from taste.evaluation.recognizer import Pocketsphinx
-    from taste.evaluation.speaker import SpeakerEncoder
+    from taste.metrics.quality import dnsmos
+    from taste.metrics.recognizer import Pocketsphinx
+    from taste.metrics.speaker import SpeakerEncoder
 
     wavs = [read_audio(c["wav"]) for s in SYSTEMS
             for c in map(json.loads, (root / "outputs/continuations" / s / "continuations.jsonl").open())]

@@ -77,7 +77,7 @@ def estimate_decodes(params: dict) -> int:
 
 
 def bench_audio(params: dict) -> dict:
-    from taste.evaluation.recognizer import Pocketsphinx
+    from taste.metrics.recognizer import Pocketsphinx
     from taste.swap.pitch import tracked_word_f0
     from taste.swap.study import decoder_word_spans
     from taste.vocoder.model import UnitVocoder, VocoderConfig

@@ -14,9 +14,10 @@ import json
 import time
 
 from _common import dev_variant_args, override_section
+from taste.data.loaders import load_pitch, prepared_paths
 from taste.units.evaluate import evaluate_unit_tokenizer, pitch_information
 from taste.units.phones import load_phone_vocab
-from taste.units.pipeline import load_pitch, load_split, prepared_paths, train_unit_tokenizer
+from taste.units.pipeline import load_split, train_unit_tokenizer
 from taste.units.pitch_labels import PitchClasses
 
 

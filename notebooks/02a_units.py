@@ -40,11 +40,12 @@ from IPython.display import Audio, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.audio_io import read_audio
+from taste.data.loaders import load_pitch, prepared_paths
 from taste.units.evaluate import evaluate_unit_streams, evaluate_unit_tokenizer, pitch_information
 from taste.units.extract import load_units
 from taste.units.metrics import joint_counts
 from taste.units.phones import load_phone_vocab
-from taste.units.pipeline import load_pitch, load_split, prepared_paths, s3_unit_streams, train_unit_tokenizer, write_unit_streams
+from taste.units.pipeline import load_split, s3_unit_streams, train_unit_tokenizer, write_unit_streams
 from taste.units.pitch_labels import PitchClasses
 from taste.units.s3_pretrained import s3_rate_hz
 

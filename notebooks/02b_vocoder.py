@@ -47,12 +47,12 @@ import seaborn as sns
 from IPython.display import Audio, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
+from taste.data.loaders import prepared_paths
 from taste.data.pitch import track_pitch
 from taste.data.prepare import pitch_config
 from taste.data.records import read_manifest, read_text_pool_sentences
-from taste.evaluation.recognizer import blind_corpus
-from taste.evaluation.stats import paired_corpus_wer_ratio
-from taste.units.pipeline import prepared_paths
+from taste.metrics.recognizer import blind_corpus
+from taste.metrics.stats import paired_corpus_wer_ratio
 from taste.vocoder.pipeline import (corpus_sentences, evaluation_subset, f0_accuracy, mel_config, mel_l1, resynthesise,
                                     train_vocoder, unit_dataset, unit_space)
 from taste.vocoder.resynthesis import default_judges, judge_utterances, summarise_table

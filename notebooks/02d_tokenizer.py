@@ -45,7 +45,7 @@ from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.tokenizer import pipeline as P
 from taste.tokenizer import table as T
 from taste.tokenizer.data import save_items, with_last_layer_values
-from taste.evaluation.stats import paired_corpus_wer_ratio
+from taste.metrics.stats import paired_corpus_wer_ratio
 from taste.tokenizer.evaluate import default_audio_judges
 
 params = load_params(params_path)
@@ -122,7 +122,7 @@ code_counts
 from taste.data.audio_io import read_audio
 from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest, read_text_pool_sentences
-from taste.evaluation.recognizer import blind_corpus
+from taste.metrics.recognizer import blind_corpus
 from taste.vocoder import UnitVocoder
 
 t0 = time.perf_counter()

@@ -40,7 +40,7 @@ from taste.data.records import read_manifest
 from taste.lm import pipeline as P
 from taste.lm.continuation import (load_systems, prepare_prompt, run_system, sampling_from_params,
                                    seconds_per_word, select_prompts, write_prompts)
-from taste.evaluation.speaker import SpeakerEncoder
+from taste.metrics.speaker import SpeakerEncoder
 from taste.lm.report import records_frame, speed_table, step_ratio
 from taste.lm.taste_use import taste_use_summary, taste_use_table, zeroed_continuations
 from taste.tokenizer import TasteTokenizer

@@ -53,7 +53,7 @@ from taste.data.loaders import FeatureStore
 from taste.data.prepare import pitch_config
 from taste.data.validate import read_speech
 from taste.data.records import read_manifest, read_text_pool_sentences
-from taste.evaluation.recognizer import Pocketsphinx, blind_corpus
+from taste.metrics.recognizer import Pocketsphinx, blind_corpus
 from taste.swap import figures
 from taste.swap.edit import base_utterances, edit_settings_from_params
 from taste.swap.edited_set import measure_edited_set, middle_word_bases

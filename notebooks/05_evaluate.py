@@ -82,9 +82,9 @@ print(f"{len(chosen)} prompts x {len(report.SYSTEMS)} systems = {len(items)} con
 # DNSMOS runs on the first `evaluation.quality_items_per_system` prompts of every system (it costs ~1 s per clip).
 
 # %%
-from taste.evaluation.quality import dnsmos, utmos
-from taste.evaluation.recognizer import Pocketsphinx, blind_corpus
-from taste.evaluation.speaker import SpeakerEncoder
+from taste.metrics.quality import dnsmos, utmos
+from taste.metrics.recognizer import Pocketsphinx, blind_corpus
+from taste.metrics.speaker import SpeakerEncoder
 
 stories = coherence.read_stories(raw / "stories.jsonl")
 # pocketsphinx's LM: train-split transcripts + the text pool, blind to every sentence of the judged prompts' stories

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 from pathlib import Path
 
 # Stage folders that contribute subcommands through `commands.register(subparsers)`.
-COMMAND_MODULES = ("taste.units.commands", "taste.asr.commands", "taste.tokenizer.commands", "taste.swap.commands", "taste.lm.commands",
-                   "taste.evaluation.commands", "taste.data.commands")
+COMMAND_MODULES = ("taste.units.commands", "taste.vocoder.commands", "taste.asr.commands", "taste.tokenizer.commands",
+                   "taste.swap.commands", "taste.lm.commands", "taste.evaluation.commands", "taste.data.commands")
 
 
 def _materialise(args: argparse.Namespace) -> int:
@@ -72,21 +73,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Errors a user can cause (bad audio or transcript, a missing file, a codes file from another tokenizer, a run folder
 # of another configuration, ...): each becomes one line on stderr and exit status 2. Everything else is a bug and
-# keeps its traceback. The validation errors of taste.data.validate / audio_io, CodesFileError, SwapError,
-# ParamsError... are all ValueError subclasses; the RuntimeError / ImportError subclasses below are user errors too
-# (a run folder of another configuration, a corpus pin, a download, the LLM judge, text the synthesiser cannot say,
-# the optional S3 tokenizer package missing).
-USER_ERRORS = (ValueError, OSError)
+# keeps its traceback. User errors are
+# - OSError (a missing or unreadable file, a full disk: FileNotFoundError, CheckpointMissingError, ...);
+# - the project's own ValueError subclasses (the validation errors of taste.data.validate / audio_io, CodesFileError,
+#   SwapError, ParamsError, ...: any ValueError subclass defined in a taste module). A bare ValueError, or one of
+#   numpy's, torch's or json's, is a bug that reached the top and keeps its traceback;
+# - the RuntimeError / ImportError subclasses below (a run folder of another configuration, a corpus pin, a
+#   download, the LLM judge, text the synthesiser cannot say, the optional S3 tokenizer package missing).
+USER_ERRORS = (OSError,)
 USER_RUNTIME_ERRORS = (("taste.training.loop", "ResumeMismatchError"), ("taste.pin", "CorpusMismatchError"),
-                       ("taste.data.download", "DownloadError"), ("taste.evaluation.llm_judge", "JudgeError"),
-                       ("taste.data.synth", "SynthesisError"), ("taste.units.s3_pretrained", "S3TokenizerUnavailable"))
+                       ("taste.data.download", "DownloadError"), ("taste.metrics.llm_judge", "JudgeError"),
+                       ("taste.evaluation.llm_judge", "JudgeError"), ("taste.data.synth", "SynthesisError"),
+                       ("taste.units.s3_pretrained", "S3TokenizerUnavailable"))
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The exception classes `main` reports as one line. A module is looked up only once loaded (a command that
-    raised its error has imported it), so the CLI's start-up stays free of torch."""
-    extra = tuple(getattr(sys.modules[mod], name) for mod, name in USER_RUNTIME_ERRORS if mod in sys.modules)
+    """The exception classes beyond the project's ValueError subclasses that `main` reports as one line. A module is
+    looked up only once loaded (a command that raised its error has imported it), so the CLI's start-up stays free
+    of torch."""
+    extra = tuple(getattr(sys.modules[mod], name) for mod, name in USER_RUNTIME_ERRORS
+                  if mod in sys.modules and hasattr(sys.modules[mod], name))
     return USER_ERRORS + extra
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Whether `main` reports `err` as one line (see USER_ERRORS) rather than with its traceback."""
+    if isinstance(err, user_errors()):
+        return True
+    return isinstance(err, ValueError) and any(
+        issubclass(cls, ValueError) and cls is not ValueError and cls.__module__.split(".")[0] == "taste"
+        for cls in type(err).__mro__)
 
 
 def error_line(command: str, err: BaseException) -> str:
@@ -95,17 +111,38 @@ def error_line(command: str, err: BaseException) -> str:
     return f"taste {command}: error: {message}"
 
 
+# Commands whose work runs in child processes that must see the environment as the user gave it (`taste stage`
+# executes a notebook in a papermill kernel): no environment defaults are applied around them.
+OWN_ENVIRONMENT_COMMANDS = ("stage",)
+# Defaults for the duration of any other command. Its output is its result and, on failure, one line: no
+# weight-loading progress bars on stderr (set HF_HUB_DISABLE_PROGRESS_BARS=0 to see them).
+COMMAND_ENV_DEFAULTS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+@contextlib.contextmanager
+def command_environment(command: str):
+    """COMMAND_ENV_DEFAULTS (where the user has not set them) for the duration of one command, then os.environ as it
+    was: nothing leaks into the process that called `main` or into a later command's child processes."""
+    added = {} if command in OWN_ENVIRONMENT_COMMANDS else {
+        k: v for k, v in COMMAND_ENV_DEFAULTS.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key, value in added.items():
+            if os.environ.get(key) == value:
+                del os.environ[key]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. A user error prints `taste <cmd>: error: <message>` on stderr and returns 2; the global
     --debug flag re-raises it with its traceback instead."""
-    # A command's output is its result and, on failure, one line: no weight-loading progress bars on stderr
-    # (set HF_HUB_DISABLE_PROGRESS_BARS=0 to see them).
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with command_environment(args.command):
+            return int(args.func(args) or 0)
     except Exception as err:
-        if args.debug or not isinstance(err, user_errors()):
+        if args.debug or not is_user_error(err):
             raise
         print(error_line(args.command, err), file=sys.stderr)
         return 2

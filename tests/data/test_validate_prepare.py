@@ -179,7 +179,7 @@ def test_no_synthetic_utterance_is_near_the_silence_floor(tiny_corpus):
 
 def test_batched_speaker_embeddings_match_the_reference():
     from taste.data.speaker_embed import BatchSpeakerEncoder
-    from taste.evaluation.speaker import SpeakerEncoder
+    from taste.metrics.speaker import SpeakerEncoder
 
     rng = np.random.default_rng(0)
     wavs = [_wav(1.3) + 0.01 * rng.standard_normal(int(1.3 * SR)).astype(np.float32), _wav(2.5, 0.1)]

@@ -11,9 +11,9 @@ import pytest
 
 from taste.evaluation.report import (Continuation, headline_metrics, measure_audio, ordering_verdict,
                                      paired_ordering, read_continuations)
-from taste.evaluation.stats import (corpus_wer_summary, paired_corpus_wer_ratio, paired_ratio_of_sums_ratio,
+from taste.metrics.stats import (corpus_wer_summary, paired_corpus_wer_ratio, paired_ratio_of_sums_ratio,
                                     ratio_of_sums_summary, utterance_word_errors)
-from taste.evaluation.wer import wer
+from taste.metrics.wer import wer
 
 SR = 16000
 REFS = ["anna went to the barn", "tom sailed the boat", "the goat ate hay", "a red fox ran",

@@ -299,3 +299,23 @@ def test_s3_scorer_end_to_end_with_debug_models():
     ex = s3_example(_FakeBPE().encode("abc").ids, torch.tensor(units), vocab, lm.config.n_units, 1000)
     expected = s3_unit_loglik(lm, collate_s3([ex], vocab.pad, lm.config.n_units))
     assert scorer.score(ProbeUtterance("abc", wav)) == pytest.approx(expected)
+
+
+def test_consistency_skip_reason_is_the_swap_renditions_check_on_the_global_sets():
+    """One check for "same-text renditions" (taste.swap.jobs.no_renditions_reason): the splice probes take only the
+    global rate / pitch pairs, so a corpus with local pairs alone has none for them."""
+    from taste.evaluation.probes import consistency_skip_reason
+    from taste.swap.jobs import no_renditions_reason
+
+    def utt(uid, pair):
+        return Utterance(uid, f"{uid}.wav", 1.0, SAMPLE_RATE, "a b", "spk", "test", None, None, pair=pair)
+
+    rate = [utt("r0", PairInfo("global_rate", "p0", "slow")), utt("r1", PairInfo("global_rate", "p0", "fast"))]
+    local = [utt("l0", PairInfo("local", "p1", "base", 0)), utt("l1", PairInfo("local", "p1", "variant", 0))]
+    plain = [utt("x", None)]
+    assert consistency_skip_reason(rate + plain, "synthetic") is None
+    assert no_renditions_reason(local, "synthetic") is None
+    assert consistency_skip_reason(local + plain, "synthetic") == (
+        "corpus has no same-text renditions (data.source=synthetic); the consistency probes splice two renditions "
+        "of one sentence")
+    assert consistency_skip_reason(plain, "folder").startswith(no_renditions_reason(plain, "folder"))

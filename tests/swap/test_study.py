@@ -190,7 +190,7 @@ def test_metrics_are_strict_json():
 
 class FailingAligner(FakeRecognizer):
     def align(self, wav, text):
-        from taste.evaluation.recognizer import AlignmentError
+        from taste.metrics.recognizer import AlignmentError
 
         raise AlignmentError("no alignment")
 

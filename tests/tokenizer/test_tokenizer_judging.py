@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taste.evaluation.recognizer import JudgeLeakError
-from taste.evaluation.stats import corpus_wer_summary
+from taste.metrics.recognizer import JudgeLeakError
+from taste.metrics.stats import corpus_wer_summary
 from taste.tokenizer import table as T
 from taste.tokenizer.evaluate import consistency_with_ci, default_audio_judges, summarise_audio
 

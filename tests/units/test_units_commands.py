@@ -1,4 +1,5 @@
-"""`taste units` / `taste vocode` on the debug models (the CLI the lead wires in through register())."""
+"""`taste units` on the debug model (the CLI the lead wires in through register()); `taste vocode` is tested in
+tests/vocoder/test_vocoder_commands.py."""
 
 import argparse
 import json
@@ -12,7 +13,6 @@ from taste.data.audio_io import write_audio
 from taste.units.commands import register
 from taste.data.validate import AudioValidationError
 from taste.units.model import build_debug_unit_tokenizer
-from taste.vocoder.model import build_debug_vocoder
 
 
 def _parser():
@@ -22,12 +22,11 @@ def _parser():
     return parser
 
 
-def test_units_then_vocode(tmp_path, monkeypatch, capsys):
+def test_units(tmp_path, capsys):
     torch.manual_seed(0)
     units_model = build_debug_unit_tokenizer()
     units_model(torch.randn(2, 80, 100), torch.tensor([100, 100]))
     units_model.save_pretrained(tmp_path / "units")
-    build_debug_vocoder(n_units=32, speaker_dim=256).save_pretrained(tmp_path / "vocoder")
     t = np.arange(16000) / 16000
     write_audio(tmp_path / "a.wav", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
     write_audio(tmp_path / "bad.wav", np.zeros(16000, dtype=np.float32), 22050)
@@ -38,12 +37,6 @@ def test_units_then_vocode(tmp_path, monkeypatch, capsys):
     assert args.func(args) == 0
     row = json.loads((tmp_path / "u.jsonl").read_text())
     assert row["rate_hz"] == 25 and len(row["units"]) == 25
-
-    monkeypatch.setattr("taste.evaluation.speaker.SpeakerEncoder.embed", lambda self, wav: np.ones(256, np.float32))
-    args = parser.parse_args(["vocode", str(tmp_path / "u.jsonl"), "--speaker", str(tmp_path / "a.wav"),
-                              "--model", str(tmp_path / "vocoder"), "-o", str(tmp_path / "out")])
-    assert args.func(args) == 0
-    assert (tmp_path / "out" / "a.wav").exists()
 
     # any sample rate is resampled (with a notice); silence is refused, naming the file
     args = parser.parse_args(["units", str(tmp_path / "bad.wav"), "--model", str(tmp_path / "units")])

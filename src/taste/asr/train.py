@@ -22,7 +22,7 @@ from taste.asr.bpe import EOT, SOT, special_id, word_ids
 from taste.asr.features import check_batch, pad_mels, prepare_features
 from taste.asr.modeling import AsrWhisper, encoder_lengths
 from taste.asr.whisper import transcribe
-from taste.evaluation.wer import per_utterance_wer, wer
+from taste.metrics.wer import per_utterance_wer, wer
 
 
 @dataclass(frozen=True)

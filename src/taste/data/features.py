@@ -1,12 +1,15 @@
 """Whisper-style log-mel features shared by every model: 100 frames/s, natural log of max(mel, 1e-5)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
 import torch
 import torchaudio
+
+MEL_PAD_VALUE = math.log(1e-5)  # log-mel of digital silence: padding looks like silence, not like loud zeros
 
 
 @dataclass(frozen=True)

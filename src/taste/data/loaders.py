@@ -2,11 +2,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping, Protocol
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+
+class MelSource(Protocol):
+    """Anything with `.get(utt_id) -> Tensor[n_mels, frames]` (a FeatureStore, or a dict)."""
+
+    def get(self, utt_id: str) -> torch.Tensor: ...
+
+
+def prepared_paths(params: dict[str, Any]) -> dict[str, Path]:
+    """Where the prepare stage put the files models read: its root, phones.json, the speaker embeddings, F0 tracks."""
+    root = Path(params["shared"]["paths"]["prepared"])
+    return {"root": root, "phones": root / "phones.json", "speakers": root / "speaker_embeddings.safetensors",
+            "pitch": root / "pitch"}
+
+
+def load_pitch(params: dict[str, Any], split: str) -> "FeatureStore":
+    """F0 tracks of a prepared split (utt id -> Tensor[F] Hz, 0 = unvoiced), written by the prepare stage."""
+    return FeatureStore(prepared_paths(params)["pitch"] / f"{split}.safetensors")
 
 
 class FeatureStore:

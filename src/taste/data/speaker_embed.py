@@ -1,6 +1,6 @@
 """Batched resemblyzer speaker embeddings for the prepare stage.
 
-Same computation as `taste.evaluation.speaker.SpeakerEncoder.embed` (preprocess, 1.6 s partials, mean, L2 norm),
+Same computation as `taste.metrics.speaker.SpeakerEncoder.embed` (preprocess, 1.6 s partials, mean, L2 norm),
 but the partials of many utterances go through the LSTM in one forward pass, which is several times faster on CPU.
 """
 from __future__ import annotations

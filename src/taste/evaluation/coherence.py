@@ -224,7 +224,7 @@ def reference_lm_text(stories: Sequence[Story], speech_story_ids: Iterable[str],
     stories.jsonl): corpus_sentences (train-split transcripts + text pool) minus every scored sentence, by the
     recogniser's `blind_corpus` rule, so the judge's LM never saw what it scores."""
     from taste.data.text_norm import normalise
-    from taste.evaluation.recognizer import blind_corpus
+    from taste.metrics.recognizer import blind_corpus
 
     text = reference_sentences(stories, speech_story_ids)
     if len(text) < min_sentences:  # tiny corpora: fall back to every story but the prompts' own

@@ -315,10 +315,10 @@ def consistency_skip_reason(utterances, source: str) -> str | None:
     """Why the acoustic-consistency probes cannot run (None when they can): they splice two renditions of one
     sentence (the global rate / pitch pairs), which only a synthesiser makes; a real corpus (data.source
     librispeech / libritts / folder) has none."""
-    if any(u.pair is not None and u.pair.set in ("global_rate", "global_pitch") for u in utterances):
-        return None
-    return (f"corpus has no same-text renditions (data.source={source}); the consistency probes splice two "
-            "renditions of one sentence")
+    from taste.swap.jobs import no_renditions_reason
+
+    reason = no_renditions_reason(utterances, source, sets=("global_rate", "global_pitch"))
+    return None if reason is None else f"{reason}; the consistency probes splice two renditions of one sentence"
 
 
 def consistency_items(utterances, load: Callable, n: int, seed: int = 0) -> list[ProbeItem]:
@@ -355,7 +355,7 @@ def run_probe(scorer: LikelihoodScorer, items: Sequence[ProbeItem]) -> np.ndarra
 
 
 def accuracy_with_ci(wins: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
-    from taste.evaluation.stats import bootstrap_ci
+    from taste.metrics.stats import bootstrap_ci
 
     if len(wins) == 0:
         return {"accuracy": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}

@@ -150,8 +150,8 @@ def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarra
 
     quality_prompts: prompt ids whose continuations get DNSMOS/UTMOS (None = all); DNSMOS tiles every clip to its
     9 s window, so it costs about one second per clip on a CPU core and is run on a paired subset."""
-    from taste.evaluation.speaker import cosine
-    from taste.evaluation.wer import wer
+    from taste.metrics.speaker import cosine
+    from taste.metrics.wer import wer
 
     wavs = [read(c.wav) for c in items]
     prompts = {c.prompt_wav: read(c.prompt_wav) for c in items}
@@ -187,8 +187,8 @@ def judge_floor(refs: Sequence[str], wavs: Sequence[np.ndarray],
     """Each judge's WER on original speech (`wavs` with their true `refs`): the floor its table reads against.
 
     -> {judge: {"value", "ci_lo", "ci_hi", "n"}}, the mean of per-utterance WERs with a bootstrap CI over utterances."""
-    from taste.evaluation.stats import summarise as summarise_values
-    from taste.evaluation.wer import per_utterance_wer
+    from taste.metrics.stats import summarise as summarise_values
+    from taste.metrics.wer import per_utterance_wer
 
     if len(refs) != len(wavs):
         raise ValueError(f"judge_floor: {len(refs)} transcripts for {len(wavs)} recordings")
@@ -273,7 +273,7 @@ def skipped_story_judges(consistency, story_ids: Sequence, suffixes: Sequence[st
 # ---------------------------------------------------------------------------------------------------------------------
 def summarise(df: pd.DataFrame, judges: Sequence[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Mean and 95% bootstrap CI per (system, judge), NaNs dropped -> DataFrame(system, judge, mean, lo, hi, n)."""
-    from taste.evaluation.stats import bootstrap_ci
+    from taste.metrics.stats import bootstrap_ci
 
     rows = []
     for system, group in df.groupby("system", sort=False):

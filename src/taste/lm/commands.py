@@ -35,7 +35,7 @@ def _continue(args: argparse.Namespace) -> int:
     from taste.data.prepare import validation_config
     from taste.data.validate import read_speech
     from taste.data.text_norm import normalise
-    from taste.evaluation.speaker import SpeakerEncoder
+    from taste.metrics.speaker import SpeakerEncoder
     from taste.lm.continuation import Prompt, continue_prompt, load_systems, prepare_audio, sampling_from_params
     from taste.units.model import UnitTokenizer
 

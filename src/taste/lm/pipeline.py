@@ -26,7 +26,7 @@ from taste.lm.s3_lm import S3LMConfig, S3UnitLM, s3_loss
 from taste.lm.taslm import TASLM, TASLMConfig, taslm_loss
 from taste.training import TrainResult, train
 from taste.training.checkpoint import code_digest, dataset_digest, fresh_run_dir, module_digest
-from taste.units.pipeline import train_config
+from taste.training.loop import train_config
 
 TOKENIZER_FILE = "tokenizer.json"
 VOCAB_FILE = "lm_vocab.json"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from torch import Tensor
 
@@ -13,6 +13,17 @@ from taste.swap.spans import SPAN_RULES, SwapError, all_except, mismatch_codes, 
 # Which rendition plays which part; both directions are run, so the order only fixes the "forward" direction.
 ROLE_ORDER = {"global_rate": ("slow", "fast"), "global_pitch": ("low", "high"), "local": ("base", "variant")}
 REFERENCE_CONDITIONS = ("recon_recipient", "recon_donor")
+
+
+def no_renditions_reason(utterances: Iterable[Utterance], source: str, sets: Sequence[str] | None = None
+                         ) -> str | None:
+    """Why a corpus offers no same-text renditions of a sentence (None when it does): the one check behind every
+    study that needs two renditions (the swap pairs here, the splice probes of taste.evaluation.probes). Only a
+    synthesiser makes them, so a real corpus (data.source librispeech / libritts / folder) has none. An utterance
+    counts when it carries pair info, of one of `sets` when given."""
+    if any(u.pair is not None and (sets is None or u.pair.set in sets) for u in utterances):
+        return None
+    return f"corpus has no same-text renditions (data.source={source})"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from torch import Tensor
 from taste.data.loaders import FeatureStore
 from taste.data.records import Utterance, read_manifest
 from taste.swap.decode import Decoded, decode_jobs
-from taste.swap.jobs import SwapJob, SwapPair, build_pairs, jobs_for_pair
+from taste.swap.jobs import SwapJob, SwapPair, build_pairs, jobs_for_pair, no_renditions_reason
 from taste.swap.measure import compare_pair, noise_rows
 from taste.swap.spans import SPAN_RULES
 
@@ -43,12 +43,8 @@ def synthetic_pairs_skip_reason(prepared_dir: str | Path, source: str, names: Se
     """Why the study of the synthetic swap pairs cannot run (None when it can): only a synthesiser makes same-text
     renditions of a sentence, so a real corpus (data.source librispeech / libritts / folder) has none, and the swap
     stage measures its edited local sets (taste.swap.edited_set) alone."""
-    prepared_dir = Path(prepared_dir)
-    for name in names:
-        path = prepared_dir / f"{name}.jsonl"
-        if path.exists() and any(u.pair is not None for u in read_manifest(path)):
-            return None
-    return f"corpus has no same-text renditions (data.source={source})"
+    paths = [Path(prepared_dir) / f"{name}.jsonl" for name in names]
+    return no_renditions_reason((u for path in paths if path.exists() for u in read_manifest(path)), source)
 
 
 def load_inputs(prepared_dir: str | Path, codes_dir: str | Path, names: Sequence[str] = SWAP_SETS
@@ -134,8 +130,8 @@ def decoder_word_spans(text: str, word_durations_s: Sequence[float]) -> tuple:
 def _measure_audio(wav: np.ndarray, text: str, word_durations_s: Sequence[float], recognizer: Any, f0_fn) -> dict:
     """Transcript + WER; per-word durations from a forced alignment of the audio (None when it fails); per-word
     median F0 over the decoder's own word spans (so pitch is measured even where the recogniser cannot align)."""
-    from taste.evaluation.recognizer import AlignmentError
-    from taste.evaluation.wer import per_utterance_wer
+    from taste.metrics.recognizer import AlignmentError
+    from taste.metrics.wer import per_utterance_wer
 
     hyp = recognizer.transcribe(wav)
     out = {"hyp": hyp, "wer": per_utterance_wer([text], [hyp])[0], "durations": None,
@@ -156,7 +152,7 @@ def run_audio(vocoder: Any, recognizer: Any, plan: Sequence[Sequence[SwapJob]],
     -> (per-word rows for measures duration_audio / f0, one row per utterance (condition, wer, hyp), wavs by key).
     """
     if f0_fn is None:
-        from taste.evaluation.prosody import word_f0 as f0_fn
+        from taste.metrics.prosody import word_f0 as f0_fn
     seed = settings.seeds[0]
     rows, utt_rows, wavs = [], [], {}
     for i in audio_subset(plan, settings.audio_pairs):
@@ -181,7 +177,7 @@ def original_rows(recognizer: Any, plan: Sequence[Sequence[SwapJob]], originals:
     """The judge's floor for the audio subset's WER: the SAME recogniser on the original swap recordings (recipient
     and donor of every pair run_audio vocodes) -> one row per recording (set, pair_id, utt_id, condition='original',
     wer, hyp, seconds). originals: utterance id -> 16 kHz waveform, a mapping or a callable."""
-    from taste.evaluation.wer import per_utterance_wer
+    from taste.metrics.wer import per_utterance_wer
 
     get = originals if callable(originals) else originals.__getitem__
     rows, seen = [], set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from taste.evaluation.stats import summarise
+from taste.metrics.stats import summarise
 
 ESTIMATOR = "median of per-word ratios; 95% CI from a cluster bootstrap over sentence pairs"
 

@@ -46,7 +46,7 @@ def encode_file(model_dir: str | Path, audio_path: str | Path, transcript: str,
     except TokenizerInputError as exc:  # e.g. longer than the speech encoder's window: name the file
         raise TokenizerInputError(f"{audio_path}: {exc}") from exc
     if speaker is None:
-        from taste.evaluation.speaker import SpeakerEncoder
+        from taste.metrics.speaker import SpeakerEncoder
 
         speaker = SpeakerEncoder().embed(wav)
     return {"format": FORMAT, "tokenizer": tokenizer_fingerprint(model_dir), "transcript": text,
@@ -70,8 +70,39 @@ def decode_doc(doc: dict, model_dir: str | Path, vocoder_dir: str | Path, seed: 
     return wav, {"units": result.units.tolist(), "word_durations_s": result.word_durations_s}
 
 
+class SpeakerEmbeddingFileError(CodesFileError):
+    """A --speaker-embedding file that is not a .npy array of numbers."""
+
+
+def load_speaker_embedding(path: str | Path) -> np.ndarray:
+    """A speaker embedding from a .npy file -> float64 [D]. A missing file -> FileNotFoundError; a file numpy
+    cannot read as one numeric array (truncated, not .npy, a pickle, an .npz archive, text) ->
+    SpeakerEmbeddingFileError; both name the file. Its size is checked against the tokenizer by encode_file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: speaker embedding file not found")
+    with path.open("rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):  # numpy would call anything else a pickle
+        raise SpeakerEmbeddingFileError(f"{path}: not a .npy file ({'empty' if not magic else 'no NumPy header'}); "
+                                        f"save the embedding with numpy.save")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as exc:  # numpy raises ValueError, EOFError, OSError, UnpicklingError... none naming the file
+        raise SpeakerEmbeddingFileError(f"{path}: not a readable .npy speaker embedding "
+                                        f"({type(exc).__name__}: {exc})") from exc
+    if not isinstance(loaded, np.ndarray):  # an .npz archive
+        names = ", ".join(loaded.files)
+        loaded.close()
+        raise SpeakerEmbeddingFileError(f"{path}: an .npz archive ({names}), not one .npy array; save the embedding "
+                                        f"with numpy.save")
+    if not (np.issubdtype(loaded.dtype, np.floating) or np.issubdtype(loaded.dtype, np.integer)):
+        raise SpeakerEmbeddingFileError(f"{path}: a .npy array of {loaded.dtype}, not numbers")
+    return loaded.astype(np.float64).ravel()
+
+
 def _cmd_encode(args: argparse.Namespace) -> int:
-    speaker = np.load(args.speaker_embedding) if args.speaker_embedding else None
+    speaker = load_speaker_embedding(args.speaker_embedding) if args.speaker_embedding else None
     doc = encode_file(args.model, args.audio, args.transcript, speaker, speaker_source=str(args.speaker_embedding))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(doc), encoding="utf-8")

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from taste.config import item_seed
-from taste.evaluation.duration import duration_consistency
-from taste.evaluation.stats import bootstrap_ci
+from taste.metrics.duration import duration_consistency
+from taste.metrics.stats import bootstrap_ci
 from taste.tokenizer.data import Collate, TasteItem
 from taste.tokenizer.model import DecodeResult, TasteTokenizer
 from taste.tokenizer.streams import word_unit_counts
@@ -134,7 +134,7 @@ def consistency_with_ci(ref: np.ndarray, hyp: np.ndarray, n_boot: int, seed: int
     """duration_consistency plus 95% bootstrap CIs that resample UTTERANCES (`utterances: [N_words]` labels each
     word's utterance; cluster_bootstrap_ci keeps the words of one utterance together). Without labels every word
     is its own unit (words of one utterance are not independent: that CI is too narrow; kept for old callers)."""
-    from taste.evaluation.stats import cluster_bootstrap_ci
+    from taste.metrics.stats import cluster_bootstrap_ci
 
     if ref.size == 0:
         return {k: math.nan for k in ("within_25ms", "within_50ms", "pearson_r")}
@@ -177,11 +177,11 @@ class AudioJudges:
 
 def default_audio_judges(corpus_sentences: Sequence[str], scored_sentences: Sequence[str]) -> AudioJudges:
     """Pocketsphinx (corpus LM; JudgeLeakError when a scored sentence is in it), DNSMOS overall, resemblyzer."""
-    from taste.evaluation.recognizer import Pocketsphinx, check_blind
+    from taste.metrics.recognizer import Pocketsphinx, check_blind
 
     check_blind(corpus_sentences, scored_sentences)  # before loading any model
-    from taste.evaluation.quality import dnsmos
-    from taste.evaluation.speaker import SpeakerEncoder
+    from taste.metrics.quality import dnsmos
+    from taste.metrics.speaker import SpeakerEncoder
 
     ps, spk = Pocketsphinx(corpus_sentences, scored_sentences=scored_sentences), SpeakerEncoder()
     return AudioJudges(ps.transcribe, ps.align, lambda w: dnsmos(w)["ovrl"], spk.embed)
@@ -192,7 +192,7 @@ def judge_audio(system: str, items: Sequence, texts: Sequence[str], wavs: Sequen
                 judges: AudioJudges) -> pd.DataFrame:
     """One row per utterance: hyp, dnsmos, speaker_sim (to the original's embedding), forced-aligned word
     durations ('fa_durations', None when alignment failed) next to the ground truth ('ref_durations')."""
-    from taste.evaluation.speaker import cosine
+    from taste.metrics.speaker import cosine
 
     rows = []
     for utt_id, text, wav, ref_d, ref_spk in zip(items, texts, wavs, ref_durations, ref_speakers):
@@ -209,7 +209,7 @@ def judge_audio(system: str, items: Sequence, texts: Sequence[str], wavs: Sequen
 def summarise_audio(per_utt: pd.DataFrame, n_boot: int, seed: int = 0) -> pd.DataFrame:
     """Per system: corpus WER (CI: utterance bootstrap of corpus WER), DNSMOS, speaker similarity (CIs of the
     means) and forced-alignment duration consistency (CIs resample utterances)."""
-    from taste.evaluation.stats import corpus_wer_summary
+    from taste.metrics.stats import corpus_wer_summary
 
     rows = []
     for name, g in per_utt.groupby("system", sort=False):

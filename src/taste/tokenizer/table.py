@@ -120,7 +120,7 @@ def audio_rows_parallel(row_wavs: Mapping[str, Sequence[np.ndarray]], ids: Seque
     from multiprocessing import get_context
 
     from taste.data.forced_align import build_resources
-    from taste.evaluation.recognizer import check_blind
+    from taste.metrics.recognizer import check_blind
 
     check_blind(corpus_sentences, texts)
 

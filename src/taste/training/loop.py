@@ -110,6 +110,19 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.98)
 
 
+def train_config(section: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
+    """TrainConfig from a stage's `train:` block plus the shared seed / mixed precision."""
+    t = section["train"]
+    return TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], warmup_steps=t["warmup_steps"],
+                       checkpoint_every=t.get("checkpoint_every", 200), log_every=t.get("log_every", 20),
+                       seed=params["shared"]["seed"], mixed_precision=params["shared"].get("mixed_precision", "no"))
+
+
+def model_config(model: torch.nn.Module):
+    """The `cfg` of a model, also when a wrapper (DDP, compile) holds it as .module."""
+    return getattr(model, "cfg", None) or model.module.cfg
+
+
 @dataclass
 class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from taste.data.features import MEL_PAD_VALUE
+from taste.data.loaders import MelSource
 from taste.data.records import Utterance
-from taste.units.model import MEL_PAD_VALUE, UnitTokenizer, ctc_loss, unit_lengths_for
+from taste.training.loop import model_config
+from taste.units.model import UnitTokenizer, ctc_loss, unit_lengths_for
 from taste.units.phones import PhoneVocab, unit_phone_labels
 from taste.units.pitch_labels import PitchClasses, unit_pitch_labels
-
-
-class MelSource(Protocol):
-    """Anything with `.get(utt_id) -> Tensor[n_mels, frames]` (taste.data.loaders.FeatureStore, or a dict)."""
-
-    def get(self, utt_id: str) -> Tensor: ...
 
 
 class MelPhoneDataset(Dataset):
@@ -112,7 +109,3 @@ def _unit_ce(logits: Tensor, labels: Tensor) -> Tensor:
     labels = torch.nn.functional.pad(labels, (0, logits.shape[1] - labels.shape[1]), value=-1)
     return torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-1)
 
-
-def model_config(model: torch.nn.Module):
-    """The UnitTokenizerConfig of a model, also when a wrapper (DDP, compile) holds it as .module."""
-    return getattr(model, "cfg", None) or model.module.cfg

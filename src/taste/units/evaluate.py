@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from taste.data.records import Utterance
-from taste.units.data import MelSource, pad_mels
+from taste.data.loaders import MelSource
+from taste.units.data import pad_mels
 from taste.units.metrics import codebook_usage, ctc_greedy_decode, phone_error_rate, purity_pnmi
 from taste.units.model import UnitTokenizer
 from taste.units.phones import PhoneVocab, unit_phone_labels

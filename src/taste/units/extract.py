@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from taste.training.checkpoint import save_safetensors_atomic
-from taste.units.data import MelSource, pad_mels
+from taste.data.loaders import MelSource
+from taste.units.data import pad_mels
 from taste.units.model import UnitTokenizer
 
 

@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from vector_quantize_pytorch import VectorQuantize
 
+from taste.data.features import MEL_PAD_VALUE
 from taste.training.checkpoint import load_safetensors, save_safetensors_atomic
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-MEL_PAD_VALUE = math.log(1e-5)  # log-mel of digital silence: padding looks like silence, not like loud zeros
 
 
 class UnitModelError(ValueError):

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from taste.data.audio_io import read_audio
-from taste.data.loaders import FeatureStore
+from taste.data.loaders import FeatureStore, load_pitch, prepared_paths
 from taste.data.records import read_manifest
-from taste.training import TrainConfig, TrainResult, train
+from taste.training import TrainResult, train
 from taste.training.checkpoint import code_digest, dataset_digest, fresh_run_dir
+from taste.training.loop import train_config
 from taste.units.data import MelPhoneDataset, collate_mel_phones, unit_tokenizer_loss
 from taste.units.extract import extract_units, save_units
 from taste.units.model import UnitTokenizer, UnitTokenizerConfig
@@ -35,25 +36,6 @@ def unit_config(params: dict[str, Any], n_phones: int) -> UnitTokenizerConfig:
         inter_ctc_weight=u.get("inter_ctc_weight", 0.3), frame_phone_weight=u["frame_phone_weight"], n_phones=n_phones,
         frame_pitch_weight=u.get("frame_pitch_weight", 0.0), pitch_classes=u.get("pitch_classes", 8),
         pitch_step_semitones=u.get("pitch_step_semitones", 3.0))
-
-
-def train_config(section: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
-    """TrainConfig from a stage's `train:` block plus the shared seed / mixed precision."""
-    t = section["train"]
-    return TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], warmup_steps=t["warmup_steps"],
-                       checkpoint_every=t.get("checkpoint_every", 200), log_every=t.get("log_every", 20),
-                       seed=params["shared"]["seed"], mixed_precision=params["shared"].get("mixed_precision", "no"))
-
-
-def prepared_paths(params: dict[str, Any]) -> dict[str, Path]:
-    root = Path(params["shared"]["paths"]["prepared"])
-    return {"root": root, "phones": root / "phones.json", "speakers": root / "speaker_embeddings.safetensors",
-            "pitch": root / "pitch"}
-
-
-def load_pitch(params: dict[str, Any], split: str) -> FeatureStore:
-    """F0 tracks of a prepared split (utt id -> Tensor[F] Hz, 0 = unvoiced), written by the prepare stage."""
-    return FeatureStore(prepared_paths(params)["pitch"] / f"{split}.safetensors")
 
 
 def pitch_dataset_args(cfg: UnitTokenizerConfig, params: dict[str, Any], split: str, utts) -> dict[str, Any]:

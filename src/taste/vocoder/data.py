@@ -10,8 +10,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from taste.units.data import MelSource, model_config
-from taste.units.model import MEL_PAD_VALUE, padding_mask
+from taste.data.features import MEL_PAD_VALUE
+from taste.data.loaders import MelSource
+from taste.training.loop import model_config
+from taste.units.model import padding_mask
 from taste.vocoder.model import UnitVocoder, masked_l1
 
 

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from taste.training.checkpoint import load_safetensors, save_safetensors_atomic
-from taste.units.model import MEL_PAD_VALUE, padding_mask, sinusoids
+from taste.data.features import MEL_PAD_VALUE
+from taste.units.model import padding_mask, sinusoids
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -11,13 +11,13 @@ import torch
 
 from taste.data.audio_io import read_audio
 from taste.data.features import MelConfig
-from taste.data.loaders import FeatureStore
+from taste.data.loaders import FeatureStore, load_pitch, prepared_paths
 from taste.data.records import Utterance, read_manifest
 from taste.training import TrainResult, train
 from taste.training.checkpoint import code_digest, dataset_digest, fresh_run_dir
+from taste.training.loop import train_config
 from taste.units.extract import load_units
 from taste.units.model import padding_mask
-from taste.units.pipeline import load_pitch, prepared_paths, train_config
 from taste.vocoder.data import UnitMelDataset, collate_units_mel, vocoder_loss
 from taste.vocoder.model import UnitVocoder, VocoderConfig
 

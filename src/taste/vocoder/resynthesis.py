@@ -10,8 +10,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from taste.evaluation.stats import bootstrap_ci, corpus_wer_summary
-from taste.evaluation.wer import per_utterance_wer
+from taste.metrics.stats import bootstrap_ci, corpus_wer_summary
+from taste.metrics.wer import per_utterance_wer
 
 SYSTEMS = ("original", "mel_topline", "units_vocoder")
 
@@ -29,11 +29,11 @@ def default_judges(corpus_sentences: Sequence[str], scored_sentences: Sequence[s
     """Pocketsphinx with a corpus LM, DNSMOS overall MOS (speechmos), resemblyzer embeddings.
 
     scored_sentences: the texts the table scores; JudgeLeakError when any is in `corpus_sentences` (blind_corpus)."""
-    from taste.evaluation.recognizer import Pocketsphinx, check_blind
+    from taste.metrics.recognizer import Pocketsphinx, check_blind
 
     check_blind(corpus_sentences, scored_sentences)  # before loading any model
-    from taste.evaluation.quality import dnsmos
-    from taste.evaluation.speaker import SpeakerEncoder
+    from taste.metrics.quality import dnsmos
+    from taste.metrics.speaker import SpeakerEncoder
 
     asr, spk = Pocketsphinx(corpus_sentences, scored_sentences=scored_sentences), SpeakerEncoder()
     return Judges(transcribe=asr.transcribe, dnsmos=lambda w: dnsmos(w)["ovrl"], speaker_embed=spk.embed)

@@ -5,7 +5,7 @@ import pytest
 from synth_helper import synthesise
 from taste.data import forced_align
 from taste.data.forced_align import (AlignmentError, espeak_pronunciation, letter_pronunciation, pronunciations)
-from taste.evaluation.recognizer import JudgeLeakError, Pocketsphinx, blind_corpus, check_blind
+from taste.metrics.recognizer import JudgeLeakError, Pocketsphinx, blind_corpus, check_blind
 
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog",
@@ -99,7 +99,7 @@ def test_recogniser_refuses_an_lm_that_knows_the_answer(tmp_path):
 
 def test_one_implementation_judge_and_aligner():
     """The judge is the data-level aligner plus the blindness check, not a second copy of it."""
-    import taste.evaluation.recognizer as judge
+    import taste.metrics.recognizer as judge
 
     assert issubclass(Pocketsphinx, forced_align.Pocketsphinx)
     assert judge.AlignmentError is forced_align.AlignmentError

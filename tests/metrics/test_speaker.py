@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from synth_helper import synthesise
-from taste.evaluation.speaker import SpeakerEncoder, cosine
+from taste.metrics.speaker import SpeakerEncoder, cosine
 
 
 def test_same_voice_closer_than_other_voice():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from taste.data.records import WordAlignment
-from taste.evaluation.duration import alignment_consistency, duration_consistency, matched_durations, word_durations
+from taste.metrics.duration import alignment_consistency, duration_consistency, matched_durations, word_durations
 
 
 def test_against_hand_reference():

@@ -3,7 +3,7 @@ import pytest
 
 from synth_helper import synthesise
 from taste.data.records import WordAlignment
-from taste.evaluation.prosody import f0_track, span_median, word_f0, word_prosody
+from taste.metrics.prosody import f0_track, span_median, word_f0, word_prosody
 
 
 def test_f0_of_a_pure_tone():

@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 
 from taste.data.records import WordAlignment
-from taste.evaluation.duration import word_durations
+from taste.metrics.duration import word_durations
 
 SAMPLE_RATE = 16000
 HOP = 160  # 100 frames/s, the same grid as the aligner

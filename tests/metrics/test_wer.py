@@ -1,6 +1,6 @@
 import pytest
 
-from taste.evaluation.wer import error_counts, per_utterance_wer, wer
+from taste.metrics.wer import error_counts, per_utterance_wer, wer
 
 
 def test_wer_normalises_and_pools_over_words():

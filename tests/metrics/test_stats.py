@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from taste.evaluation.stats import bootstrap_ci, paired_bootstrap_ci, summarise
+from taste.metrics.stats import bootstrap_ci, paired_bootstrap_ci, summarise
 
 
 def test_ci_contains_mean_and_narrows_with_n():
@@ -52,7 +52,7 @@ def test_summarise_drops_nan():
 
 
 def test_cluster_bootstrap_of_singletons_is_the_plain_bootstrap():
-    from taste.evaluation.stats import cluster_bootstrap_ci
+    from taste.metrics.stats import cluster_bootstrap_ci
 
     x = np.random.default_rng(3).normal(size=40)
     assert cluster_bootstrap_ci(x, np.arange(40), np.mean, n=300, seed=5) == bootstrap_ci(x, np.mean, n=300, seed=5)
@@ -61,7 +61,7 @@ def test_cluster_bootstrap_of_singletons_is_the_plain_bootstrap():
 def test_cluster_bootstrap_keeps_correlated_values_together():
     """Ten pairs, each contributing 30 copies of one value: the words of a pair are one unit, so the CI must be as wide
     as a bootstrap over the ten pair values, far wider than a bootstrap that treats the 300 words as independent."""
-    from taste.evaluation.stats import cluster_bootstrap_ci, summarise
+    from taste.metrics.stats import cluster_bootstrap_ci, summarise
 
     per_pair = np.random.default_rng(4).normal(size=10)
     values, pairs = np.repeat(per_pair, 30), np.repeat(np.arange(10), 30)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from synth_helper import synthesise
-from taste.evaluation.quality import CheckpointMissingError, dnsmos, utmos
+from taste.metrics.quality import CheckpointMissingError, dnsmos, utmos
 
 
 def test_dnsmos_prefers_clean_speech_over_noise():

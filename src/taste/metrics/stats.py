@@ -148,7 +148,7 @@ def paired_ratio_of_sums_ratio(errors_a: Sequence[float], errors_b: Sequence[flo
 def utterance_word_errors(refs: Sequence[str], hyps: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per utterance (word edits, reference words) after normalising both sides: the inputs of corpus WER
     (sum(edits) / sum(reference words), what `wer.wer` computes) and of its utterance bootstrap."""
-    from taste.evaluation.wer import error_counts
+    from taste.metrics.wer import error_counts
 
     if len(refs) != len(hyps):
         raise ValueError(f"wer: {len(refs)} references but {len(hyps)} hypotheses")
