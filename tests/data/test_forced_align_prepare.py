@@ -190,7 +190,9 @@ def test_aligner_builds_no_language_model_and_no_cache(tmp_path, clips, monkeypa
     aligner = ForcedAligner([text])
     words, phones = aligner.align_phones(s.wav, text)
     assert [w.word for w in words] == text.split() and phones
-    assert not hasattr(aligner, "lm_path") and not hasattr(aligner, "transcribe")
+    assert not hasattr(aligner, "lm_path")
+    with pytest.raises(TypeError, match="no language model"):
+        aligner._decoder(lm=True)
     assert list(tmp_path.iterdir()) == []  # the dictionary file lived only while the decoder read it
 
 
@@ -296,21 +298,18 @@ def test_alignment_rejections_name_the_users_file(tmp_path, tiny_params, clips, 
     real_subword, real_phone_pass, real_clipped = (ForcedAligner._subword_pass, ForcedAligner._phone_pass,
                                                    forced_align._clipped)
 
-    def crash(self, wav16k, words, *args):  # as pocketsphinx does now and then; the fallback pass crashes too
-        if words[0].word == "birds":
-            raise RuntimeError("Failed to stop utterance processing")
-        return real_subword(self, wav16k, words, *args)
-
-    def crash_phone_pass(self, wav16k, words, *args):
-        if words[0].word == "birds":
-            raise RuntimeError("Failed to stop utterance processing")
-        return real_phone_pass(self, wav16k, words, *args)
+    def crashing(real):  # as pocketsphinx does now and then: every phone pass (and the fallback) crashes on "birds"
+        def run(self, wav16k, words, *args):
+            if words[0].word == "birds":
+                raise RuntimeError("Failed to stop utterance processing")
+            return real(self, wav16k, words, *args)
+        return run
 
     def lose(phone, start, end, word):
         return [] if word.word == "market" and phone == "K" else real_clipped(phone, start, end, word)
 
-    monkeypatch.setattr(ForcedAligner, "_subword_pass", crash)
-    monkeypatch.setattr(ForcedAligner, "_phone_pass", crash_phone_pass)
+    monkeypatch.setattr(ForcedAligner, "_subword_pass", crashing(real_subword))
+    monkeypatch.setattr(ForcedAligner, "_phone_pass", crashing(real_phone_pass))
     monkeypatch.setattr(forced_align, "_clipped", lose)
     metrics = prepare(tiny_params, raw, tmp_path / "prepared", embed_speakers=False, progress=False)
     report = json.loads((tmp_path / "prepared" / "rejections.json").read_text())
@@ -327,3 +326,26 @@ def test_alignment_rejections_name_the_users_file(tmp_path, tiny_params, clips, 
     assert [u.id for u in kept] == ["good"] and kept[0].timing_source == "forced_alignment"
     if file_sr != SR:
         assert "prepared" in kept[0].audio_path and any(r["repair"].startswith("resampled") for r in report["repairs"])
+
+
+def test_an_aligner_that_cannot_be_built_fails_the_run_instead_of_rejecting_every_utterance(tmp_path, tiny_params,
+                                                                                          clips, monkeypatch):
+    """A broken pocketsphinx set-up (here: the decoder cannot be built) is the run's error, raised as itself; it must
+    not turn into one "forced alignment failed" rejection per untimed utterance and then a misleading
+    too-many-rejections error."""
+    text, s = clips[0]
+    raw, _ = _raw(tmp_path, [("u1", s.wav, text, (), ())], SR)
+
+    def broken(self):
+        raise RuntimeError("Failed to initialize decoder: bad config")
+
+    monkeypatch.setattr(ForcedAligner, "_new_align_decoder", broken)
+    with pytest.raises(RuntimeError, match="bad config"):
+        prepare(tiny_params, raw, tmp_path / "prepared", embed_speakers=False, progress=False)
+    assert not (tmp_path / "prepared" / "rejections.json").exists()
+
+
+def test_alignment_decoders_use_batch_cmn(clips):
+    """Both decoders that align (the prepare aligner's and the judge's) run batch CMN: the utterance's own mean."""
+    text, _ = clips[0]
+    assert ForcedAligner([text])._decoder().config["cmn"] == "batch"

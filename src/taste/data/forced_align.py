@@ -9,9 +9,10 @@ under a key of the sentences and of the code that builds them (`resource_fingerp
 pocketsphinx's bundled cmudict; words it lacks get one from espeak-ng (IPA mapped to ARPAbet), or a letter-by-letter
 fallback when espeak cannot say them.
 
-Alignment resets the decoder's feature extraction before every utterance and uses batch cepstral mean normalisation
-(the utterance's own mean), so an utterance's timings never depend on which utterances were aligned before it (live
-CMN and the rest of the front end's state used to carry over and move boundaries by a frame or two).
+Alignment resets the decoder's feature extraction (its noise estimate and cepstral-mean state) before every utterance,
+so an utterance's timings never depend on which utterances were aligned before it (that state used to carry over and
+move boundaries by a frame or two). CMN is batch (the utterance's own mean) for every decoder here: the acoustic
+model's feat.params says so, and the aligner's config states it explicitly.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from .text_norm import normalise
 FRAMES_PER_SECOND = 100
 SAMPLE_RATE = 16000  # pocketsphinx's rate: other rates are resampled (audio_io.resample)
 # Dithered silence around every input: the acoustic model expects silence before and after speech (and pocketsphinx's
-# live CMN, which the recogniser still uses, mis-estimates when speech starts at sample 0).
+# noise estimate mis-reads audio whose speech starts at sample 0).
 PAD_SECONDS = 0.3
 _DITHER = 3e-4
 _NON_WORDS = {"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "+NSN+", "+SPN+"}
@@ -257,13 +258,21 @@ class ForcedAligner:
 
         return pocketsphinx.Config(hmm=self._hmm, dict=str(dict_path), loglevel="FATAL", **kwargs)
 
+    def _align_config(self, dict_path: Path):
+        """The alignment decoder's config: no language model, batch CMN (as the acoustic model's feat.params)."""
+        return self._config(dict_path, lm=None, cmn="batch")
+
     def _new_align_decoder(self):
         import pocketsphinx
 
         with tempfile.TemporaryDirectory(prefix="taste_aligner_") as folder:  # read once by the decoder, then gone
             path = Path(folder) / "aligner.dict"
             _write_dict(path, self._prons)
-            return pocketsphinx.Decoder(self._config(path, lm=None, cmn="batch"))
+            return pocketsphinx.Decoder(self._align_config(path))
+
+    def load(self) -> None:
+        """Build the alignment decoder now (it is otherwise built on first use); pocketsphinx's errors propagate."""
+        self._decoder()
 
     def _decoder(self, lm: bool = False):
         if lm:
@@ -314,8 +323,8 @@ class ForcedAligner:
         if not words:
             raise ValueError("align() needs a non-empty transcript")
         duration = len(wav16k) / SAMPLE_RATE
+        decoder = self._decoder()  # outside the try: a decoder that cannot be built fails the run, not one utterance
         try:
-            decoder = self._decoder()
             self._ensure_words(decoder, words)
             decoder.set_align_text(" ".join(words))
             self._run(decoder, wav16k)
@@ -443,7 +452,7 @@ class Pocketsphinx(ForcedAligner):
     def _new_align_decoder(self):
         import pocketsphinx
 
-        return pocketsphinx.Decoder(self._config(self.dict_path, lm=None, cmn="batch"))
+        return pocketsphinx.Decoder(self._align_config(self.dict_path))
 
     def _decoder(self, lm: bool = False):
         import pocketsphinx
@@ -457,7 +466,9 @@ class Pocketsphinx(ForcedAligner):
     def transcribe(self, wav16k: np.ndarray) -> str:
         """Recognise `wav16k: np.ndarray[T]` (16 kHz float) -> normalised transcript ('' when nothing was heard)."""
         decoder = self._decoder(lm=True)
-        self._run(decoder, wav16k, fresh=False)  # the recogniser keeps live CMN across calls, as it always has
+        # The recogniser keeps its front-end state (noise estimate, CMN) across calls, as it always has: resetting it
+        # here would move every WER the study reports. Its transcripts therefore depend a little on call order.
+        self._run(decoder, wav16k, fresh=False)
         hyp = decoder.hyp()
         return normalise(hyp.hypstr) if hyp is not None else ""
 

@@ -92,13 +92,19 @@ class ForcedTimer:
         self.sentences = sentences
         self._aligner = None
 
-    def __call__(self, utt: Utterance, wav: np.ndarray, sample_rate: int) -> Utterance:
-        """utt with aligned words and phones, timing_source="forced_alignment"; AlignmentError (a ValueError) saying
-        why when the transcript cannot be aligned to the audio. `wav`: float mono [T] at `sample_rate` (any rate)."""
+    def ready(self) -> None:
+        """Build the aligner (once). Outside any per-utterance error handling: an aligner that cannot be built is the
+        run's error, never a rejection of every utterance."""
         from .forced_align import ForcedAligner
 
         if self._aligner is None:
             self._aligner = ForcedAligner(self.sentences)
+            self._aligner.load()
+
+    def __call__(self, utt: Utterance, wav: np.ndarray, sample_rate: int) -> Utterance:
+        """utt with aligned words and phones, timing_source="forced_alignment"; AlignmentError (a ValueError) saying
+        why when the transcript cannot be aligned to the audio. `wav`: float mono [T] at `sample_rate` (any rate)."""
+        self.ready()
         words, phones = self._aligner.align_phones(wav, utt.text, sample_rate)
         return utt.replace(words=words, phones=phones, timing_source="forced_alignment")
 
@@ -197,9 +203,10 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
 
     for utt, wav, source in tqdm(stream, total=len(utts), desc="prepare", mininterval=10, disable=not progress):
         if not utt.words:  # the corpus gave no timings: align the known transcript, never invent them
+            timer.ready()
             try:
                 utt = timer(utt, wav, cfg.sample_rate)
-            except (ValueError, RuntimeError) as e:  # AlignmentError is a ValueError; RuntimeError: pocketsphinx
+            except ValueError as e:  # AlignmentError (pocketsphinx's own errors become one inside the aligner)
                 align_rejections.append(Rejection(utt.id, source, alignment_problem(_resolve(source, root), e)))
                 continue
         by_split[utt.split].append(utt)
