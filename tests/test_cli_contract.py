@@ -141,6 +141,20 @@ def test_user_runtime_errors_are_one_line(tmp_path, capsys, monkeypatch, module,
     assert "the user's problem" in _one_error_line(capsys, "encode")
 
 
+def test_every_listed_user_runtime_error_exists():
+    """Every (module, class) in USER_RUNTIME_ERRORS names a real exception class: user_errors() has no guard that
+    would silently skip a misspelt entry."""
+    import importlib
+
+    from taste.cli import USER_RUNTIME_ERRORS, user_errors
+
+    assert len(set(USER_RUNTIME_ERRORS)) == len(USER_RUNTIME_ERRORS)
+    for module, name in USER_RUNTIME_ERRORS:
+        cls = getattr(importlib.import_module(module), name)  # ModuleNotFoundError / AttributeError if misspelt
+        assert isinstance(cls, type) and issubclass(cls, Exception), (module, name)
+        assert cls in user_errors()
+
+
 def test_a_bare_value_error_is_a_bug_and_keeps_its_traceback(tmp_path, capsys, monkeypatch):
     """Only the project's own ValueError subclasses are user errors; a bare ValueError (numpy's, torch's, a bug's)
     reaches the top with its traceback."""
@@ -347,6 +361,23 @@ def test_swap_of_one_tokenizers_codes_still_works(models, tmp_path, capsys):
                  str(tmp_path / "s.json")]) == 0
     swapped = json.loads((tmp_path / "s.json").read_text())
     assert swapped["tokenizer"] == a["tokenizer"] and swapped["swap"]["words"] == [1]
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ('{"units": [1, 2]}\n{not json\n', ":2: ", "not valid JSON"),
+    ('[1, 2, 3]\n', ":1: ", "expected a JSON object"),
+    ('{"audio": "a.wav"}\n', ":1: ", "`units` must be a non-empty list"),
+    ('{"units": [1, "x"]}\n', ":1: ", "must be non-negative integers"),
+    ('\n', ": ", "no unit streams"),
+])
+def test_vocode_names_a_malformed_units_file_in_one_line(tmp_path, capsys, text, where, message):
+    """The units file is checked after the reference audio and before any model loads."""
+    audio = tmp_path / "ref.wav"
+    sf.write(audio, _speech(1.5), 16000)
+    (tmp_path / "units.jsonl").write_text(text, encoding="utf-8")
+    assert main(_argv("vocode", audio, tmp_path)) == 2
+    line = _one_error_line(capsys, "vocode")
+    assert f"error: {tmp_path / 'units.jsonl'}{where}" in line and message in line, line
 
 
 def test_a_missing_codes_file_is_one_line(tmp_path, capsys):

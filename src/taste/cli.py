@@ -82,17 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
 #   download, the LLM judge, text the synthesiser cannot say, the optional S3 tokenizer package missing).
 USER_ERRORS = (OSError,)
 USER_RUNTIME_ERRORS = (("taste.training.loop", "ResumeMismatchError"), ("taste.pin", "CorpusMismatchError"),
-                       ("taste.data.download", "DownloadError"), ("taste.metrics.llm_judge", "JudgeError"),
-                       ("taste.evaluation.llm_judge", "JudgeError"), ("taste.data.synth", "SynthesisError"),
-                       ("taste.units.s3_pretrained", "S3TokenizerUnavailable"))
+                       ("taste.data.download", "DownloadError"), ("taste.evaluation.llm_judge", "JudgeError"),
+                       ("taste.data.synth", "SynthesisError"), ("taste.units.s3_pretrained", "S3TokenizerUnavailable"))
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exception classes beyond the project's ValueError subclasses that `main` reports as one line. A module is
     looked up only once loaded (a command that raised its error has imported it), so the CLI's start-up stays free
-    of torch."""
-    extra = tuple(getattr(sys.modules[mod], name) for mod, name in USER_RUNTIME_ERRORS
-                  if mod in sys.modules and hasattr(sys.modules[mod], name))
+    of torch. A loaded module without its listed class is a bug in USER_RUNTIME_ERRORS and raises AttributeError."""
+    extra = tuple(getattr(sys.modules[mod], name) for mod, name in USER_RUNTIME_ERRORS if mod in sys.modules)
     return USER_ERRORS + extra
 
 
@@ -121,8 +119,14 @@ COMMAND_ENV_DEFAULTS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
 @contextlib.contextmanager
 def command_environment(command: str):
-    """COMMAND_ENV_DEFAULTS (where the user has not set them) for the duration of one command, then os.environ as it
-    was: nothing leaks into the process that called `main` or into a later command's child processes."""
+    """COMMAND_ENV_DEFAULTS (where the user has not set them) in os.environ for the duration of one command, then
+    os.environ as it was: nothing leaks into the environment of the process that called `main` or of a later
+    command's child processes.
+
+    huggingface_hub reads HF_HUB_DISABLE_PROGRESS_BARS once, into a constant, when it is first imported. So in a
+    `taste` process (one command) the setting holds for that command; but where several commands run in one process
+    (tests, a notebook calling `main`), whichever setting was in effect when huggingface_hub was first imported
+    stays for all later commands in that process, whatever os.environ says then."""
     added = {} if command in OWN_ENVIRONMENT_COMMANDS else {
         k: v for k, v in COMMAND_ENV_DEFAULTS.items() if k not in os.environ}
     os.environ.update(added)

@@ -301,21 +301,39 @@ def test_s3_scorer_end_to_end_with_debug_models():
     assert scorer.score(ProbeUtterance("abc", wav)) == pytest.approx(expected)
 
 
-def test_consistency_skip_reason_is_the_swap_renditions_check_on_the_global_sets():
-    """One check for "same-text renditions" (taste.swap.jobs.no_renditions_reason): the splice probes take only the
-    global rate / pitch pairs, so a corpus with local pairs alone has none for them."""
+def test_consistency_skip_reason_is_the_swap_renditions_check_on_the_global_sets(tmp_path):
+    """One check for "same-text renditions" (taste.swap.jobs.no_renditions_reason) behind both callers: the swap
+    stage's synthetic_pairs_skip_reason (any pair set, read from the prepared manifests) and the splice probes'
+    consistency_skip_reason (only the global rate / pitch pairs, so a corpus with local pairs alone has none for
+    them); both give its message."""
+    from taste.data.records import write_manifest
     from taste.evaluation.probes import consistency_skip_reason
     from taste.swap.jobs import no_renditions_reason
+    from taste.swap.study import synthetic_pairs_skip_reason
 
     def utt(uid, pair):
         return Utterance(uid, f"{uid}.wav", 1.0, SAMPLE_RATE, "a b", "spk", "test", None, None, pair=pair)
 
+    def swap_reason(utterances, source):
+        d = tmp_path / f"prepared{len(list(tmp_path.iterdir()))}"
+        d.mkdir()
+        write_manifest(d / "swap_global.jsonl", utterances)
+        return synthetic_pairs_skip_reason(d, source, names=("swap_global", "swap_local"))  # swap_local: absent
+
     rate = [utt("r0", PairInfo("global_rate", "p0", "slow")), utt("r1", PairInfo("global_rate", "p0", "fast"))]
     local = [utt("l0", PairInfo("local", "p1", "base", 0)), utt("l1", PairInfo("local", "p1", "variant", 0))]
     plain = [utt("x", None)]
-    assert consistency_skip_reason(rate + plain, "synthetic") is None
-    assert no_renditions_reason(local, "synthetic") is None
+    none_reason = "corpus has no same-text renditions (data.source=synthetic)"
+    assert no_renditions_reason(plain, "synthetic") == none_reason
+    # Renditions of any set: the swap study runs; the probes need global ones.
+    assert swap_reason(rate + plain, "synthetic") is None and consistency_skip_reason(rate + plain, "synthetic") is None
+    assert swap_reason(local + plain, "synthetic") is None and no_renditions_reason(local, "synthetic") is None
     assert consistency_skip_reason(local + plain, "synthetic") == (
-        "corpus has no same-text renditions (data.source=synthetic); the consistency probes splice two renditions "
-        "of one sentence")
-    assert consistency_skip_reason(plain, "folder").startswith(no_renditions_reason(plain, "folder"))
+        f"{none_reason}; the consistency probes splice two renditions of one sentence")
+    # No renditions: both callers give the one check's message, for the source asked about.
+    for source in ("synthetic", "folder"):
+        reason = no_renditions_reason(plain, source)
+        assert swap_reason(plain, source) == reason
+        assert consistency_skip_reason(plain, source) == (
+            f"{reason}; the consistency probes splice two renditions of one sentence")
+    assert synthetic_pairs_skip_reason(tmp_path / "nowhere", "librispeech") == no_renditions_reason([], "librispeech")

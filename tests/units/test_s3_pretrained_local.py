@@ -132,3 +132,45 @@ def test_wrong_architecture_files_are_named(tmp_path):
         load_s3_tokenizer(tmp_path / "junk.safetensors")
     with pytest.raises(S3WeightsError, match="not an S3 tokenizer"):
         config_from_state_dict({"weight": torch.zeros(2, 2)})
+
+
+def test_v2_safetensors_take_s3tokenizers_default_config_not_the_v1_reading(tmp_path, monkeypatch):
+    """Only a v1 state dict's sizes are read off the file: a v2 file (model_v2: FSQ codebook, no positional
+    embedding) loads with the config given, or with none s3tokenizer's default for that model, as before."""
+    import s3tokenizer.model_v2
+    import taste.units.s3_pretrained as s3p
+
+    name = "speech_tokenizer_v2_25hz"
+    tiny_v2 = s3tokenizer.model_v2.ModelConfig(n_mels=128, n_audio_ctx=1500, n_audio_state=64, n_audio_head=1,
+                                               n_audio_layer=2)
+    torch.manual_seed(0)
+    model = build_s3_tokenizer(name, tiny_v2)
+    assert isinstance(model, s3tokenizer.S3TokenizerV2)
+    path = _save(model, tmp_path / f"{name}.safetensors")
+    wav = _wav(1.5)
+    loaded = load_s3_tokenizer(path, name, config=tiny_v2)
+    assert torch.equal(s3_units(loaded, [wav])[0], s3_units(model, [wav])[0])
+
+    # No config: the v1 reading is not tried, and the model is built with s3tokenizer's default (config None);
+    # the release-sized default is swapped for the tiny one here only to keep the test small.
+    seen = []
+    build = s3p.build_s3_tokenizer
+
+    def spy(name, config=None):
+        seen.append(config)
+        return build(name, tiny_v2 if config is None else config)
+
+    def no_v1_reading(*a, **k):
+        raise AssertionError("config_from_state_dict called for a v2 file")
+
+    monkeypatch.setattr(s3p, "build_s3_tokenizer", spy)
+    monkeypatch.setattr(s3p, "config_from_state_dict", no_v1_reading)
+    loaded = load_s3_tokenizer(path, name)
+    assert seen == [None]
+    assert torch.equal(s3_units(loaded, [wav])[0], s3_units(model, [wav])[0])
+
+
+def test_build_without_config_is_s3tokenizers_default_for_the_model():
+    import s3tokenizer.model_v2
+
+    assert build_s3_tokenizer("speech_tokenizer_v2_25hz").config == s3tokenizer.model_v2.ModelConfig()

@@ -5,6 +5,7 @@ import argparse
 import json
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from taste.config import REPO_ROOT
@@ -33,4 +34,9 @@ def test_vocode(tmp_path, monkeypatch):
     args = _parser().parse_args(["vocode", str(tmp_path / "u.jsonl"), "--speaker", str(tmp_path / "a.wav"),
                                  "--model", str(tmp_path / "vocoder"), "-o", str(tmp_path / "out")])
     assert args.func(args) == 0
-    assert (tmp_path / "out" / "a.wav").exists()
+    out = tmp_path / "out" / "a.wav"
+    assert out.exists()
+    wav, sr = sf.read(out)
+    assert sr == 16000
+    expected = len(units) / 25 * 16000  # 25 units at 25 Hz: one second
+    assert abs(len(wav) - expected) <= 0.02 * expected, (len(wav), expected)

@@ -42,21 +42,19 @@ def s3_rate_hz(name: str) -> int:
 
 
 def build_s3_tokenizer(name: str = DEFAULT_NAME, config=None) -> torch.nn.Module:
-    """The S3 tokenizer architecture with random weights (`config`: s3tokenizer.model.ModelConfig, e.g. tiny in tests)."""
+    """The S3 tokenizer architecture with random weights (`config`: the ModelConfig of that model's s3tokenizer module,
+    e.g. tiny in tests; None: s3tokenizer's default config for that model)."""
     s3 = _s3()
-    from s3tokenizer.model import ModelConfig
-
-    config = config or ModelConfig()
     cls = s3.S3TokenizerV3 if "v3" in name else s3.S3TokenizerV2 if "v2" in name else s3.S3Tokenizer
-    return cls(name, config).eval()
+    return (cls(name) if config is None else cls(name, config)).eval()
 
 
 def load_s3_tokenizer(path: str | os.PathLike, name: str = DEFAULT_NAME, config=None) -> torch.nn.Module:
     """A pretrained S3 tokenizer from a local .onnx (CosyVoice release) or .safetensors file.
 
-    `config` None: the release's ModelConfig for .onnx; for .safetensors the sizes saved in the file
-    (`config_from_state_dict`). A missing file -> FileNotFoundError; a file that is not this model ->
-    S3WeightsError (a ValueError), both naming the file."""
+    `config` None: s3tokenizer's default ModelConfig for that model, except for a v1 .safetensors state dict (one
+    with V1_KEYS), whose sizes are read off the file (`config_from_state_dict`). A missing file ->
+    FileNotFoundError; a file that is not this model -> S3WeightsError (a ValueError), both naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: S3 tokenizer weights not found (give units.s3_path a local CosyVoice "
@@ -72,7 +70,9 @@ def load_s3_tokenizer(path: str | os.PathLike, name: str = DEFAULT_NAME, config=
             state = load_file(str(path))
             with safe_open(str(path), "pt") as f:
                 metadata = f.metadata() or {}
-            model = build_s3_tokenizer(name, config or config_from_state_dict(state, metadata))
+            if config is None and _is_v1_state_dict(state):
+                config = config_from_state_dict(state, metadata)
+            model = build_s3_tokenizer(name, config)
             model.load_state_dict(state)
         else:
             raise S3WeightsError("expected a .onnx or .safetensors file")
@@ -81,6 +81,18 @@ def load_s3_tokenizer(path: str | os.PathLike, name: str = DEFAULT_NAME, config=
     except Exception as e:  # onnx / safetensors / state-dict errors come in many types; name the file either way
         raise S3WeightsError(f"{path}: cannot load S3 tokenizer {name} ({e})") from e
     return model.eval()
+
+
+# Keys of a v1 S3Tokenizer state dict (s3tokenizer.model) that v2 / v3 (model_v2 / model_v3: FSMN attention,
+# FSQ codebook) do not have: only a v1 file's sizes can be read off its shapes.
+V1_KEYS = ("encoder.conv1.weight", "encoder.positional_embedding", "quantizer._codebook.embed")
+
+
+def _is_v1_state_dict(state: dict[str, Tensor]) -> bool:
+    """A v1 state dict, or at least not a v2 / v3 one: a file with any of V1_KEYS but conv1 (which v2 / v3 share;
+    a v1 file missing some keys is refused by config_from_state_dict, naming what is missing), or with none of
+    the encoder's keys at all (another model: config_from_state_dict says it is not an S3 tokenizer)."""
+    return any(k in state for k in V1_KEYS[1:]) or not any(k.startswith("encoder.") for k in state)
 
 
 def config_from_state_dict(state: dict[str, Tensor], metadata: dict[str, str] | None = None):
@@ -92,8 +104,7 @@ def config_from_state_dict(state: dict[str, Tensor], metadata: dict[str, str] | 
     _s3()
     from s3tokenizer.model import ModelConfig
 
-    needed = ("encoder.conv1.weight", "encoder.positional_embedding", "quantizer._codebook.embed")
-    missing = [k for k in needed if k not in state]
+    missing = [k for k in V1_KEYS if k not in state]
     if missing:
         raise S3WeightsError(f"not an S3 tokenizer (v1) state dict: no {', '.join(missing)}")
     n_state, n_mels = state["encoder.conv1.weight"].shape[:2]
