@@ -90,7 +90,7 @@ def train_variant(params: dict, paths: P.StagePaths, text_only_from: str | None,
         stages = ("rvq",)
     t0 = time.perf_counter()
     infos = train_all(model, items, StageSteps(t["text_only_steps"], t["no_vq_steps"], t["rvq_steps"]),
-                      P.train_config(params), paths.models, stages=stages,
+                      P.substage_train_config(params), paths.models, stages=stages,
                       align_weight=float(params["tokenizer"]["align_weight"]))
     model.save_pretrained(paths.final)
     return model, {"items_s": round(items_s), "fit_s": round(time.perf_counter() - t0), "stages": list(stages),

@@ -20,8 +20,8 @@
 # the S3-style units of stage 02a, which the vocoder of stage 02b speaks.
 #
 # Training follows the paper's three sub-stages: text-only decoder -> TASTE without VQ -> with RVQ.
-# The two ablation rows (the other conditioning mode, values from the last layer) train in a parallel
-# 1-thread process while the main model trains. The table on the test split (unseen speakers) measures
+# The ablation rows (the other conditioning mode, values from the last layer, the other duration feature) train
+# in a parallel 1-thread process while the main model trains. The table on the test split (unseen speakers) measures
 # every row the same way.
 
 # %% tags=["parameters"]
@@ -76,7 +76,7 @@ print({k: len(v) for k, v in items.items()}, f"{timings['encoder_states_s']:.1f}
 # %%
 t0 = time.perf_counter()
 proc = None
-if parallel:  # two 1-thread processes: this one trains the main model, the other the two ablations
+if parallel:  # two 1-thread processes: this one trains the main model, the other the ablations
     set_threads(1)
     cache = paths.models / "cache" / "train.safetensors"
     save_items(cache, items["train"])
@@ -251,5 +251,8 @@ metrics["checks"]
 # columns do. `gen_*` compares the decoder's generated word boundaries with the ground-truth alignment
 # (a word owns the pause after it), `fa_*` re-measures durations by forced alignment of the re-synthesised
 # audio against the ground-truth word durations (the `original` row shows the aligner's own error).
-# The ablation rows trained for `tokenizer.ablation_steps` only (half without VQ, half with RVQ), from the
-# same ASR initialisation, so they are compared with the main rows at a smaller budget.
+# The conditioning-mode and last-layer-values rows trained for `tokenizer.ablation_steps` only (half without VQ,
+# half with RVQ), from the same ASR initialisation, so they are compared with the main rows at a smaller budget.
+# The `taste_rvq4_duration_*` row is the other setting of `tokenizer.duration_feature` under the main schedule:
+# it starts from the main run's own text-only model and trains the same no-VQ and RVQ steps with the same seeds, so
+# it differs from `taste_rvq4` only by the duration feature (issue 13's ablation row).

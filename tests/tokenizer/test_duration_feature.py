@@ -183,3 +183,65 @@ def test_width_is_computed_from_detached_attention(asr, bpe, mel, monkeypatch):
     vectors, _ = tk.word_vectors(batch, keys, values, frames)
     assert seen == [False]
     assert vectors.requires_grad  # the rest of the aggregator still trains
+
+
+def test_duration_feature_draws_nothing_from_the_global_rng():
+    """Same seed, with and without the feature: every shared weight is identical (no RNG confound between the
+    main model and its duration_feature: none ablation row) and the global RNG ends in the same state."""
+    from taste.tokenizer import TasteTokenizer
+    from taste.tokenizer.config import debug_config
+
+    base_cfg = debug_config()
+    width_cfg = replace(base_cfg, aggregator=replace(base_cfg.aggregator, duration_feature="attention_width"))
+    torch.manual_seed(7)
+    without = TasteTokenizer(base_cfg).state_dict()
+    after_without = torch.rand(3)
+    torch.manual_seed(7)
+    with_feature = TasteTokenizer(width_cfg).state_dict()
+    after_with = torch.rand(3)
+    assert set(with_feature) - set(without) == {"aggregator.duration_embed.proj.weight",
+                                                "aggregator.duration_embed.proj.bias"}
+    for name, tensor in without.items():
+        assert torch.equal(tensor, with_feature[name]), name
+    assert torch.equal(after_without, after_with)
+    assert not with_feature["aggregator.duration_embed.proj.weight"].any()
+
+
+def test_duration_ablation_starts_from_the_main_text_only_model(tmp_path):
+    """other_duration_feature starts from the main run's finished text-only model: every shared weight is loaded,
+    only the duration embedding may differ; weights of another architecture are refused, naming the folder."""
+    from taste.tokenizer import TasteTokenizer
+    from taste.tokenizer import pipeline as P
+    from taste.tokenizer.config import debug_config
+
+    width_cfg = debug_config()
+    width_cfg = replace(width_cfg, aggregator=replace(width_cfg.aggregator, duration_feature="attention_width"))
+    torch.manual_seed(1)
+    main = TasteTokenizer(width_cfg, stage="text_only")
+    main.save_pretrained(tmp_path / "text_only")
+    (tmp_path / "text_only" / "train_info.json").write_text("{}")
+    assert P.wait_for_substage(tmp_path / "text_only", 0.0) == tmp_path / "text_only"
+    torch.manual_seed(2)
+    ablation = P.start_from(TasteTokenizer(debug_config(), stage="text_only"), tmp_path / "text_only")
+    ours = ablation.state_dict()
+    assert not any("duration_embed" in k for k in ours)
+    for name, tensor in ours.items():
+        assert torch.equal(tensor, main.state_dict()[name]), name
+    other = debug_config()
+    other = replace(other, rvq=replace(other.rvq, n_quantizers=2))
+    with pytest.raises(ValueError, match="text_only"):
+        P.start_from(TasteTokenizer(other, stage="text_only"), tmp_path / "text_only")
+
+
+def test_duration_ablation_waits_then_names_the_missing_model(tmp_path):
+    from taste.tokenizer import pipeline as P
+
+    with pytest.raises(TimeoutError, match="text_only.*ablation_wait_s"):
+        P.wait_for_substage(tmp_path / "text_only", 0.05, poll_s=0.01)
+
+
+def test_other_duration_feature_flips_the_params_switch():
+    from taste.tokenizer import pipeline as P
+
+    assert P.other_duration_feature({"tokenizer": {"duration_feature": "attention_width"}}) == "none"
+    assert P.other_duration_feature({"tokenizer": {"duration_feature": "none"}}) == "attention_width"

@@ -31,7 +31,7 @@ def test_finished_substage_is_not_reused_under_other_settings(world):
     paths = P.stage_paths(params)
     model = P.build_model(params, paths)
     items = P.split_items(model, params, paths, "train")
-    base, out = P.train_config(params), root / "substages"
+    base, out = P.substage_train_config(params), root / "substages"
     steps = StageSteps(2, 2, 0)
     infos = train_all(model, items, steps, base, out)
     assert [i["stage"] for i in infos] == ["text_only", "no_vq"] and not any(i.get("skipped") for i in infos)
@@ -57,7 +57,7 @@ def test_interrupted_substage_checkpoint_is_not_resumed_on_other_data(world):
     root, params = world
     paths = P.stage_paths(params)
     items = P.split_items(P.build_model(params, paths), params, paths, "train")
-    cfg = dataclasses.replace(P.train_config(params), steps=2, checkpoint_every=1)
+    cfg = dataclasses.replace(P.substage_train_config(params), steps=2, checkpoint_every=1)
     out = root / "interrupted"
     train_substage(P.build_model(params, paths), items, "text_only", cfg, out)
     (out / "text_only" / "model.safetensors").unlink()  # as if it crashed after the last checkpoint

@@ -61,7 +61,7 @@ def test_stage_steps_end_to_end(world):
     rows = T.model_rows(models, ev, with_last_layer_values(ev), P.other_mode(params))
     names = [r.name for r in rows]
     assert names == ["text_only", "taste_no_vq", "taste_rvq1", "taste_rvq2", "taste_rvq4", "taste_rvq4_prefix",
-                     "taste_rvq4_last_layer_values"]
+                     "taste_rvq4_last_layer_values", f"taste_rvq4_duration_{P.other_duration_feature(params)}"]
     measures, decodes = [], {}
     for r in rows:
         m, decodes[r.name] = T.model_row_measures(r, 20, 0, 25.0)

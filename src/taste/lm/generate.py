@@ -15,6 +15,7 @@ from torch import Tensor
 
 from taste.lm.patterns import is_new_word
 from taste.lm.text_lm import LMVocab
+from taste.tokenizer.sampling import sample_top_k
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,6 @@ def sample_top_p(logits: Tensor, history: list[int], s: Sampling, generator: tor
     sorted_p = sorted_p * keep
     choice = torch.multinomial(sorted_p / sorted_p.sum(), 1, generator=generator)
     return int(order[choice])
-
-
-def sample_top_k(logits: Tensor, k: int, generator: torch.Generator) -> int:
-    top, idx = logits.float().topk(min(k, logits.numel()))
-    return int(idx[torch.multinomial(torch.softmax(top, -1), 1, generator=generator)])
 
 
 class _WordCounter:
@@ -240,7 +236,8 @@ def generate_s3(model, tokenizer, vocab: LMVocab, prompt_text: str, prompt_units
         if t < len(units):
             next_unit = units[t]
         else:
-            next_unit = sample_top_k(unit_logits[0, -1, : cfg.n_units + 2], s.unit_top_k, generator)
+            next_unit = int(sample_top_k(unit_logits[0, -1, : cfg.n_units + 2].float(), s.unit_top_k, generator,
+                                         always_draw=True))
             if next_unit == cfg.unit_eos:
                 break
             if next_unit == cfg.unit_bos:  # never valid mid-stream: take the best real unit instead

@@ -1,6 +1,7 @@
 """`python -m taste.tokenizer.ablation --params params.yaml --cache models/taste/cache/train.safetensors`:
-trains the two ablation rows (other conditioning mode, values from the last layer) in a 1-thread process
-while the notebook trains the main model."""
+trains the ablation rows (other conditioning mode, values from the last layer, the other duration feature) in a
+1-thread process while the notebook trains the main model; the duration-feature row, last, starts from the main
+run's text-only model and waits for it."""
 
 from __future__ import annotations
 

@@ -55,7 +55,11 @@ class DurationEmbedding(nn.Module):
     def __init__(self, d_model: int) -> None:
         super().__init__()
         self.d_model = d_model
-        self.proj = nn.Linear(d_model, d_model)
+        # nn.Linear's default init draws from the global RNG; its draws are zeroed right away, so restore the RNG
+        # state afterwards: a model with the feature then initialises every other module (quantizer, decoder)
+        # exactly as the same model without it (issue 13: the ablation row must differ only by the feature)
+        with torch.random.fork_rng(devices=[]):
+            self.proj = nn.Linear(d_model, d_model)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 

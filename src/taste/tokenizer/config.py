@@ -141,7 +141,7 @@ def debug_config(conditioning: str = "word_sync", vocab_size: int = 50, n_units:
 
 
 def config_from_params(params: dict[str, Any], asr_config: Any, *, conditioning: str | None = None,
-                       value_layer: int | None = None) -> TasteConfig:
+                       value_layer: int | None = None, duration_feature: str | None = None) -> TasteConfig:
     """Build a TasteConfig from params.yaml (entry points only); the aggregator's shape is read off the
     trained Whisper's config (transformers WhisperConfig), so its decoder weights can initialise it."""
     tp, rv, dec = params["tokenizer"], params["tokenizer"]["rvq"], params["tokenizer"]["decoder"]
@@ -151,7 +151,7 @@ def config_from_params(params: dict[str, Any], asr_config: Any, *, conditioning:
             n_heads=asr_config.decoder_attention_heads, ffn_dim=asr_config.decoder_ffn_dim,
             max_tokens=asr_config.max_target_positions,
             value_layer=tp["value_layer"] if value_layer is None else value_layer,
-            duration_feature=tp.get("duration_feature", "none")),
+            duration_feature=tp.get("duration_feature", "none") if duration_feature is None else duration_feature),
         rvq=RVQConfig(n_quantizers=rv["n_quantizers"], codebook_size=rv["codebook_size"], codebook_dim=rv["codebook_dim"],
                       decay=rv["decay"], kmeans_init=rv["kmeans_init"], quantizer_dropout=rv["quantizer_dropout"],
                       commitment_weight=rv["commitment_weight"], dead_code_threshold=rv.get("dead_code_threshold", 0.05)),

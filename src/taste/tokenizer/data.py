@@ -44,14 +44,6 @@ class TasteItem:
         return bool(self.boundaries)
 
 
-def load_units(path: str | Path) -> dict[str, Tensor]:
-    """data/units/{split}.safetensors -> {utt id: Long[U]}."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: unit file not found (run the units stage first)")
-    return {k: v.long() for k, v in load_file(str(path)).items()}
-
-
 class MissingWordTimingsError(ValueError):
     """An utterance has no word timings: the tokenizer's targets and duration ground truth need them."""
 

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
 from taste.tokenizer.config import config_from_params
-from taste.tokenizer.data import TasteItem, build_items, load_units
-from taste.tokenizer.model import TasteTokenizer
+from taste.tokenizer.data import TasteItem, build_items
+from taste.tokenizer.model import WEIGHTS_FILE, TasteTokenizer
 from taste.tokenizer.train import StageSteps, train_all
 from taste.training import TrainConfig
+from taste.units.extract import load_units
 
-ABLATIONS = ("other_mode", "last_layer_values")
+ABLATIONS = ("other_mode", "last_layer_values", "other_duration_feature")
 SPLITS = ("train", "dev", "test", "swap_global", "swap_local")
 
 
@@ -42,14 +45,19 @@ def other_mode(params: dict[str, Any]) -> str:
     return "prefix" if params["tokenizer"]["conditioning"] == "word_sync" else "word_sync"
 
 
+def other_duration_feature(params: dict[str, Any]) -> str:
+    return "none" if params["tokenizer"].get("duration_feature", "none") == "attention_width" else "attention_width"
+
+
 def build_model(params: dict[str, Any], paths: StagePaths, *, conditioning: str | None = None,
-                value_layer: int | None = None) -> TasteTokenizer:
+                value_layer: int | None = None, duration_feature: str | None = None) -> TasteTokenizer:
     """A fresh tokenizer around the trained ASR Whisper (aggregator initialised from its decoder)."""
     from taste.asr.bpe import load_bpe
     from taste.asr.whisper import load_asr
 
     asr, bpe = load_asr(paths.asr), load_bpe(paths.asr)
-    cfg = config_from_params(params, asr.config, conditioning=conditioning, value_layer=value_layer)
+    cfg = config_from_params(params, asr.config, conditioning=conditioning, value_layer=value_layer,
+                             duration_feature=duration_feature)
     torch.manual_seed(params["shared"]["seed"])
     return TasteTokenizer.from_asr(cfg, asr, bpe, stage="text_only")
 
@@ -67,7 +75,10 @@ def split_items(model: TasteTokenizer, params: dict[str, Any], paths: StagePaths
     return build_items(model, utts, mels, units, speakers, float(params["units"]["rate_hz"]))
 
 
-def train_config(params: dict[str, Any]) -> TrainConfig:
+def substage_train_config(params: dict[str, Any]) -> TrainConfig:
+    """The optimiser settings the tokenizer's sub-stages share (`base` of train_all), from `tokenizer.train` plus the
+    shared seed / mixed precision. steps is a placeholder: train_all sets each sub-stage's steps (and caps its warmup).
+    Not taste.training.loop.train_config: the tokenizer's block has per-sub-stage step counts, not one `steps`."""
     t = params["tokenizer"]["train"]
     return TrainConfig(steps=1, batch_size=t["batch_size"], lr=t["lr"], warmup_steps=t["warmup_steps"],
                        seed=params["shared"]["seed"], mixed_precision=params["shared"].get("mixed_precision", "no"),
@@ -78,29 +89,61 @@ def train_main(params: dict[str, Any], model: TasteTokenizer, items: list[TasteI
     """text-only -> no VQ -> RVQ; the final model is also saved to paths.final."""
     t = params["tokenizer"]["train"]
     steps = StageSteps(t["text_only_steps"], t["no_vq_steps"], t["rvq_steps"])
-    infos = train_all(model, items, steps, train_config(params), paths.models,
+    infos = train_all(model, items, steps, substage_train_config(params), paths.models,
                       align_weight=float(params["tokenizer"]["align_weight"]))
     model.save_pretrained(paths.final)
     return infos
 
 
+def wait_for_substage(folder: Path, timeout_s: float, poll_s: float = 5.0) -> Path:
+    """Block until train_substage has finished `folder` (its weights and train_info.json exist); the parallel
+    ablation process waits so for the main run's text-only model. Raises TimeoutError naming the folder."""
+    deadline = time.monotonic() + timeout_s
+    while not ((folder / WEIGHTS_FILE).is_file() and (folder / "train_info.json").is_file()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{folder}: the main run's sub-stage did not finish within {timeout_s:.0f} s "
+                               f"(tokenizer.ablation_wait_s); train the main model first")
+        time.sleep(poll_s)
+    return folder
+
+
+def start_from(model: TasteTokenizer, folder: Path) -> TasteTokenizer:
+    """Load a finished sub-stage's weights into a model that differs from it only by the duration feature
+    (the duration embedding is the only key allowed to be missing or unexpected)."""
+    missing, unexpected = model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=False)
+    stray = [k for k in (*missing, *unexpected) if not k.startswith("aggregator.duration_embed.")]
+    if stray:
+        raise ValueError(f"{folder}: weights do not match the ablation's model beyond the duration feature: "
+                         f"{stray[:5]}")
+    return model
+
+
 def train_ablation(params: dict[str, Any], name: str, items: list[TasteItem], paths: StagePaths) -> list[dict]:
-    """One ablation row, trained from the ASR init for `ablation_steps` (half without VQ, half with RVQ)."""
+    """One ablation row. other_mode / last_layer_values: from the ASR init for `ablation_steps` (half without VQ,
+    half with RVQ). other_duration_feature: the main run's schedule (no VQ, then RVQ, the main step counts) from the
+    main run's own text-only model, so it differs from the main model only by `tokenizer.duration_feature`."""
     from taste.tokenizer.data import with_last_layer_values
 
-    n = int(params["tokenizer"]["ablation_steps"])
+    tp = params["tokenizer"]
+    n = int(tp["ablation_steps"])
+    if name == "other_duration_feature":
+        model = build_model(params, paths, duration_feature=other_duration_feature(params))
+        start_from(model, wait_for_substage(paths.models / "text_only", float(tp["ablation_wait_s"])))
+        steps = StageSteps(0, tp["train"]["no_vq_steps"], tp["train"]["rvq_steps"])
+        return train_all(model, items, steps, substage_train_config(params), paths.models / name,
+                         align_weight=float(tp["align_weight"]))
     if name == "other_mode":
         model = build_model(params, paths, conditioning=other_mode(params))
     elif name == "last_layer_values":
         model, items = build_model(params, paths, value_layer=-1), with_last_layer_values(items)
     else:
         raise ValueError(f"unknown ablation {name!r}; expected one of {ABLATIONS}")
-    return train_all(model, items, StageSteps(0, n // 2, n - n // 2), train_config(params), paths.models / name,
-                     align_weight=float(params["tokenizer"]["align_weight"]))
+    return train_all(model, items, StageSteps(0, n // 2, n - n // 2), substage_train_config(params),
+                     paths.models / name, align_weight=float(params["tokenizer"]["align_weight"]))
 
 
 def launch_ablations(params_path: str, cache: Path, log: Path) -> subprocess.Popen:
-    """Train both ablations in a second 1-thread process (two 1-thread jobs beat one 2-thread job here)."""
+    """Train the ablations in a second 1-thread process (two 1-thread jobs beat one 2-thread job here)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "taste.tokenizer.ablation", "--params", params_path, "--cache", str(cache)]
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)

@@ -28,7 +28,8 @@ class ModelRow:
 
 def model_rows(models: Mapping[str, TasteTokenizer], items: Sequence[TasteItem], ablation_items: Sequence[TasteItem],
                other_mode: str) -> list[ModelRow]:
-    """The model rows in table order. models: text_only, no_vq, rvq, other_mode, last_layer_values (missing ones skipped)."""
+    """The model rows in table order. models: text_only, no_vq, rvq, other_mode, last_layer_values,
+    other_duration_feature (missing ones skipped)."""
     rows = []
     if "text_only" in models:
         rows.append(ModelRow("text_only", models["text_only"], None, items))
@@ -44,6 +45,10 @@ def model_rows(models: Mapping[str, TasteTokenizer], items: Sequence[TasteItem],
     if "last_layer_values" in models:
         m = models["last_layer_values"]
         rows.append(ModelRow(f"taste_rvq{m.cfg.rvq.n_quantizers}_last_layer_values", m, None, ablation_items))
+    if "other_duration_feature" in models:
+        m = models["other_duration_feature"]
+        rows.append(ModelRow(f"taste_rvq{m.cfg.rvq.n_quantizers}_duration_{m.cfg.aggregator.duration_feature}", m,
+                             None, items))
     return rows
 
 

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from taste.tokenizer.aggregator import pool_words
 from taste.tokenizer.config import DecoderConfig
+from taste.tokenizer.sampling import sample_top_k
 from taste.tokenizer.streams import stream_word_features
 
 
@@ -49,24 +50,6 @@ class CausalBlock(nn.Module):
 def _branch(d: int, n_heads: int, layers: int, dropout: float) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(d, n_heads, 4 * d, dropout, batch_first=True, norm_first=True)
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-
-
-def sample_top_k(logits: Tensor, k: int, generator: torch.Generator | Sequence[torch.Generator]) -> Tensor:
-    """logits: [B, V] (-inf = forbidden) -> Long[B]; k = 1 is greedy.
-
-    generator: one for the batch, or one per row (then row i draws only from its own generator, so its sample
-    does not depend on the other rows of the batch)."""
-    if k <= 1:
-        return logits.argmax(-1)
-    values, idx = logits.topk(min(k, logits.shape[-1]), dim=-1)
-    probs = torch.softmax(values, dim=-1)
-    if isinstance(generator, torch.Generator):
-        choice = torch.multinomial(probs, 1, generator=generator)
-    else:
-        if len(generator) != probs.shape[0]:
-            raise ValueError(f"{len(generator)} generators for a batch of {probs.shape[0]} rows")
-        choice = torch.cat([torch.multinomial(p[None], 1, generator=g) for p, g in zip(probs, generator)])
-    return idx.gather(-1, choice).squeeze(-1)
 
 
 def row_generators(seed: int | Sequence[int], batch: int, device: torch.device | str = "cpu") -> list[torch.Generator]:
