@@ -2,10 +2,10 @@
 
 Measures, per second of generated speech, the LM's autoregressive steps and wall time, and the end-to-end time
 (prompt ASR + TASTE encoding + LM + unit decoding + vocoding), with the share of each part; plus the training
-wall times and peak memory the stage recorded (outputs/taslm/metrics.json).
-With the trained models of models/lm it runs the real systems on test prompts; without them it times randomly
-initialised models of the params.yaml size on synthetic prompts (LM only; speech seconds from the mean
-speaking rate), and says so in the output.
+wall times and peak memory the stages recorded (outputs/taslm/metrics.json, which repeats stage lm_pretrain's
+text LM and S3-unit LM entries). With the trained models of models/lm_pretrain and models/lm it runs the real
+systems on test prompts; without them it times randomly initialised models of the params.yaml size on synthetic
+prompts (LM only; speech seconds from the mean speaking rate), and says so in the output.
 
     .venv/bin/python benchmarks/bench_lm.py [--params params.yaml] [--prompts 20] [--out outputs/benchmarks/lm.json]
 """
@@ -119,8 +119,10 @@ def main() -> None:
     params = load_params(args.params)
     set_threads(params["shared"]["threads"])
     target = params["lm"]["continuation"]["target_words"]
-    trained = all((Path(params["shared"]["paths"]["models"]) / "lm" / n / "config.json").is_file()
-                  for n in ("text_lm", "taslm_token", "taslm_embed", "s3_lm"))
+    from taste.lm.pipeline import lm_dir, s3_lm_dir, text_lm_dir
+
+    trained = all((d / "config.json").is_file() for d in (text_lm_dir(params), lm_dir(params) / "taslm_token",
+                                                         lm_dir(params) / "taslm_embed", s3_lm_dir(params)))
     t0 = time.perf_counter()
     records = (trained_run if trained else random_run)(params, args.prompts, target)
     table = speed_table(records_frame(records))

@@ -18,9 +18,9 @@ def main() -> None:
     rows = stage_table(args.outputs)
     if len(rows) == 1:
         raise SystemExit(f"no stage_time.json under {args.outputs}/: run the study first (make study)")
-    print(f"{'stage':<10} {'wall s':>8} {'min':>6} {'share':>6} {'peak MB':>8}")
+    print(f"{'stage':<12} {'wall s':>8} {'min':>6} {'share':>6} {'peak MB':>8}")
     for r in rows:
-        print(f"{r['stage']:<10} {r['wall_time_s']:>8.1f} {r['wall_time_s'] / 60:>6.1f} {r['share']:>6.1%} "
+        print(f"{r['stage']:<12} {r['wall_time_s']:>8.1f} {r['wall_time_s'] / 60:>6.1f} {r['share']:>6.1%} "
               f"{r['peak_memory_mb']:>8.0f}")
     out = Path(args.outputs) / "benchmarks" / "stage_table.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,11 @@
 #
 # TASLM attaches one TASTE token (the word's RVQ codes) to the first subword of every word, delayed by one
 # word, so text and speech share one sequence length (METHOD.md section 3). We build it on a small Llama
-# (transformers) pretrained here on the corpus' text-only pool, the offline stand-in for Llama-3.2-1B, and
+# (transformers) pretrained on the corpus' text-only pool, the offline stand-in for Llama-3.2-1B, and
 # compare it with the paper's baselines: the **S3-unit LM** (the same LM over the 25 Hz unit stream with the
 # text padded to the unit length) and the **cascade** (ASR -> text LM -> text-only unit decoder -> vocoder).
+# The text LM and the S3-unit LM do not depend on the TASTE tokenizer: stage `lm_pretrain` (03a) trains them and this
+# stage loads them from `lm.pretrain_dir`, so a tokenizer change does not retrain them.
 # Every system continues the same prompts (the first 1.5-3 s of held-out test utterances, unseen speakers);
 # the evaluation stage judges the outputs.
 
@@ -59,26 +61,20 @@ metrics: dict = {"profile": params.get("profile")}
 lm_params
 
 # %% [markdown]
-# ## 1. The pretrained text LM
-# A Llama of `lm.text_lm` size trained from scratch on the text pool (sentences packed into blocks of
-# `context` tokens, the study's BPE). Perplexity is measured on held-out stories the LM never saw.
+# ## 1. The pretrained text LM and the S3-unit LM (stage lm_pretrain)
+# A Llama of `lm.text_lm` size trained from scratch on the text pool (held-out perplexity on stories it never saw),
+# and the S3-unit LM fine-tuned from it: both trained by stage `lm_pretrain`, loaded here. Their entries of that
+# stage's metrics.json are repeated in this stage's, beside the TASLM variants.
 
 # %%
-text_run = P.pretrain_text_lm(params)
-tr = text_run.result
-metrics["text_lm"] = {
-    "parameters_m": round(sum(p.numel() for p in text_run.model.parameters()) / 1e6, 2),
-    "heldout_perplexity": round(text_run.heldout_ppl, 2),
-    "heldout_tokens": text_run.heldout_tokens,
-    "final_train_loss": round(tr.history[-1]["loss"], 4) if tr and tr.history else None,
-    "train_wall_s": round(tr.wall_time_s, 1) if tr else 0.0,
-    "train_peak_memory_mb": round(tr.peak_memory_mb, 1) if tr else None,
-}
+text_lm, lm_tokenizer, lm_vocab = P.load_text_lm(P.text_lm_dir(params))
+pretrain_metrics = json.loads((Path(paths["outputs"]) / P.PRETRAIN_STAGE / "metrics.json").read_text(encoding="utf-8"))
+metrics["text_lm"] = pretrain_metrics["text_lm"]
 metrics["text_lm"]
 
 # %% [markdown]
-# ## 2. TASLM, both variants, and the S3-unit baseline
-# Same pretrained LM, same speech (the train split), same budget. TASLM's loss is
+# ## 2. TASLM, both variants, beside the S3-unit baseline
+# Same pretrained LM, same speech (the train split), same budget as the S3-unit LM. TASLM's loss is
 # `0.5 * (0.9 KL(frozen LM || model) + 0.1 CE) + 0.5 * TASTE loss`; the TASTE loss is per-codebook cross-entropy
 # ("token") or MSE of the predicted mean plus a Gaussian NLL for the learned variance ("embed"). Dev losses are
 # measured after training on the dev split.
@@ -88,10 +84,7 @@ taste = TasteTokenizer.from_pretrained(lm_params["taste_model"])
 runs, dev_losses = {}, {}
 for variant in lm_params["taslm"]["variants"]:
     _, runs[f"taslm_{variant}"], dev_losses[f"taslm_{variant}"] = P.train_taslm(
-        params, variant, text_run.model, text_run.tokenizer, text_run.vocab, taste, codes_dir=codes_dir)
-_, runs["s3_lm"], dev_losses["s3_lm"] = P.train_s3_lm(params, text_run.model, text_run.tokenizer, text_run.vocab)
-if tr is not None:
-    runs["text_lm"] = tr
+        params, variant, text_lm, lm_tokenizer, lm_vocab, taste, codes_dir=codes_dir)
 for name, r in runs.items():
     last = r.history[-1] if r.history else {}
     metrics[name] = {**metrics.get(name, {}),
@@ -99,6 +92,7 @@ for name, r in runs.items():
                      "train_wall_s": round(r.wall_time_s, 1), "train_peak_memory_mb": round(r.peak_memory_mb, 1)}
     if name in dev_losses:
         metrics[name]["dev"] = {k: round(v, 4) for k, v in dev_losses[name].items()}
+metrics["s3_lm"] = pretrain_metrics["s3_lm"]
 pd.DataFrame({k: v.get("dev", {}) for k, v in metrics.items() if isinstance(v, dict) and "dev" in v})
 
 # %%
@@ -106,10 +100,10 @@ curves = pd.DataFrame([{**row, "model": name} for name, r in runs.items() for ro
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
 sns.lineplot(data=curves, x="step", y="loss", hue="model", marker="o", markersize=3, ax=axes[0])
 axes[0].set_title("training loss")
-taste_cols = [c for c in ("taste_ce", "taste_mse", "unit_ce") if c in curves]
+taste_cols = [c for c in ("taste_ce", "taste_mse") if c in curves]
 sns.lineplot(data=curves.melt(id_vars=["step", "model"], value_vars=taste_cols).dropna(),
              x="step", y="value", hue="model", style="variable", marker="o", markersize=3, ax=axes[1])
-axes[1].set_title("speech-side loss (TASTE CE / MSE, unit CE)")
+axes[1].set_title("speech-side loss (TASTE CE / MSE)")
 text_cols = [c for c in ("text_ce", "text_kl") if c in curves]
 sns.lineplot(data=curves.melt(id_vars=["step", "model"], value_vars=text_cols).dropna(),
              x="step", y="value", hue="model", style="variable", marker="o", markersize=3, ax=axes[2])

@@ -77,3 +77,17 @@ def test_stage_deps_cover_exactly_the_code_its_notebook_imports(stage):
     needed = {dep_path(m) for m in import_closure(ROOT / "notebooks" / f"{STAGE_NOTEBOOKS[stage]}.py")}
     assert not needed - listed, f"dvc.yaml stage {stage!r} misses deps it imports: {sorted(needed - listed)}"
     assert not listed - needed, f"dvc.yaml stage {stage!r} lists deps it does not import: {sorted(listed - needed)}"
+
+
+def test_lm_pretrain_does_not_depend_on_the_taste_tokenizer():
+    """Issue 12: the text LM and the S3-unit LM are their own stage so that a tokenizer change does not retrain them:
+    nothing of the tokenizer stage (its code, params, models or codes) may be among that stage's deps."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    pretrain = stages["lm_pretrain"]
+    tokenizer_outs = {o if isinstance(o, str) else next(iter(o)) for o in stages["tokenizer"]["outs"]}
+    assert not tokenizer_outs & set(pretrain["deps"])
+    assert "src/taste/tokenizer" not in pretrain["deps"]
+    assert not [p for p in pretrain["params"] if p.split(".")[0] == "tokenizer" or p in ("lm", "lm.taste_model")]
+    # stage taslm reads the trained models and its metrics instead of retraining them
+    assert {"models/lm_pretrain", "outputs/lm_pretrain/metrics.json"} <= set(stages["taslm"]["deps"])
+    assert "models/lm_pretrain" in pretrain["outs"] and "models/lm" in stages["taslm"]["outs"]

@@ -17,6 +17,14 @@ def test_stage_table_orders_stages_and_sums_them(tmp_path):
     assert rows[-1]["wall_time_s"] == 400.0 and rows[-1]["peak_memory_mb"] == 2000.0
 
 
+def test_stage_table_lists_lm_pretrain_between_tokenizer_and_taslm(tmp_path):
+    for stage in ("taslm", "lm_pretrain", "tokenizer"):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "stage_time.json").write_text(json.dumps({"stage": stage, "wall_time_s": 10.0,
+                                                                      "peak_memory_mb": 100.0}))
+    assert [r["stage"] for r in stage_table(tmp_path)] == ["tokenizer", "lm_pretrain", "taslm", "total"]
+
+
 def test_stage_table_of_a_study_that_has_not_run_has_only_an_empty_total(tmp_path):
     assert [(r["stage"], r["wall_time_s"]) for r in stage_table(tmp_path)] == [("total", 0.0)]
 

@@ -16,6 +16,7 @@ STAGE_NOTEBOOKS: dict[str, str] = {
     "vocoder": "02b_vocoder",
     "asr": "02c_asr",
     "tokenizer": "02d_tokenizer",
+    "lm_pretrain": "03a_lm_pretrain",
     "taslm": "03_taslm",
     "swap": "04_token_swap",
     "evaluate": "05_evaluate",

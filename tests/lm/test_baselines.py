@@ -119,8 +119,8 @@ def test_paper_profile_loads_local_llama(tmp_path, bpe, vocab, monkeypatch):
                                  "train": {"steps": 1}}}}
     run = pretrain_text_lm(params, progress=False)
     assert run.result is None and run.heldout_ppl > 1
-    assert not (tmp_path / "models/lm/text_lm/model.safetensors").exists()
-    model, tok, loaded_vocab = load_text_lm(tmp_path / "models/lm/text_lm")
+    assert not (tmp_path / "models/lm_pretrain/text_lm/model.safetensors").exists()
+    model, tok, loaded_vocab = load_text_lm(tmp_path / "models/lm_pretrain/text_lm")
     assert loaded_vocab == run.vocab and tok.get_vocab_size() == bpe.get_vocab_size()
     ids = torch.randint(0, vocab.size, (1, 5))
     with torch.no_grad():

@@ -39,8 +39,15 @@ def test_stage_end_to_end(tmp_path, monkeypatch):
         assert result.final_step == 3 and all(v == v for v in dev.values())  # finite dev losses
     _, result, dev = P.train_s3_lm(params, text.model, text.tokenizer, text.vocab, progress=False)
     assert "unit_ce" in dev
-    for name in ("text_lm", "taslm_token", "taslm_embed", "s3_lm"):
-        assert (Path("models/lm") / name / "config.json").is_file()
+    # stage lm_pretrain's models in lm.pretrain_dir, stage taslm's in models/lm (separate DVC outputs)
+    assert P.text_lm_dir(params) == Path("models/lm_pretrain/text_lm")
+    assert P.s3_lm_dir(params) == Path("models/lm_pretrain/s3_lm")
+    for path in (P.text_lm_dir(params), P.s3_lm_dir(params), P.lm_dir(params) / "taslm_token",
+                 P.lm_dir(params) / "taslm_embed"):
+        assert (path / "config.json").is_file(), path
+    assert not (P.lm_dir(params) / "text_lm").exists() and not (P.lm_dir(params) / "s3_lm").exists()
+    assert P.run_dir(params, "text_lm") == Path("outputs/lm_pretrain/training/text_lm")
+    assert P.run_dir(params, "taslm_token") == Path("outputs/taslm/training/taslm_token")
 
     systems = load_systems(params)
     prompts = select_prompts(read_manifest("data/prepared/test.jsonl"), 3, (0.5, 1.5), seed=0)
@@ -105,3 +112,25 @@ def test_taslm_reads_codes_from_the_given_dir_and_keys_runs_by_data_and_code(tmp
     monkeypatch.setattr(P, "code_digest", lambda: "new code")
     _, recoded, _ = P.train_taslm(*args, progress=False, codes_dir=moved)
     assert recoded.resumed_from == 0 and len(list(runs.iterdir())) == 3
+
+
+def test_taslm_on_the_saved_text_lm_is_the_taslm_on_the_trained_one(tmp_path, monkeypatch):
+    """Stage taslm loads the text LM that stage lm_pretrain saved instead of the one in memory right after training:
+    the TASLM it fine-tunes from it (weights, dev losses, run fingerprint) must be exactly the same."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    params = build_world(tmp_path, REPO / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    text = P.pretrain_text_lm(params, progress=False)
+    taste = TasteTokenizer.from_pretrained(params["lm"]["taste_model"])
+    _, _, dev = P.train_taslm(params, "token", text.model, text.tokenizer, text.vocab, taste, progress=False)
+    weights = load_file(P.lm_dir(params) / "taslm_token" / "model.safetensors")
+    shutil.rmtree(P.run_dir(params, "taslm_token"))  # train again, do not resume the finished run
+    model, tok, vocab = P.load_text_lm(P.text_lm_dir(params))
+    assert P.module_digest(model) == P.module_digest(text.model) and vocab == text.vocab
+    _, result, dev_loaded = P.train_taslm(params, "token", model, tok, vocab, taste, progress=False)
+    assert result.resumed_from == 0 and dev_loaded == dev
+    again = load_file(P.lm_dir(params) / "taslm_token" / "model.safetensors")
+    assert again.keys() == weights.keys() and all(torch.equal(again[k], weights[k]) for k in weights)

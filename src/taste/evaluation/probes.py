@@ -174,9 +174,9 @@ class ModelPaths:
 
     taste: str = "models/taste/tokenizer"
     units: str = "models/units"
-    text_lm: str = "models/lm/text_lm"  # also holds the LM's tokenizer.json and lm_vocab.json
-    taslm: str = "models/lm/taslm_{variant}"
-    s3_lm: str = "models/lm/s3_lm"
+    text_lm: str = "models/lm_pretrain/text_lm"  # stage lm_pretrain; also holds the LM's tokenizer.json, lm_vocab.json
+    taslm: str = "models/lm/taslm_{variant}"     # stage taslm
+    s3_lm: str = "models/lm_pretrain/s3_lm"      # stage lm_pretrain
 
 
 def encoder_window_seconds(asr_dir: str | Path, frames_per_second: float = 100.0) -> float:

@@ -298,18 +298,19 @@ def seconds_per_word(utterances: Sequence) -> float:
 
 
 def load_systems(params: dict[str, Any], systems: Sequence[str] = SYSTEMS) -> Systems:
-    """Load the trained models of stage taslm and its inputs (ASR, TASTE tokenizers, vocoder) from models/."""
+    """Load the trained LMs (text LM and S3-unit LM: stage lm_pretrain; TASLM variants: stage taslm) and their inputs
+    (ASR, TASTE tokenizers, vocoder) from models/."""
     from taste.asr.bpe import load_bpe
     from taste.asr.whisper import load_asr
     from taste.data.features import MelConfig
-    from taste.lm.pipeline import lm_dir, load_text_lm
+    from taste.lm.pipeline import lm_dir, load_text_lm, s3_lm_dir, text_lm_dir
     from taste.lm.s3_lm import S3UnitLM
     from taste.lm.taslm import TASLM
     from taste.tokenizer import TasteTokenizer
     from taste.vocoder import UnitVocoder
 
     models = Path(params["shared"]["paths"]["models"])
-    text_lm, tok, vocab = load_text_lm(lm_dir(params) / "text_lm")
+    text_lm, tok, vocab = load_text_lm(text_lm_dir(params))
     out = Systems(tokenizer=tok, vocab=vocab, text_lm=text_lm, vocoder=UnitVocoder.from_pretrained(models / "vocoder"),
                   mel_cfg=MelConfig.from_dict(params["shared"]["features"], params["shared"]["sample_rate"]),
                   asr=load_asr(models / "asr"), asr_tokenizer=load_bpe(models / "asr"),
@@ -321,7 +322,7 @@ def load_systems(params: dict[str, Any], systems: Sequence[str] = SYSTEMS) -> Sy
         if name.startswith("taslm_"):
             out.taslm[name.split("_", 1)[1]] = TASLM.from_pretrained(lm_dir(params) / name)
     if "s3_lm" in systems:
-        out.s3_lm = S3UnitLM.from_pretrained(lm_dir(params) / "s3_lm")
+        out.s3_lm = S3UnitLM.from_pretrained(s3_lm_dir(params))
     return out
 
 

@@ -1,11 +1,14 @@
-"""Stage 03 (training half) as functions over the params dict: text LM pretraining, TASLM variants, S3-unit LM.
+"""Stages 03a (lm_pretrain) and 03 (taslm, training half) as functions over the params dict.
 
-Final weights go to models/lm/{text_lm,taslm_token,taslm_embed,s3_lm}; resumable training runs (checkpoints,
-history.jsonl) to outputs/taslm/training/<name>/<key>, one folder per fingerprint (taste.training.checkpoint.
-fresh_run_dir): each run's fingerprint holds its settings, a digest of the exact items it learns from (text blocks;
-transcripts with TASTE codes and vectors; unit streams), the weights it starts from (base LM, TASTE tokenizer) and
-the study's code, so a rerun after an upstream stage or the code changed trains afresh in a new folder instead of
-resuming a finished run on stale inputs (those folders are not DVC outputs: `dvc repro` keeps them).
+Stage lm_pretrain trains what does not depend on the TASTE tokenizer: the text LM (pretrain_text_lm) and the S3-unit
+LM baseline (train_s3_lm), into params lm.pretrain_dir/{text_lm,s3_lm} (models/lm_pretrain), so a tokenizer change
+does not retrain them. Stage taslm loads that text LM (load_text_lm) and fine-tunes the TASLM variants (train_taslm)
+into models/lm/{taslm_token,taslm_embed}. Resumable training runs (checkpoints, history.jsonl) go to
+outputs/<stage>/training/<name>/<key>, one folder per fingerprint (taste.training.checkpoint.fresh_run_dir): each
+run's fingerprint holds its settings, a digest of the exact items it learns from (text blocks; transcripts with TASTE
+codes and vectors; unit streams), the weights it starts from (base LM, TASTE tokenizer) and the study's code, so a
+rerun after an upstream stage or the code changed trains afresh in a new folder instead of resuming a finished run on
+stale inputs (those folders are not DVC outputs: `dvc repro` keeps them).
 """
 
 from __future__ import annotations
@@ -31,16 +34,38 @@ from taste.training.loop import train_config
 TOKENIZER_FILE = "tokenizer.json"
 VOCAB_FILE = "lm_vocab.json"
 PRETRAINED_FILE = "pretrained_path.txt"  # the text LM is a local pretrained Llama (paper profile)
+PRETRAIN_STAGE = "lm_pretrain"  # the stage that trains the text LM and the S3-unit LM (notebooks/03a_lm_pretrain)
+PRETRAIN_MODELS = ("text_lm", "s3_lm")
 
 
 def lm_dir(params: dict[str, Any]) -> Path:
+    """models/lm: stage taslm's TASLM variants (taslm_<variant>)."""
     return Path(params["shared"]["paths"]["models"]) / "lm"
 
 
+def pretrain_dir(params: dict[str, Any]) -> Path:
+    """params lm.pretrain_dir (models/lm_pretrain): stage lm_pretrain's text LM and S3-unit LM (without the key:
+    <shared.paths.models>/lm_pretrain)."""
+    configured = params["lm"].get("pretrain_dir")
+    return Path(configured) if configured else Path(params["shared"]["paths"]["models"]) / PRETRAIN_STAGE
+
+
+def text_lm_dir(params: dict[str, Any]) -> Path:
+    """The trained text LM (its tokenizer.json and lm_vocab.json beside it), written by stage lm_pretrain."""
+    return pretrain_dir(params) / "text_lm"
+
+
+def s3_lm_dir(params: dict[str, Any]) -> Path:
+    """The trained S3-unit LM, written by stage lm_pretrain."""
+    return pretrain_dir(params) / "s3_lm"
+
+
 def run_dir(params: dict[str, Any], name: str) -> Path:
-    """Base folder of a model's training runs (one subfolder per fingerprint, fresh_run_dir): outside models/lm so
-    DVC does not cache optimizer states."""
-    return Path(params["shared"]["paths"]["outputs"]) / "taslm" / "training" / name
+    """Base folder of a model's training runs (one subfolder per fingerprint, fresh_run_dir), under the outputs of
+    the stage that trains it (text_lm, s3_lm: lm_pretrain; the TASLM variants: taslm); outside models/ so DVC does
+    not cache optimizer states."""
+    stage = PRETRAIN_STAGE if name in PRETRAIN_MODELS else "taslm"
+    return Path(params["shared"]["paths"]["outputs"]) / stage / "training" / name
 
 
 def load_lm_tokenizer(params: dict[str, Any]):
@@ -82,7 +107,7 @@ def pretrain_text_lm(params: dict[str, Any], progress: bool = True) -> TextLMRun
     stories = tl.read_text_pool(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt")
     train_stories, held = tl.split_stories(stories, t.get("heldout_share", 0.02), params["shared"]["seed"])
     held_ds = tl.PackedTextDataset(tok, held, vocab, t["context"])
-    out = lm_dir(params) / "text_lm"
+    out = text_lm_dir(params)
     result = None
     out.mkdir(parents=True, exist_ok=True)
     if t.get("pretrained_path"):
@@ -113,7 +138,7 @@ def load_text_lm(directory: str | Path):
 
     d = Path(directory)
     if not (d / VOCAB_FILE).is_file():
-        raise FileNotFoundError(f"{d / VOCAB_FILE}: missing (run the taslm stage)")
+        raise FileNotFoundError(f"{d / VOCAB_FILE}: missing (run the {PRETRAIN_STAGE} stage)")
     vocab = tl.LMVocab(**json.loads((d / VOCAB_FILE).read_text()))
     if (d / PRETRAINED_FILE).is_file():
         model = tl.load_pretrained_llama((d / PRETRAINED_FILE).read_text().strip()).eval()
@@ -223,6 +248,6 @@ def train_s3_lm(params: dict[str, Any], base_lm, tok, vocab: tl.LMVocab, progres
     rdir = fresh_run_dir(run_dir(params, "s3_lm"), tcfg, fingerprint)
     collate = partial(collate_s3, pad_id=vocab.pad, n_units=cfg.n_units)
     result = train(model, train_ds, collate, s3_loss, tcfg, rdir, progress=progress, fingerprint=fingerprint)
-    model.save_pretrained(lm_dir(params) / "s3_lm")
+    model.save_pretrained(s3_lm_dir(params))
     return model, result, heldout_loss(model, dev_ds, collate, s3_loss)
 
