@@ -57,13 +57,14 @@ from taste.metrics.recognizer import Pocketsphinx, blind_corpus
 from taste.swap import figures
 from taste.swap.edit import base_utterances, edit_settings_from_params
 from taste.swap.edited_set import measure_edited_set, middle_word_bases
+from taste.swap.heldout import build_heldout_bases, heldout_settings_from_params, heldout_skip_reason
 from taste.swap.jobs import build_pairs
 from taste.swap.pitch import local_change_kinds, run_vocoder_pitch, tracked_word_f0
 from taste.swap.slope import (code_agreement, local_slope_frame, slope_metrics, slope_settings_from_params,
                               truth_table)
 from taste.swap.study import (SWAP_SETS, load_inputs, original_rows, plan_jobs, run_audio, run_decoder,
                               settings_from_params, synthetic_pairs_skip_reason)
-from taste.swap.summary import build_metrics, json_safe, pitch_pairs_only
+from taste.swap.summary import build_metrics, json_safe, local_set_rows, pitch_pairs_only
 from taste.tokenizer.model import TasteTokenizer
 from taste.vocoder import UnitVocoder
 from taste.vocoder.pipeline import mel_config
@@ -238,6 +239,42 @@ pd.DataFrame({where: v["per_level"] for where, v in agreement_edited.items()},
              ) if agreement_edited else agreement_edited
 
 # %% [markdown]
+# ## The held-out text set: sentences the story generator never produces
+# The swap sentences come from the same story generator as the training text. The goals must also hold on other
+# text (issue 13), so `swap.heldout.sentences` holds hand-written sentences of other vocabulary and shapes
+# (questions, requests, lists, numbers as words, other names), none of which occurs in the training text (the stage
+# stops if one does). Each is synthesised once at a test speaker's voice, exactly like the base rendition of a
+# synthetic local pair (speaker in round robin, rate drawn from `swap.heldout.rate_wpm`, the corpus's word markup
+# except on word j, word j drawn in 1..n-2, the corpus's dither; every draw seeded by `shared.seed`), with the
+# synthesiser's own word timings and the prepare stage's speaker encoder. Then word j is stretched or pitch-shifted
+# and everything is measured exactly as for the test recordings above.
+
+# %%
+heldout_settings = heldout_settings_from_params(sp.get("heldout"))
+heldout_skip = heldout_skip_reason(params["data"]["source"], heldout_settings)
+edited_heldout = heldout = None
+if heldout_skip is None:
+    heldout = build_heldout_bases(params, heldout_settings, edit_dir / "heldout",
+                                  lambda u: read_speech(u.audio_path, u.text))
+    edited_heldout = measure_edited_set(tokenizer, vocoder, heldout.bases,
+                                        lambda u: read_speech(u.audio_path, u.text), edit_settings, settings,
+                                        heldout.speaker_of, mel_config(params), pitch_cfg, slope_settings,
+                                        int(sp["bootstrap"]), int(params["shared"]["seed"]), write_flac)
+    print(f"held-out text: {len(edited_heldout.pairs)} directed edited pairs from {len(heldout.bases)} sentences "
+          f"({heldout.info['share_tokens_unseen']:.0%} of their words never in the training text), "
+          f"measured in {edited_heldout.seconds:.1f} s")
+    heldout_sources = local_slope_frame({"edited recordings": slope_edited,
+                                         "held-out text, edited": edited_heldout.slope})
+    figures.plot_local_sources(heldout_sources, fig_dir / "heldout_text_slopes.png")
+    display(heldout_sources.assign(estimate=[f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in
+                                             zip(heldout_sources.value, heldout_sources.ci_lo, heldout_sources.ci_hi)]
+                                   ).pivot_table(index=["measure", "quantity"], columns="source", values="estimate",
+                                                 aggfunc="first", sort=False))
+else:
+    skipped["heldout_text"] = heldout_skip
+    print(f"held-out text set skipped: {heldout_skip}")
+
+# %% [markdown]
 # ## The dev edited set: where tokenizer designs are compared
 # Choosing a tokenizer design by its swap slopes on the swap sentences would choose it on the sentences it is
 # reported on. The same construction on the first `swap.edited.dev_bases` dev recordings (word j = the middle word,
@@ -310,6 +347,16 @@ metrics["edited_pairs"] = edited.summary(edit_settings)
 if edited_dev is not None:  # the dev set tokenizer designs are compared on (not the report)
     metrics["slope_edited_dev"], metrics["code_agreement_edited_dev"] = edited_dev.slope, edited_dev.agreement
     metrics["edited_dev_pairs"] = edited_dev.summary(edit_settings)
+if edited_heldout is not None:  # the held-out text set, reported beside the test recordings
+    metrics["slope_heldout"], metrics["code_agreement_heldout"] = edited_heldout.slope, edited_heldout.agreement
+    metrics["heldout_pairs"] = {**edited_heldout.summary(edit_settings), **heldout.info}
+if skipped:
+    metrics["skipped"] = skipped
+# The edited local sets side by side (one row each): the test recordings and the held-out text are the report
+metrics["local_sets"] = local_set_rows({"test_stretched": slope_edited,
+                                        **({"heldout_stretched": edited_heldout.slope}
+                                           if edited_heldout is not None else {}),
+                                        **({"dev_stretched": edited_dev.slope} if edited_dev is not None else {})})
 table = []
 if synthetic_skip is None:
     all_rows = pd.concat([rows, pitch_rows, audio_rows], ignore_index=True)
@@ -415,6 +462,11 @@ if synthetic_skip is None:
 else:
     lines.append(f"\nSynthetic swap pairs skipped: {synthetic_skip}; the slopes above are the edited test recordings'.")
 display(Markdown("\n".join(lines) + "\n\nGoals met (slopes): " + json.dumps(headline.get("goals"))))
+pd.DataFrame([{"set": name, "measure": measure, "directed pairs": m["n_directed_pairs"],
+               **{q: fmt({**m[q], "n": m["n_directed_pairs"]}) if m[q] else "n/a"
+                  for q in ("retention", "transfer", "control", "leakage_j-1", "leakage_j+1")}}
+              for name, row in metrics["local_sets"].items() for measure, m in row.items() if measure != "goals"]
+             ).set_index(["set", "measure"])
 
 # %% [markdown]
 # How to read this. Transfer near 1 with leakage near 0 on the **local** pairs, and a control that leaves j

@@ -135,3 +135,31 @@ def json_safe(obj):
     if isinstance(obj, (float, np.floating)):
         return float(obj) if np.isfinite(obj) else None
     return obj
+
+
+LOCAL_SET_KEYS = {"duration": "local_rate_pairs", "log_f0": "local_pitch_pairs"}
+
+
+def local_set_rows(by_set: dict[str, dict]) -> dict:
+    """One row per edited local set (name -> its slope_metrics output, e.g. test_stretched, heldout_stretched) with the
+    headline slopes side by side: per measure the directed pairs, retention, transfer (swap @ j), control @ j and the
+    leakage into j-1 / j+1 (value, ci_lo, ci_hi), and the set's slope goals. Sets in the given order."""
+    out: dict = {}
+    for name, slope in by_set.items():
+        row: dict = {}
+        for measure, key in LOCAL_SET_KEYS.items():
+            m = (slope or {}).get(measure, {}).get(key, {})
+            if "retention" not in m:
+                continue
+
+            def ci(s):
+                return {k: s[k] for k in ("value", "ci_lo", "ci_hi")} if s else None
+
+            row[measure] = {"n_directed_pairs": m.get("n_directed_pairs"), "retention": ci(m["retention"]),
+                            "transfer": ci(m.get("swap", {}).get("word_j")),
+                            "control": ci(m.get("control", {}).get("word_j")),
+                            "leakage_j-1": ci(m.get("swap", {}).get("offset_-1")),
+                            "leakage_j+1": ci(m.get("swap", {}).get("offset_+1"))}
+        row["goals"] = dict((slope or {}).get("goals", {}))
+        out[name] = row
+    return out
