@@ -5,7 +5,6 @@ saved as .safetensors and pointed at by units.s3_path; the units stage's extract
 prepared audio through it.
 """
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,39 +18,10 @@ from taste.units.pipeline import s3_unit_streams  # noqa: E402
 from taste.units.s3_pretrained import (S3WeightsError, build_s3_tokenizer, config_from_state_dict,  # noqa: E402
                                         load_s3_tokenizer, s3_units)
 
+from s3_checkpoint import S3_CODES as CODES, S3_NAME as NAME, TINY_S3 as TINY  # noqa: E402  (tests/s3_checkpoint.py)
+from s3_checkpoint import chirp_wav as _wav, save_s3 as _save, tiny_s3_model as _tiny_model  # noqa: E402
+from s3_checkpoint import write_tiny_s3_checkpoint  # noqa: E402
 from unit_fakes import write_fake_prepared  # noqa: E402
-
-NAME = "speech_tokenizer_v1_25hz"
-CODES = 64
-# 64-wide heads like the release (1280 = 20 x 64), so the head count read back from the file matches.
-TINY = ModelConfig(n_mels=128, n_audio_ctx=1500, n_audio_state=64, n_audio_head=1, n_audio_layer=2,
-                   n_codebook_size=CODES)
-
-
-def _tiny_model(config: ModelConfig = TINY, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = build_s3_tokenizer(NAME, config)
-    # s3tokenizer starts its codebook at zeros (every frame would be code 0), and random codewords all lie nearer to
-    # one corner of a random encoder's outputs than the others: take the codewords from encoder outputs instead.
-    import s3tokenizer
-
-    mel = s3tokenizer.log_mel_spectrogram(torch.from_numpy(_wav(3.0, f0=120.0)), n_mels=config.n_mels)[None]
-    with torch.inference_mode():
-        hidden, _ = model.encoder(mel, torch.tensor([mel.shape[-1]]))
-    with torch.no_grad():
-        model.quantizer._codebook.embed.copy_(hidden[0, : config.n_codebook_size].clone())
-    return model
-
-
-def _save(model, path, metadata=None):
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=metadata)
-    return path
-
-
-def _wav(seconds: float, f0: float = 180.0) -> np.ndarray:
-    t = np.arange(int(16000 * seconds)) / 16000
-    chirp = np.sin(2 * np.pi * (f0 + 150 * t) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
-    return (0.2 * chirp + 0.01 * np.random.default_rng(0).normal(size=len(t))).astype(np.float32)
 
 
 def test_local_safetensors_sizes_come_from_the_file(tmp_path):
@@ -80,7 +50,7 @@ def test_head_count_from_file_metadata(tmp_path):
 
 def test_units_stage_extraction_from_a_local_file(tmp_path):
     params = write_fake_prepared(tmp_path / "prepared", {"dev": 2, "test": 3})
-    weights = _save(_tiny_model(), tmp_path / "s3.safetensors")
+    weights = write_tiny_s3_checkpoint(tmp_path / "s3.safetensors")
     params["units"].update(backend="s3_pretrained", s3_path=str(weights), s3_name=NAME)
     counts = s3_unit_streams(params, batch_size=2)
     assert counts == {"dev": 2, "test": 3}
