@@ -40,13 +40,12 @@ from IPython.display import Audio, Markdown, display
 from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.records import read_manifest
 from taste.lm import pipeline as P
-from taste.lm.continuation import (load_systems, prepare_prompt, run_system, sampling_from_params,
-                                   seconds_per_word, select_prompts, write_prompts)
+from taste.lm.continuation import (load_systems, prepare_prompt, prompt_unit_encoder, run_system,
+                                   sampling_from_params, seconds_per_word, select_prompts, write_prompts)
 from taste.metrics.speaker import SpeakerEncoder
 from taste.lm.report import records_frame, speed_table, step_ratio
 from taste.lm.taste_use import taste_use_summary, taste_use_table, zeroed_continuations
 from taste.tokenizer import TasteTokenizer
-from taste.units.model import UnitTokenizer
 
 params = load_params(params_path)
 set_threads(params["shared"]["threads"])
@@ -148,7 +147,9 @@ system_names = ["cascade", "s3_lm", *(f"taslm_{v}" for v in lm_params["taslm"]["
 systems = load_systems(params, system_names)
 # Every input of a prompt (speaker embedding, S3 units, ASR text, TASTE codes) comes from the cut prompt audio alone,
 # exactly as `taste continue PROMPT.wav` computes it: nothing of the unseen continuation reaches a system.
-unit_model = UnitTokenizer.from_pretrained(Path(paths["models"]) / "units")
+# The S3-unit LM's prompt units come from the configured unit backend (units.backend: the trained tokenizer, or
+# CosyVoice's S3 tokenizer in the paper profile), the unit space it was trained in.
+unit_model = prompt_unit_encoder(params["units"], paths["models"], systems.mel_cfg.sample_rate)
 speaker_encoder = SpeakerEncoder()
 prepared = [prepare_prompt(p, systems, speaker_encoder.embed, unit_model) for p in prompts]
 train_utts = read_manifest(Path(paths["prepared"]) / "train.jsonl")

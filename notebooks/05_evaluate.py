@@ -184,7 +184,8 @@ probe_items = {
        {f"consistency_{kind}": [i for i in splices if i.kind == kind] for kind in ("rate", "pitch")}),
 }
 mel_fn = lambda wav: log_mel(wav, mel_cfg)  # noqa: E731
-scorers, scorer_missing = probes.load_system_scorers(probes.ModelPaths(), mel_fn, report.SYSTEMS)
+scorers, scorer_missing = probes.load_system_scorers(probes.ModelPaths(unit_backend=params["units"]), mel_fn,
+                                                          report.SYSTEMS)
 probe_results, probe_rows = {}, []
 for system, scorer in scorers.items():
     for name, its in probe_items.items():

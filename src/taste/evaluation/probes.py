@@ -136,14 +136,21 @@ def cascade_scorer(text_lm, bpe, vocab) -> TextScorer:
 
 
 def s3_scorer(s3_lm, unit_tokenizer, bpe, vocab, mel_fn: Callable[[np.ndarray], Tensor], max_len: int = 1000) -> UnitScorer:
+    """unit_tokenizer: the study's prompt unit encoder (`taste.lm.continuation.prompt_unit_encoder`: the trained
+    UnitTokenizer or CosyVoice's S3 tokenizer, by units.backend), or a trained UnitTokenizer itself."""
+    from taste.lm.continuation import PromptUnitEncoder
     from taste.lm.data import collate_s3, s3_example
 
     n_units = s3_lm.config.n_units
+    encoder = (unit_tokenizer if isinstance(unit_tokenizer, PromptUnitEncoder)
+               else PromptUnitEncoder("trained", unit_tokenizer, sample_rate=SAMPLE_RATE))
 
     def encode(wav: np.ndarray) -> list[int]:
-        mel = mel_fn(wav)
-        units, lengths = unit_tokenizer.encode(mel[None], torch.tensor([mel.shape[-1]]))
-        return units[0, : int(lengths[0])].tolist()
+        units = encoder.encode(wav, mel_fn).tolist()
+        if units and max(units) >= n_units:
+            raise ValueError(f"unit {max(units)} from the {encoder.backend} unit tokenizer is outside the S3-unit LM's "
+                             f"{n_units} units (units.backend differs from the one the LM was trained on?)")
+        return units
 
     def loglik(text: str, units: Sequence[int]) -> float:
         ex = s3_example(bpe.encode(text).ids, torch.tensor(list(units)), vocab, n_units, max_len)
@@ -177,6 +184,8 @@ class ModelPaths:
     text_lm: str = "models/lm_pretrain/text_lm"  # stage lm_pretrain; also holds the LM's tokenizer.json, lm_vocab.json
     taslm: str = "models/lm/taslm_{variant}"     # stage taslm
     s3_lm: str = "models/lm_pretrain/s3_lm"      # stage lm_pretrain
+    unit_backend: dict | None = None             # params' units section (backend, s3_path, s3_name): picks the S3 LM's
+                                                 # unit tokenizer; None = the trained tokenizer at `units`
 
 
 def encoder_window_seconds(asr_dir: str | Path, frames_per_second: float = 100.0) -> float:
@@ -217,11 +226,14 @@ def load_system_scorers(paths: ModelPaths, mel_fn: Callable[[np.ndarray], Tensor
 
 
 def _load_s3(paths: ModelPaths, bpe, vocab, mel_fn) -> UnitScorer:
+    """The S3-unit LM's scorer; its units come from the configured unit backend (paths.unit_backend, the params' units
+    section): the trained tokenizer at paths.units, or CosyVoice's S3 tokenizer from units.s3_path."""
+    from taste.lm.continuation import prompt_unit_encoder
     from taste.lm.s3_lm import S3UnitLM
-    from taste.units.model import UnitTokenizer
 
-    return s3_scorer(S3UnitLM.from_pretrained(paths.s3_lm), UnitTokenizer.from_pretrained(paths.units), bpe, vocab,
-                     mel_fn)
+    s3_lm = S3UnitLM.from_pretrained(paths.s3_lm)
+    encoder = prompt_unit_encoder(paths.unit_backend or {}, Path(paths.units).parent, SAMPLE_RATE, unit_dir=paths.units)
+    return s3_scorer(s3_lm, encoder, bpe, vocab, mel_fn)
 
 
 def _load_taslm(paths: ModelPaths, variant: str, bpe, vocab, word_ids_fn, mel_fn) -> TaslmScorer:

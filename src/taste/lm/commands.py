@@ -36,15 +36,16 @@ def _continue(args: argparse.Namespace) -> int:
     from taste.data.validate import read_speech
     from taste.data.text_norm import normalise
     from taste.metrics.speaker import SpeakerEncoder
-    from taste.lm.continuation import Prompt, continue_prompt, load_systems, prepare_audio, sampling_from_params
-    from taste.units.model import UnitTokenizer
+    from taste.lm.continuation import (Prompt, continue_prompt, load_systems, prepare_audio, prompt_unit_encoder,
+                                       sampling_from_params)
 
     params = load_params(args.params)
     set_threads(params["shared"]["threads"])
     wav = read_speech(args.audio, args.text, cfg=validation_config(params))  # checked before the models load
     systems = load_systems(params, [args.system])
-    unit_model = (UnitTokenizer.from_pretrained(Path(params["shared"]["paths"]["models"]) / "units")
-                  if args.system == "s3_lm" else None)
+    # the S3-unit LM's prompt units come from the configured unit backend (trained tokenizer or CosyVoice's S3)
+    unit_model = (prompt_unit_encoder(params["units"], params["shared"]["paths"]["models"],
+                                      systems.mel_cfg.sample_rate) if args.system == "s3_lm" else None)
     text = normalise(args.text) if args.text else None
     seed = int(params["shared"]["seed"]) if args.seed is None else args.seed
     prompt_id = args.prompt_id or Path(args.audio).stem

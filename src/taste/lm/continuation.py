@@ -97,19 +97,82 @@ def prompt_seed(seed: int, prompt_id: str) -> int:
     return item_seed(seed, "continuation", prompt_id)
 
 
+UNIT_BACKENDS = ("trained", "s3_pretrained")  # units.backend, as the units stage (02a) reads it
+
+
+class UnitBackendError(ValueError):
+    """units.backend names no known unit tokenizer."""
+
+
+@dataclass(frozen=True)
+class PromptUnitEncoder:
+    """The study's prompt unit encoder: the units the S3-unit LM was trained on, from a prompt's waveform.
+
+    backend "trained": `model` is the units stage's UnitTokenizer, fed the study's log-mel of the audio;
+    backend "s3_pretrained": `model` is CosyVoice's S3 tokenizer, fed the waveform itself (`s3_units`).
+    Build it with `prompt_unit_encoder(params["units"], models)`."""
+
+    backend: str
+    model: Any
+    source: str = ""  # where it was loaded from (for messages)
+    sample_rate: int = 16000
+
+    def encode(self, wav: np.ndarray, mel_fn) -> Tensor:
+        """wav: np.ndarray[T] at sample_rate -> Long[U]. mel_fn(wav) -> log-mel [n_mels, F] (trained backend only)."""
+        if self.backend == "s3_pretrained":
+            from taste.units.s3_pretrained import s3_units
+
+            return s3_units(self.model, [np.asarray(wav, dtype=np.float32)], self.sample_rate)[0]
+        mel = mel_fn(wav)[None]  # (1, n_mels, F)
+        with torch.no_grad():
+            units, lengths = self.model.encode(mel, torch.tensor([mel.shape[-1]]))
+        return units[0, : int(lengths[0])]
+
+
+def prompt_unit_encoder(units_params: dict[str, Any], models: str | Path, sample_rate: int = 16000,
+                        unit_dir: str | Path | None = None) -> PromptUnitEncoder:
+    """The prompt unit encoder of the configured unit backend (params["units"], read as the units stage reads it):
+
+    - backend "trained" (the default): `UnitTokenizer.from_pretrained(models / "units")` (or `unit_dir`);
+    - backend "s3_pretrained": the local S3 tokenizer `load_s3_tokenizer(units.s3_path, units.s3_name)`.
+    An unknown backend -> UnitBackendError; a missing tokenizer -> FileNotFoundError naming the path."""
+    backend = units_params.get("backend", "trained")
+    if backend == "trained":
+        from taste.units.model import UnitTokenizer
+
+        directory = Path(unit_dir) if unit_dir is not None else Path(models) / "units"
+        if not (directory / "config.json").is_file():
+            raise FileNotFoundError(f"{directory}: no trained unit tokenizer (units.backend is trained: run the units "
+                                    f"stage first)")
+        return PromptUnitEncoder("trained", UnitTokenizer.from_pretrained(directory), str(directory), sample_rate)
+    if backend == "s3_pretrained":
+        from taste.units.s3_pretrained import load_s3_tokenizer
+
+        if not units_params.get("s3_path"):
+            raise FileNotFoundError("units.backend is s3_pretrained but units.s3_path is not set (a local .onnx file)")
+        path = Path(units_params["s3_path"])
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: S3 tokenizer weights not found (units.s3_path; units.backend is "
+                                    f"s3_pretrained)")
+        model = load_s3_tokenizer(path, units_params.get("s3_name", "speech_tokenizer_v1_25hz"))
+        return PromptUnitEncoder("s3_pretrained", model, str(path), sample_rate)
+    raise UnitBackendError(f"units.backend {backend!r} is not one of {', '.join(UNIT_BACKENDS)}")
+
+
 def prompt_units(unit_model, wav: np.ndarray, mel_cfg) -> Tensor:
-    """The 25 Hz units of `wav: np.ndarray[T]` (the prompt audio alone) from the study's unit tokenizer -> Long[U]."""
+    """The 25 Hz units of `wav: np.ndarray[T]` (the prompt audio alone) -> Long[U].
+
+    unit_model: a PromptUnitEncoder (`prompt_unit_encoder`, any backend) or a trained UnitTokenizer itself."""
     from taste.data.features import log_mel
 
-    mel = log_mel(torch.from_numpy(np.asarray(wav, dtype=np.float32)), mel_cfg)[None]  # (1, n_mels, F)
-    with torch.no_grad():
-        units, lengths = unit_model.encode(mel, torch.tensor([mel.shape[-1]]))
-    return units[0, : int(lengths[0])]
+    encoder = unit_model if isinstance(unit_model, PromptUnitEncoder) else PromptUnitEncoder("trained", unit_model)
+    return encoder.encode(wav, lambda w: log_mel(torch.from_numpy(np.asarray(w, dtype=np.float32)), mel_cfg))
 
 
 def prepare_audio(p: Prompt, wav: np.ndarray, systems: Systems, speaker_embed, unit_model=None,
                   text: str | None = None) -> PreparedPrompt:
-    """Prepare a prompt from its audio alone: speaker embedding, S3 units (when `unit_model` is given), transcript and
+    """Prepare a prompt from its audio alone: speaker embedding, S3 units (when `unit_model` is given: the
+    PromptUnitEncoder of `prompt_unit_encoder`, or a trained UnitTokenizer), transcript and
     TASTE codes are all computed from `wav`, never from the utterance it was cut from. The study and `taste continue`
     both come through here, so the same prompt audio gives the same inputs.
 
