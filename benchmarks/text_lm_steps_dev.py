@@ -27,7 +27,6 @@ def main() -> None:
     paths = params["shared"]["paths"]
     raw, prepared = args.root / paths["raw"], args.root / paths["prepared"]
     paths.update(raw=str(raw), prepared=str(prepared), models=str(run_root / "models"), outputs=str(run_root))
-    params["lm"]["pretrain_dir"] = str(run_root / "models" / "lm_pretrain")  # never the checkout's models/lm_pretrain
     train_rows = read_manifest(prepared / "train.jsonl")
     tok = fit_tokenizer(raw / "text_pool.txt", [u.text for u in train_rows], params["asr"]["bpe_vocab_size"])
     save_bpe(tok, run_root / "models" / "asr")

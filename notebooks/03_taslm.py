@@ -19,7 +19,7 @@
 # compare it with the paper's baselines: the **S3-unit LM** (the same LM over the 25 Hz unit stream with the
 # text padded to the unit length) and the **cascade** (ASR -> text LM -> text-only unit decoder -> vocoder).
 # The text LM and the S3-unit LM do not depend on the TASTE tokenizer: stage `lm_pretrain` (03a) trains them and this
-# stage loads them from `lm.pretrain_dir`, so a tokenizer change does not retrain them.
+# stage loads them from `models/lm_pretrain`, so a tokenizer change does not retrain them.
 # Every system continues the same prompts (the first 1.5-3 s of held-out test utterances, unseen speakers);
 # the evaluation stage judges the outputs.
 

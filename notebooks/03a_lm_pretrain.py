@@ -17,7 +17,7 @@
 # offline stand-in for Llama-3.2-1B. Its baseline, the **S3-unit LM**, is the same LM fine-tuned on the 25 Hz unit
 # stream with the text padded to the unit length (METHOD.md section 3). Neither depends on the TASTE tokenizer, so
 # they have this stage of their own: a tokenizer change reruns only `taslm`, which loads both models from
-# `lm.pretrain_dir` (models/lm_pretrain/{text_lm,s3_lm}).
+# `models/lm_pretrain/{text_lm,s3_lm}` (under `shared.paths.models`).
 
 # %% tags=["parameters"]
 params_path = "params.yaml"
@@ -40,7 +40,7 @@ fig_dir = out / "figures"
 fig_dir.mkdir(parents=True, exist_ok=True)
 lm_params = params["lm"]
 metrics: dict = {"profile": params.get("profile")}
-{k: lm_params[k] for k in ("pretrain_dir", "text_lm", "s3_lm")}
+{k: lm_params[k] for k in ("text_lm", "s3_lm")}
 
 # %% [markdown]
 # ## 1. The pretrained text LM

@@ -39,7 +39,7 @@ def test_stage_end_to_end(tmp_path, monkeypatch):
         assert result.final_step == 3 and all(v == v for v in dev.values())  # finite dev losses
     _, result, dev = P.train_s3_lm(params, text.model, text.tokenizer, text.vocab, progress=False)
     assert "unit_ce" in dev
-    # stage lm_pretrain's models in lm.pretrain_dir, stage taslm's in models/lm (separate DVC outputs)
+    # stage lm_pretrain's models in models/lm_pretrain, stage taslm's in models/lm (separate DVC outputs)
     assert P.text_lm_dir(params) == Path("models/lm_pretrain/text_lm")
     assert P.s3_lm_dir(params) == Path("models/lm_pretrain/s3_lm")
     for path in (P.text_lm_dir(params), P.s3_lm_dir(params), P.lm_dir(params) / "taslm_token",

@@ -1,7 +1,7 @@
 """Stages 03a (lm_pretrain) and 03 (taslm, training half) as functions over the params dict.
 
 Stage lm_pretrain trains what does not depend on the TASTE tokenizer: the text LM (pretrain_text_lm) and the S3-unit
-LM baseline (train_s3_lm), into params lm.pretrain_dir/{text_lm,s3_lm} (models/lm_pretrain), so a tokenizer change
+LM baseline (train_s3_lm), into models/lm_pretrain/{text_lm,s3_lm} (under shared.paths.models), so a tokenizer change
 does not retrain them. Stage taslm loads that text LM (load_text_lm) and fine-tunes the TASLM variants (train_taslm)
 into models/lm/{taslm_token,taslm_embed}. Resumable training runs (checkpoints, history.jsonl) go to
 outputs/<stage>/training/<name>/<key>, one folder per fingerprint (taste.training.checkpoint.fresh_run_dir): each
@@ -44,10 +44,8 @@ def lm_dir(params: dict[str, Any]) -> Path:
 
 
 def pretrain_dir(params: dict[str, Any]) -> Path:
-    """params lm.pretrain_dir (models/lm_pretrain): stage lm_pretrain's text LM and S3-unit LM (without the key:
-    <shared.paths.models>/lm_pretrain)."""
-    configured = params["lm"].get("pretrain_dir")
-    return Path(configured) if configured else Path(params["shared"]["paths"]["models"]) / PRETRAIN_STAGE
+    """<shared.paths.models>/lm_pretrain: stage lm_pretrain's text LM and S3-unit LM (the folder dvc.yaml names)."""
+    return Path(params["shared"]["paths"]["models"]) / PRETRAIN_STAGE
 
 
 def text_lm_dir(params: dict[str, Any]) -> Path:
