@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -207,11 +208,9 @@ def test_s3_units_from_a_local_checkpoint(smoke_study, tmp_path):
     assert history and all(0.0 <= r["unit_acc"] <= 1.0 for r in history if "unit_acc" in r)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "units.backend s3_pretrained cannot run under dvc to taslm yet: the units stage writes nothing to its out "
-    "models/units (dvc: output 'models/units' does not exist), and the taslm stage reads prompt units with "
-    "UnitTokenizer.from_pretrained(models/units) whatever the backend (notebooks/03_taslm.ipynb, "
-    "taste.lm.commands)"))
+KNOWN_S3_UNITS_DEFECT = "output 'models/units' does not exist"
+
+
 def test_pretrained_weights_and_s3_units_through_dvc(smoke_study, tmp_path):
     """The whole paper profile's pretrained path under `dvc repro taslm`: tiny S3 (units), Whisper (asr) and Llama
     (text LM) from local files carry units -> vocoder / asr -> tokenizer -> taslm, and the stages downstream of the
@@ -232,7 +231,12 @@ def test_pretrained_weights_and_s3_units_through_dvc(smoke_study, tmp_path):
         params["lm"]["text_lm"]["pretrained_path"] = str(llama_dir)
 
     _edit_params(copy, edit)
-    log = run([str(BIN / "dvc"), "repro", "taslm"], copy, env)
+    res = subprocess.run([str(BIN / "dvc"), "repro", "taslm"], cwd=copy, env=env, capture_output=True, text=True)
+    log = res.stdout + res.stderr
+    if res.returncode != 0 and KNOWN_S3_UNITS_DEFECT in log:  # only this defect is expected; anything else fails
+        pytest.xfail("units.backend s3_pretrained cannot run under dvc yet: the units stage writes nothing to its out "
+                     "models/units (issue 15)")
+    assert res.returncode == 0, log[-6000:]
     for stage in ("units", "vocoder", "asr", "lm_pretrain", "tokenizer", "taslm"):
         assert f"Running stage '{stage}'" in log, log[-3000:]
     _assert_units_from_s3(copy, work, s3_path)

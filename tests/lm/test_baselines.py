@@ -141,3 +141,28 @@ def test_first_generated_token_starts_a_new_word(bpe, vocab, tiny_lm):
                             torch.Generator().manual_seed(seed))
         full = bpe.decode(bpe.encode("the cat").ids) + " " + gen.text
         assert full.split()[:2] == ["the", "cat"]
+
+
+@pytest.mark.parametrize("unit_top_k", [1, 5])
+def test_s3_generation_samples_units_as_before_the_sampler_merge(utts, bpe, vocab, tiny_lm, monkeypatch, unit_top_k):
+    """generate_s3's own call of the shared top-k sampler (issue 14) draws exactly as the LM's old private sampler
+    did: float logits, and one draw even at k = 1 (the text sampler shares the generator, so a skipped draw would
+    change every later text token too)."""
+    import taste.lm.generate as G
+    from taste.lm.generate import Sampling
+
+    def old_lm_sample_top_k(logits, k, generator, **_):  # verbatim body of taste.lm.generate.sample_top_k before
+        top, idx = logits.float().topk(min(k, logits.numel()))
+        return torch.tensor(int(idx[torch.multinomial(torch.softmax(top, -1), 1, generator=generator)]))
+
+    model = S3UnitLM(tiny_lm, S3LMConfig(n_units=16)).eval()
+    prompt_units = fake_units(utts)["u0"][:12]
+    s = Sampling(unit_top_k=unit_top_k)
+
+    def generate():
+        return generate_s3(model, bpe, vocab, "the cat", prompt_units, 4, 20, s, torch.Generator().manual_seed(3))
+
+    now = generate()
+    monkeypatch.setattr(G, "sample_top_k", old_lm_sample_top_k)
+    before = generate()
+    assert torch.equal(now.units, before.units) and now.text == before.text and len(now.units) > 0
