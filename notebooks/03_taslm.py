@@ -80,17 +80,11 @@ metrics["text_lm"]
 
 # %%
 taste = TasteTokenizer.from_pretrained(lm_params["taste_model"])
-runs, dev_losses = {}, {}
+runs = {}
 for variant in lm_params["taslm"]["variants"]:
-    _, runs[f"taslm_{variant}"], dev_losses[f"taslm_{variant}"] = P.train_taslm(
-        params, variant, text_lm, lm_tokenizer, lm_vocab, taste, codes_dir=codes_dir)
-for name, r in runs.items():
-    last = r.history[-1] if r.history else {}
-    metrics[name] = {**metrics.get(name, {}),
-                     "final_train": {k: round(v, 4) for k, v in last.items() if k not in ("step", "lr")},
-                     "train_wall_s": round(r.wall_time_s, 1), "train_peak_memory_mb": round(r.peak_memory_mb, 1)}
-    if name in dev_losses:
-        metrics[name]["dev"] = {k: round(v, 4) for k, v in dev_losses[name].items()}
+    _, runs[f"taslm_{variant}"], dev = P.train_taslm(params, variant, text_lm, lm_tokenizer, lm_vocab, taste,
+                                                     codes_dir=codes_dir)
+    metrics[f"taslm_{variant}"] = P.run_metrics(runs[f"taslm_{variant}"], dev)
 metrics["s3_lm"] = pretrain_metrics["s3_lm"]
 pd.DataFrame({k: v.get("dev", {}) for k, v in metrics.items() if isinstance(v, dict) and "dev" in v})
 
@@ -247,3 +241,7 @@ metrics
 #   length mismatch TASLM removes, and why it needs many more LM steps per second of speech.
 # - Prompts whose ASR transcript was empty, or implausibly long (more than 6 words per second: a decoding loop),
 #   fall back to the ground-truth words; `prompt_text_source` in each record says which text a prompt used.
+# - `train_peak_memory_mb` is the process's peak resident set while that model trained, sampled every 20 ms
+#   (Linux), so a model trained after another does not report the earlier one's peak (`train_peak_memory_scope`:
+#   "model"; "process" where /proc cannot be read, and the number is then the process's peak so far). The stage's
+#   own peak in stage_time.json is untouched by it.

@@ -49,15 +49,7 @@ metrics: dict = {"profile": params.get("profile")}
 
 # %%
 text_run = P.pretrain_text_lm(params)
-tr = text_run.result
-metrics["text_lm"] = {
-    "parameters_m": round(sum(p.numel() for p in text_run.model.parameters()) / 1e6, 2),
-    "heldout_perplexity": round(text_run.heldout_ppl, 2),
-    "heldout_tokens": text_run.heldout_tokens,
-    "final_train_loss": round(tr.history[-1]["loss"], 4) if tr and tr.history else None,
-    "train_wall_s": round(tr.wall_time_s, 1) if tr else 0.0,
-    "train_peak_memory_mb": round(tr.peak_memory_mb, 1) if tr else None,
-}
+metrics["text_lm"] = P.text_lm_metrics(text_run)
 metrics["text_lm"]
 
 # %% [markdown]
@@ -67,17 +59,11 @@ metrics["text_lm"]
 # losses are measured after training on the dev split.
 
 # %%
-runs, dev_losses = {}, {}
-_, runs["s3_lm"], dev_losses["s3_lm"] = P.train_s3_lm(params, text_run.model, text_run.tokenizer, text_run.vocab)
-if tr is not None:
-    runs["text_lm"] = tr
-for name, r in runs.items():
-    last = r.history[-1] if r.history else {}
-    metrics[name] = {**metrics.get(name, {}),
-                     "final_train": {k: round(v, 4) for k, v in last.items() if k not in ("step", "lr")},
-                     "train_wall_s": round(r.wall_time_s, 1), "train_peak_memory_mb": round(r.peak_memory_mb, 1)}
-    if name in dev_losses:
-        metrics[name]["dev"] = {k: round(v, 4) for k, v in dev_losses[name].items()}
+runs = {}
+_, runs["s3_lm"], s3_dev = P.train_s3_lm(params, text_run.model, text_run.tokenizer, text_run.vocab)
+metrics["s3_lm"] = P.run_metrics(runs["s3_lm"], s3_dev)
+if text_run.result is not None:
+    runs["text_lm"] = text_run.result
 pd.DataFrame({k: v.get("dev", {}) for k, v in metrics.items() if isinstance(v, dict) and "dev" in v})
 
 # %%
@@ -103,3 +89,7 @@ metrics
 #   Every speech LM of stage `taslm` (TASLM, the S3-unit LM, the cascade) starts from it, so their comparison is fair.
 # - With `lm.text_lm.pretrained_path` (paper profile) the local Llama is loaded instead of trained: `text_lm` then
 #   records its held-out perplexity only, and models/lm_pretrain/text_lm points at the folder (pretrained_path.txt).
+# - `train_peak_memory_mb` is the process's peak resident set while that model trained, sampled every 20 ms
+#   (Linux), so a model trained after another does not report the earlier one's peak (`train_peak_memory_scope`:
+#   "model"; "process" where /proc cannot be read, and the number is then the process's peak so far). The stage's
+#   own peak in stage_time.json is untouched by it.

@@ -12,6 +12,7 @@ from taste.lm import pipeline as P
 from taste.lm.continuation import (SYSTEMS, load_systems, prepare_prompt, run_system, sampling_from_params,
                                    select_prompts)
 from taste.lm.data import load_code_table
+from taste.lm.memory import current_rss_mb
 from taste.lm.report import read_records, speed_table
 from taste.tokenizer import TasteTokenizer
 from taste.units.model import UnitTokenizer
@@ -39,6 +40,10 @@ def test_stage_end_to_end(tmp_path, monkeypatch):
         assert result.final_step == 3 and all(v == v for v in dev.values())  # finite dev losses
     _, result, dev = P.train_s3_lm(params, text.model, text.tokenizer, text.vocab, progress=False)
     assert "unit_ce" in dev
+    # each LM reports the peak memory of its own training where the resident set can be sampled (Linux)
+    scope = "model" if current_rss_mb() is not None else "process"
+    assert text.result.peak_memory_scope == result.peak_memory_scope == scope
+    assert P.run_metrics(result, dev)["train_peak_memory_scope"] == scope
     # stage lm_pretrain's models in models/lm_pretrain, stage taslm's in models/lm (separate DVC outputs)
     assert P.text_lm_dir(params) == Path("models/lm_pretrain/text_lm")
     assert P.s3_lm_dir(params) == Path("models/lm_pretrain/s3_lm")

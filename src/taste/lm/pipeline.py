@@ -8,7 +8,8 @@ outputs/<stage>/training/<name>/<key>, one folder per fingerprint (taste.trainin
 run's fingerprint holds its settings, a digest of the exact items it learns from (text blocks; transcripts with TASTE
 codes and vectors; unit streams), the weights it starts from (base LM, TASTE tokenizer) and the study's code, so a
 rerun after an upstream stage or the code changed trains afresh in a new folder instead of resuming a finished run on
-stale inputs (those folders are not DVC outputs: `dvc repro` keeps them).
+stale inputs (those folders are not DVC outputs: `dvc repro` keeps them). Each training reports the peak memory of
+its own run (taste.lm.memory), and run_metrics / text_lm_metrics turn a run into its entry of the stage's metrics.json.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from taste.data.records import read_manifest
 from taste.lm import text_lm as tl
 from taste.lm.data import S3Dataset, TASLMDataset, collate_s3, collate_taslm, load_code_table
+from taste.lm.memory import LMTrainResult, train_with_own_peak
 from taste.lm.s3_lm import S3LMConfig, S3UnitLM, s3_loss
 from taste.lm.taslm import TASLM, TASLMConfig, taslm_loss
 from taste.training import TrainResult, train
@@ -92,7 +94,7 @@ class TextLMRun:
     model: Any
     tokenizer: Any
     vocab: tl.LMVocab
-    result: TrainResult | None
+    result: LMTrainResult | None
     heldout_ppl: float
     heldout_tokens: int
 
@@ -120,8 +122,8 @@ def pretrain_text_lm(params: dict[str, Any], progress: bool = True) -> TextLMRun
         fingerprint = {"model": cfg, "tokenizer": hashlib.sha256(tok.to_str().encode()).hexdigest(),
                        "n": len(data), "data": dataset_digest(data), "code": code_digest()}
         rdir = fresh_run_dir(run_dir(params, "text_lm"), tcfg, fingerprint)
-        result = train(model, data, tl.collate_blocks, tl.text_lm_loss, tcfg, rdir, progress=progress,
-                       fingerprint=fingerprint)
+        result = train_with_own_peak(train, model, data, tl.collate_blocks, tl.text_lm_loss, tcfg, rdir,
+                                     progress=progress, fingerprint=fingerprint)
         tl.save_text_lm(model, out)
     tok.save(str(out / TOKENIZER_FILE))
     (out / VOCAB_FILE).write_text(json.dumps(asdict(vocab)))
@@ -205,7 +207,7 @@ def heldout_loss(model, dataset, collate, loss_fn, batch_size: int = 16, max_ite
 
 def train_taslm(params: dict[str, Any], variant: str, base_lm, tok, vocab: tl.LMVocab, taste,
                 progress: bool = True, codes_dir: str | Path | None = None
-                ) -> tuple[TASLM, TrainResult, dict[str, float]]:
+                ) -> tuple[TASLM, LMTrainResult, dict[str, float]]:
     """Fine-tune one TASLM variant on the train split's TASTE codes (in `codes_dir`, by default
     taslm_codes_dir(params)); returns (model, training result, dev losses)."""
     train_ds = taslm_data(params, "train", tok, vocab, taste, codes_dir)
@@ -220,7 +222,8 @@ def train_taslm(params: dict[str, Any], variant: str, base_lm, tok, vocab: tl.LM
                    "n": len(train_ds), "data": dataset_digest(train_ds), "code": code_digest()}
     rdir = fresh_run_dir(run_dir(params, f"taslm_{variant}"), tcfg, fingerprint)
     collate = partial(collate_taslm, pad_id=vocab.pad)
-    result = train(model, train_ds, collate, taslm_loss, tcfg, rdir, progress=progress, fingerprint=fingerprint)
+    result = train_with_own_peak(train, model, train_ds, collate, taslm_loss, tcfg, rdir, progress=progress,
+                                 fingerprint=fingerprint)
     model.save_pretrained(lm_dir(params) / f"taslm_{variant}")
     return model, result, heldout_loss(model, dev_ds, collate, taslm_loss)
 
@@ -233,7 +236,7 @@ def s3_data(params: dict[str, Any], split: str, tok, vocab: tl.LMVocab) -> S3Dat
 
 
 def train_s3_lm(params: dict[str, Any], base_lm, tok, vocab: tl.LMVocab, progress: bool = True
-                ) -> tuple[S3UnitLM, TrainResult, dict[str, float]]:
+                ) -> tuple[S3UnitLM, LMTrainResult, dict[str, float]]:
     """The S3-unit baseline: same pretrained LM, same speech, same fine-tuning mode and budget as TASLM."""
     r, alpha = _lora(params)
     cfg = S3LMConfig(n_units=params["units"]["codebook_size"], lora_r=r, lora_alpha=alpha)
@@ -245,7 +248,35 @@ def train_s3_lm(params: dict[str, Any], base_lm, tok, vocab: tl.LMVocab, progres
                    "code": code_digest()}
     rdir = fresh_run_dir(run_dir(params, "s3_lm"), tcfg, fingerprint)
     collate = partial(collate_s3, pad_id=vocab.pad, n_units=cfg.n_units)
-    result = train(model, train_ds, collate, s3_loss, tcfg, rdir, progress=progress, fingerprint=fingerprint)
+    result = train_with_own_peak(train, model, train_ds, collate, s3_loss, tcfg, rdir, progress=progress,
+                                 fingerprint=fingerprint)
     model.save_pretrained(s3_lm_dir(params))
     return model, result, heldout_loss(model, dev_ds, collate, s3_loss)
 
+
+
+def text_lm_metrics(run: TextLMRun) -> dict[str, Any]:
+    """The text LM's entry of stage lm_pretrain's metrics.json: size, held-out perplexity and, when it was trained
+    here (not loaded from lm.text_lm.pretrained_path), its training (run_metrics)."""
+    r = run.result
+    return {"parameters_m": round(sum(p.numel() for p in run.model.parameters()) / 1e6, 2),
+            "heldout_perplexity": round(run.heldout_ppl, 2), "heldout_tokens": run.heldout_tokens,
+            "final_train_loss": round(r.history[-1]["loss"], 4) if r and r.history else None,
+            "train_wall_s": round(r.wall_time_s, 1) if r else 0.0,
+            "train_peak_memory_mb": round(r.peak_memory_mb, 1) if r else None,
+            **(run_metrics(r) if r else {})}
+
+
+def run_metrics(result: TrainResult, dev: dict[str, float] | None = None) -> dict[str, Any]:
+    """A trained model's entry of a stage's metrics.json: the last logged training values (step and lr left out),
+    wall time, peak memory and its scope ("model": this run's own; "process": the process's peak so far, where it
+    could not be sampled), and the dev losses when given."""
+    last = result.history[-1] if result.history else {}
+    out: dict[str, Any] = {
+        "final_train": {k: round(v, 4) for k, v in last.items() if k not in ("step", "lr")},
+        "train_wall_s": round(result.wall_time_s, 1), "train_peak_memory_mb": round(result.peak_memory_mb, 1),
+        "train_peak_memory_scope": getattr(result, "peak_memory_scope", "process"),
+    }
+    if dev is not None:
+        out["dev"] = {k: round(v, 4) for k, v in dev.items()}
+    return out
