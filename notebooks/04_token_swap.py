@@ -477,3 +477,6 @@ pd.DataFrame([{"set": name, "measure": measure, "directed pairs": m["n_directed_
 # a collapsed RVQ level (fewer distinct codes per word), and the 40 ms unit grid (a one-unit change is a large
 # share of a short word's contrast). The mismatch rows show whether the codes carry content: intelligibility (WER)
 # of the mismatched subset versus the matched swap, and whether the words take the duration of their source word.
+#
+# The goals of the ratios (transfer, control, leakage) are null, with `<goal>_reason`, where retention's 95% CI
+# includes 0: a ratio to a retention that may be 0 is noise (today's pitch pairs), neither met nor failed.

@@ -145,3 +145,14 @@ def test_the_heldout_row_appears_beside_the_test_row(tmp_path):
     assert row["retention"]["value"] > 0 and set(row["retention"]) == {"value", "ci_lo", "ci_hi"}
     assert "local_rate_transfer_met" in rows["heldout_stretched"]["goals"]
     assert local_set_rows({"heldout_stretched": {}}) == {"heldout_stretched": {"goals": {}}}
+
+
+def test_a_rendition_over_max_seconds_is_an_error_not_a_drop(tmp_path):
+    """The corpus drops a too-long recording; the held-out set's sentence file is fixed, so it stops instead."""
+    params = {**PARAMS, "data": {**PARAMS["data"], "speech": {**PARAMS["data"]["speech"], "max_seconds": 0.3}}}
+    settings = HeldoutSettings(sentences=str(tiny_file(tmp_path)), max_bases=1, min_words=3)
+    with pytest.raises(HeldoutTextError, match=r"'is the modem online yet' at \d+ wpm lasts over "
+                                               r"data.speech.max_seconds 0.3 s"):
+        build_heldout_bases(params, settings, tmp_path / "long", lambda u: read_speech(u.audio_path, u.text),
+                            training=TRAINING)
+    assert not list(tmp_path.glob("long/**/*.wav"))

@@ -65,3 +65,43 @@ def test_cli_speaks_the_swap(tokenizer, tmp_path, capsys):
     assert len(read_audio(tmp_path / "sw.wav", 16000)) > 0
     out = capsys.readouterr().out
     assert "recipient" in out and "*w0x0" in out and "*w0x1" in out and "*w0x2" not in out
+
+
+def test_records_sharing_an_embedding_decode_once_and_alike(tokenizer):
+    """Edited pairs: base and variant (and the base of every edit kind) speak with one embedding, and one direction's
+    swap is the other's control. Each distinct (embedding, text, codes) is decoded once, and every job gets what it
+    gets when decoded on its own."""
+    from taste.data.records import PairInfo, Utterance
+
+    n_q, text, j = tokenizer.cfg.rvq.n_quantizers, "w0x0 w0x1 w0x2 w0x3 w0x4", 2
+    g = torch.Generator().manual_seed(0)
+    base = torch.randint(0, 16, (5, n_q), generator=g)
+    voice = torch.randn(tokenizer.cfg.decoder.speaker_dim, generator=g)
+    utts, codes = [], {}
+    for kind in ("stretch", "shift"):
+        variant = base.clone()
+        variant[j] = torch.randint(0, 16, (n_q,), generator=g)
+        for uid, role, c in ((f"b~base-{kind}", "base", base), (f"b~{kind}", "variant", variant)):
+            utts.append(Utterance(uid, "b.wav", 1.0, 16000, text, "spk", "test", None, None,
+                                  pair=PairInfo("local", f"{kind}:b", role, j)))
+            codes[uid] = c
+    speakers = {u.id: voice.clone() for u in utts}
+    settings = SwapSettings(seeds=(0,), batch_size=4, rate_hz=tokenizer.cfg.unit_rate_hz)
+    flat = [job for jobs in plan_jobs(build_pairs(utts), codes, settings) for job in jobs]
+    calls = []
+    decode_batch = tokenizer.decode_batch
+
+    def counting(transcripts, *args, **kwargs):
+        calls.append(len(transcripts))
+        return decode_batch(transcripts, *args, **kwargs)
+
+    tokenizer.decode_batch = counting
+    try:
+        out = decode_jobs(tokenizer, flat, speakers, seed=0, rate_hz=settings.rate_hz, batch_size=4)
+    finally:
+        del tokenizer.decode_batch
+    distinct = {tuple(job.codes.reshape(-1).tolist()) for job in flat}
+    assert sum(calls) == len(distinct) < len(flat)
+    for job, got in zip(flat, out):
+        alone = tokenizer.decode(text, job.codes.long(), voice, seed=0)
+        assert list(got.units) == alone.units.tolist()

@@ -1,4 +1,6 @@
 """The pooled-slope swap estimator against hand-computed references and the fake tokenizer."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -180,3 +182,29 @@ def test_local_slope_frame_and_figure(tmp_path):
     assert set(f.directed_pairs[f.source == "edited"]) == {8}
     path = figures.plot_local_sources(f, tmp_path / "local.png")
     assert path.stat().st_size > 1000
+
+
+def test_ratio_goals_are_not_assessed_when_retention_ci_includes_zero():
+    """Today's pitch: retention -0.007 [-0.027, 0.014] makes control 1.88 [-8.5, 17] noise; neither met nor failed.
+    Retention goals and the ratios of a measure whose retention is surely positive are judged as before."""
+    from taste.swap.slope import slope_goals
+
+    def s(v, lo, hi):
+        return {"value": v, "ci_lo": lo, "ci_hi": hi, "n": 50}
+
+    metrics = {"duration": {"local_rate_pairs": {"retention": s(0.05, -0.02, 0.12),
+                                                 "swap": {"word_j": s(0.9, -3, 5), "offset_+1": s(0.01, -1, 1)},
+                                                 "control": {"word_j": s(0.02, -2, 2)}},
+                            "global_rate": {"retention": s(0.9, 0.84, 0.96), "transfer": s(0.88, 0.86, 0.91),
+                                            "leakage": s(0.15, 0.13, 0.17)}},
+               "log_f0": {"local_pitch_pairs": {"retention": s(-0.007, -0.027, 0.014),
+                                                "swap": {"word_j": s(0.7, -9, 9)},
+                                                "control": {"word_j": s(0.05, -8.5, 17)}}}}
+    goals = slope_goals(metrics)
+    for name in ("local_rate_transfer_met", "local_rate_leakage_met", "local_rate_control_met",
+                 "local_pitch_transfer_met", "local_pitch_control_met"):
+        assert goals[name] is None and goals[f"{name}_reason"] == "retention CI includes 0"
+    assert goals["local_rate_retention_met"] is False
+    assert goals["global_rate_transfer_met"] is True and goals["global_rate_leakage_met"] is True
+    assert "global_rate_transfer_met_reason" not in goals
+    json.dumps(goals)

@@ -44,24 +44,30 @@ def to_decoded(result: Any, n_words: int, rate_hz: float) -> Decoded:
     return Decoded(units, durs)
 
 
-def _job_key(job: SwapJob) -> tuple:
-    # Jobs sharing speaker, text and codes decode identically for a given seed (each row samples from its own generator): decode once.
-    return (job.pair.recipient_id, job.pair.text, tuple(job.codes.reshape(-1).tolist()))
+def _job_key(job: SwapJob, voice: bytes) -> tuple:
+    # Jobs sharing speaker embedding, text and codes decode identically for a given seed (each row samples from its
+    # own generator, unit_decoder.row_generators): decode once. The embedding's bytes, not the recipient's id, name
+    # the speaker: an edited pair's two records (and a base shared by several edits) speak with one embedding, and
+    # their swap in one direction is the other direction's control, so about a third of those decodes repeat.
+    return (voice, job.pair.text, tuple(job.codes.reshape(-1).tolist()))
 
 
 def decode_jobs(tokenizer: Any, jobs: Sequence[SwapJob], speakers: Mapping[str, Tensor], seed: int,
                 rate_hz: float, batch_size: int = 64) -> list[Decoded]:
     """Decode every job (recipient's speaker embedding) at one seed -> one Decoded per job, in order."""
+    voices = {r: speakers[r].float().cpu().numpy().tobytes() for r in {job.pair.recipient_id for job in jobs}}
+    keys = [_job_key(job, voices[job.pair.recipient_id]) for job in jobs]
     unique: dict[tuple, int] = {}
     order: list[SwapJob] = []
-    for job in jobs:
-        if _job_key(job) not in unique:
-            unique[_job_key(job)] = len(order)
+    for job, key in zip(jobs, keys):
+        if key not in unique:
+            unique[key] = len(order)
             order.append(job)
     # Batches of similar length waste fewer sampling steps on rows that already finished.
     by_length = sorted(range(len(order)), key=lambda k: len(order[k].pair.text.split()))
+    firsts = list(unique)
+    unique = {firsts[k]: rank for rank, k in enumerate(by_length)}
     order = [order[k] for k in by_length]
-    unique = {_job_key(job): k for k, job in enumerate(order)}
     results: list[Decoded] = []
     batched = hasattr(tokenizer, "decode_batch") and hasattr(tokenizer, "codes_to_vectors")
     for start in range(0, len(order), batch_size):
@@ -76,4 +82,4 @@ def decode_jobs(tokenizer: Any, jobs: Sequence[SwapJob], speakers: Mapping[str, 
         else:
             raw = [tokenizer.decode(t, c, s, seed=seed) for t, c, s in zip(texts, codes, spk)]
         results.extend(to_decoded(r, len(t.split()), rate_hz) for r, t in zip(raw, texts))
-    return [results[unique[_job_key(job)]] for job in jobs]
+    return [results[unique[key]] for key in keys]

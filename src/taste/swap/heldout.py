@@ -29,11 +29,9 @@ import torch
 from torch import Tensor
 
 from taste.data import corpus
-from taste.data.audio_io import write_audio
 from taste.data.corpus import Speaker, UttJob
-from taste.data.materialise import repo_relative
+from taste.data.materialise import SynthSettings, _run_group
 from taste.data.records import Utterance, read_manifest, read_text_pool_sentences
-from taste.data.synth import synthesise
 from taste.data.text_norm import normalise
 
 HELDOUT_PREFIX = "hot"  # recording ids hot0000, hot0001, ...: never an id of the corpus (train_, swl, swg, ...)
@@ -151,27 +149,23 @@ def heldout_jobs(seed: int, sentences: Sequence[str], speakers: Sequence[Speaker
 
 def synthesise_heldout(jobs: Sequence[tuple[UttJob, int]], audio_dir: str | Path, seed: int, sample_rate: int,
                        dither: float, max_seconds: float) -> list[tuple[Utterance, int]]:
-    """Speak each job with the embedded synthesiser -> (utterance record with the synthesiser's word and phone
-    timings, word j); the audio is written as 16-bit WAV to audio_dir/<id>.wav like the corpus's (then read back
-    through taste.data.validate.read_speech, as every recording). The dither seed is the corpus's rule
-    (crc32 of '<shared.seed>:<id>'). A rendition longer than max_seconds (the speech subset's limit) is an error:
-    the sentence file is fixed, so it must be shortened rather than silently dropped."""
-    audio_dir = Path(audio_dir)
+    """Speak each job by the corpus's own per-recording synthesis (`taste.data.materialise._run_group`: the embedded
+    synthesiser, the dither seed crc32 of '<shared.seed>:<id>', 16-bit WAV at audio_dir/audio/<id>.wav) -> (utterance
+    record with the synthesiser's word and phone timings, word j); the audio is then read back through
+    taste.data.validate.read_speech, as every recording. Where the corpus drops a recording that is too long or
+    that the synthesiser refuses, this is an error: the sentence file is fixed, so it must be shortened rather than
+    silently dropped (a rendition is too long over max_seconds, the speech subset's limit)."""
+    cfg = SynthSettings(out_dir=str(audio_dir), sample_rate=sample_rate, dither=dither, max_seconds=max_seconds,
+                        seed=seed)
     out = []
     for job, j in jobs:
-        s = synthesise(job.words, job.markups, job.speaker.voice, job.rate_wpm, job.pitch,
-                       pitch_range=job.speaker.pitch_range, dither=dither,
-                       dither_seed=zlib.crc32(f"{seed}:{job.id}".encode()), sample_rate=sample_rate)
-        duration = len(s.wav) / sample_rate
-        if duration > max_seconds:
-            raise HeldoutTextError(f"held-out sentence {' '.join(job.words)!r} lasts {duration:.2f} s at "
-                                   f"{job.rate_wpm} wpm, over data.speech.max_seconds {max_seconds}: shorten it")
-        path = audio_dir / f"{job.id}.wav"
-        write_audio(path, s.wav, sample_rate)
-        out.append((Utterance(id=job.id, audio_path=repo_relative(path), duration=round(duration, 5),
-                              sample_rate=sample_rate, text=" ".join(job.words), speaker=job.speaker.id,
-                              split="heldout", rate_wpm=float(job.rate_wpm), pitch=float(job.pitch), words=s.words,
-                              phones=s.phones), j))
+        utts, dropped = _run_group(([job], cfg))
+        if utts is None:
+            why = (f"lasts over data.speech.max_seconds {max_seconds} s" if dropped == "too_long"
+                   else f"cannot be synthesised ({dropped})")
+            raise HeldoutTextError(f"held-out sentence {' '.join(job.words)!r} at {job.rate_wpm} wpm {why}: "
+                                   f"shorten or rewrite it")
+        out.append((utts[0], j))
     return out
 
 

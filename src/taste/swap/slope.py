@@ -222,28 +222,51 @@ SLOPE_GOALS = {"retention_min": 0.8, "transfer_min": 0.8, "control_max": 0.1, "l
                "global_leakage_max": 0.2}
 
 
+NOT_ASSESSABLE = "retention CI includes 0"
+
+
+def _assessable(retention: Mapping | None) -> bool:
+    """A ratio beta_c / beta_donor means something only when retention is surely positive (its 95% CI above 0);
+    otherwise the ratio divides by noise and can read as anything (pitch: control 1.88 [-8.5, 17])."""
+    return bool(retention) and bool(np.isfinite(retention["ci_lo"]) and retention["ci_lo"] > 0)
+
+
+def _ratio_goal(out: dict, name: str, met: bool, assessable: bool) -> None:
+    """out[name] = met, or None with out[name + '_reason'] when the ratio is not assessable."""
+    out[name] = bool(met) if assessable else None
+    if not assessable:
+        out[f"{name}_reason"] = NOT_ASSESSABLE
+
+
 def slope_goals(metrics: dict) -> dict:
-    """Issue 13's goals on the slope estimator (point estimates; the CIs are beside them in metrics.json)."""
+    """Issue 13's goals on the slope estimator (point estimates; the CIs are beside them in metrics.json).
+
+    Retention goals are plain booleans. Transfer, control and leakage are ratios to retention: where retention's
+    95% CI reaches 0 their goal is None (neither met nor failed) beside `<goal>_reason`."""
     g = SLOPE_GOALS
-    out = {}
+    out: dict = {}
     loc = metrics.get("duration", {}).get("local_rate_pairs", {})
+    ok = _assessable(loc.get("retention"))
     if "retention" in loc:
         out["local_rate_retention_met"] = bool(loc["retention"]["value"] >= g["retention_min"])
     if "swap" in loc:
-        out["local_rate_transfer_met"] = bool(loc["swap"]["word_j"]["value"] >= g["transfer_min"])
-        out["local_rate_leakage_met"] = bool(all(abs(v["value"]) <= g["leakage_max"]
-                                                 for k, v in loc["swap"].items() if k != "word_j"))
+        _ratio_goal(out, "local_rate_transfer_met", loc["swap"]["word_j"]["value"] >= g["transfer_min"], ok)
+        _ratio_goal(out, "local_rate_leakage_met", all(abs(v["value"]) <= g["leakage_max"]
+                                                       for k, v in loc["swap"].items() if k != "word_j"), ok)
     if "control" in loc:
-        out["local_rate_control_met"] = bool(abs(loc["control"]["word_j"]["value"]) <= g["control_max"])
+        _ratio_goal(out, "local_rate_control_met", abs(loc["control"]["word_j"]["value"]) <= g["control_max"], ok)
     pitch = metrics.get("log_f0", {}).get("local_pitch_pairs", {})
+    ok = _assessable(pitch.get("retention"))
     if "swap" in pitch:
-        out["local_pitch_transfer_met"] = bool(pitch["swap"]["word_j"]["value"] >= g["pitch_transfer_min"])
+        _ratio_goal(out, "local_pitch_transfer_met", pitch["swap"]["word_j"]["value"] >= g["pitch_transfer_min"], ok)
     if "control" in pitch:
-        out["local_pitch_control_met"] = bool(abs(pitch["control"]["word_j"]["value"]) <= g["pitch_control_max"])
+        _ratio_goal(out, "local_pitch_control_met",
+                    abs(pitch["control"]["word_j"]["value"]) <= g["pitch_control_max"], ok)
     glob = metrics.get("duration", {}).get("global_rate", {})
+    ok = _assessable(glob.get("retention"))
     if "transfer" in glob:
-        out["global_rate_transfer_met"] = bool(glob["transfer"]["value"] >= g["global_transfer_min"])
-        out["global_rate_leakage_met"] = bool(abs(glob["leakage"]["value"]) <= g["global_leakage_max"])
+        _ratio_goal(out, "global_rate_transfer_met", glob["transfer"]["value"] >= g["global_transfer_min"], ok)
+        _ratio_goal(out, "global_rate_leakage_met", abs(glob["leakage"]["value"]) <= g["global_leakage_max"], ok)
     return out
 
 
