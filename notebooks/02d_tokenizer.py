@@ -30,7 +30,6 @@ params_path = "params.yaml"
 # %%
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from IPython.display import Audio, Markdown, display
 from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.tokenizer import pipeline as P
 from taste.tokenizer import table as T
-from taste.tokenizer.data import save_items, with_last_layer_values
+from taste.tokenizer.data import with_last_layer_values
 from taste.metrics.stats import paired_corpus_wer_ratio
 from taste.tokenizer.evaluate import default_audio_judges
 
@@ -75,21 +74,8 @@ print({k: len(v) for k, v in items.items()}, f"{timings['encoder_states_s']:.1f}
 
 # %%
 t0 = time.perf_counter()
-proc = None
-if parallel:  # two 1-thread processes: this one trains the main model, the other the ablations
-    set_threads(1)
-    cache = paths.models / "cache" / "train.safetensors"
-    save_items(cache, items["train"])
-    proc = P.launch_ablations(params_path, cache, out / "ablations.log")
-infos = P.train_main(params, model, items["train"], paths)
-if proc is None:
-    for name in P.ABLATIONS:
-        P.train_ablation(params, name, items["train"], paths)
-elif proc.wait() != 0:
-    raise RuntimeError("ablation training failed:\n" + (out / "ablations.log").read_text()[-4000:])
-else:  # the item cache only served the parallel process; keep it out of the stage's outputs
-    shutil.rmtree(cache.parent, ignore_errors=True)
-set_threads(params["shared"]["threads"])
+# parallel: two 1-thread processes, this one trains the main model, the other the ablations (stopped if this one fails)
+infos = P.train_all_rows(params, params_path, model, items["train"], paths, out / "ablations.log", parallel=parallel)
 timings["training_s"] = time.perf_counter() - t0
 pd.DataFrame(infos)[["stage", "steps", "wall_time_s", "peak_memory_mb", "resumed_from"]]
 
@@ -130,10 +116,11 @@ n_boot = int(tp["bootstrap"])
 eval_items = items["test"][: tp["eval_utterances"]]
 models = {k: P.load_trained(paths, k) for k in ("text_only", "no_vq", "rvq", *P.ABLATIONS)}
 rows = T.model_rows(models, eval_items, with_last_layer_values(eval_items), P.other_mode(params))
-measures, decodes = [], {}
-for row in rows:
-    m, decodes[row.name] = T.model_row_measures(row, n_boot, seed, rate)
-    measures.append(m)
+if params["shared"]["threads"] > 1:  # one 1-thread process per core, each loading its rows' models from their folders
+    measures, decodes = T.measure_rows_parallel(rows, {k: P.trained_folder(paths, k) for k in models}, n_boot, seed,
+                                                rate, workers=params["shared"]["threads"])
+else:
+    measures, decodes = T.measure_rows(rows, n_boot, seed, rate)
 timings["model_rows_s"] = time.perf_counter() - t0
 # How text-aligned is the aggregator? Share of each word query's cross-attention inside its own word's frames.
 from taste.tokenizer.evaluate import attention_in_span

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -12,8 +13,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
+from taste.config import set_threads
 from taste.tokenizer.config import config_from_params
-from taste.tokenizer.data import TasteItem, build_items
+from taste.tokenizer.data import TasteItem, build_items, save_items
 from taste.tokenizer.model import WEIGHTS_FILE, TasteTokenizer
 from taste.tokenizer.train import StageSteps, train_all
 from taste.training import TrainConfig
@@ -146,13 +148,61 @@ def launch_ablations(params_path: str, cache: Path, log: Path) -> subprocess.Pop
     """Train the ablations in a second 1-thread process (two 1-thread jobs beat one 2-thread job here)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "taste.tokenizer.ablation", "--params", params_path, "--cache", str(cache)]
-    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    with log.open("w") as out:  # the child holds its own copy of the file descriptor
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Terminate a child process (kill it after `timeout_s`) and reap it; nothing when it has already exited."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def train_all_rows(params: dict[str, Any], params_path: str, model: TasteTokenizer, items: list[TasteItem],
+                   paths: StagePaths, log: Path, parallel: bool = True) -> list[dict]:
+    """The main run (train_main) and every ablation row; returns the main run's infos.
+
+    parallel: this process drops to 1 thread and the ablations train in a second 1-thread process
+    (launch_ablations) from an item cache under paths.models / "cache", removed once both succeed. If the main run
+    raises or is interrupted, the ablation process is terminated and reaped before the error propagates (the cache
+    stays, for `python -m taste.tokenizer.ablation --only ...`); the thread count returns to shared.threads either way.
+    A failed ablation process raises RuntimeError with the tail of `log`."""
+    if not parallel:
+        infos = train_main(params, model, items, paths)
+        for name in ABLATIONS:
+            train_ablation(params, name, items, paths)
+        return infos
+    cache = paths.models / "cache" / "train.safetensors"
+    proc = None
+    set_threads(1)
+    try:
+        save_items(cache, items)
+        proc = launch_ablations(params_path, cache, log)
+        infos = train_main(params, model, items, paths)
+        if proc.wait() != 0:
+            raise RuntimeError("ablation training failed:\n" + log.read_text()[-4000:])
+    finally:
+        if proc is not None:
+            stop_process(proc)
+        set_threads(params["shared"]["threads"])
+    shutil.rmtree(cache.parent, ignore_errors=True)  # the cache only served the ablation process
+    return infos
+
+
+def trained_folder(paths: StagePaths, name: str) -> Path:
+    """The saved folder of 'text_only' | 'no_vq' | 'rvq' (main run) or of an ablation name (its RVQ model)."""
+    return paths.models / name if name in ("text_only", "no_vq", "rvq") else paths.models / name / "rvq"
 
 
 def load_trained(paths: StagePaths, name: str) -> TasteTokenizer:
     """'text_only' | 'no_vq' | 'rvq' (main run) or an ablation name (its RVQ model)."""
-    folder = paths.models / name if name in ("text_only", "no_vq", "rvq") else paths.models / name / "rvq"
-    return TasteTokenizer.from_pretrained(folder)
+    return TasteTokenizer.from_pretrained(trained_folder(paths, name))
 
 
 def write_codes(model: TasteTokenizer, params: dict[str, Any], paths: StagePaths,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ from taste.tokenizer.data import TasteItem
 from taste.tokenizer.evaluate import (AudioJudges, bitrate, boundary_durations, boundary_durations_by_utterance,
                                       consistency_with_ci, judge_audio, reconstruct, summarise_audio,
                                       teacher_forced_accuracy)
-from taste.tokenizer.model import TasteTokenizer
+from taste.tokenizer.model import DecodeResult, TasteTokenizer
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class ModelRow:
     model: TasteTokenizer
     n_layers: int | None
     items: Sequence[TasteItem]   # the eval items as this model sees them (ablation: last-layer values)
+    source: str = ""             # the key of `model` in model_rows' models (its saved folder, for the parallel path)
 
 
 def model_rows(models: Mapping[str, TasteTokenizer], items: Sequence[TasteItem], ablation_items: Sequence[TasteItem],
@@ -32,23 +35,24 @@ def model_rows(models: Mapping[str, TasteTokenizer], items: Sequence[TasteItem],
     other_duration_feature (missing ones skipped)."""
     rows = []
     if "text_only" in models:
-        rows.append(ModelRow("text_only", models["text_only"], None, items))
+        rows.append(ModelRow("text_only", models["text_only"], None, items, "text_only"))
     if "no_vq" in models:
-        rows.append(ModelRow("taste_no_vq", models["no_vq"], None, items))
+        rows.append(ModelRow("taste_no_vq", models["no_vq"], None, items, "no_vq"))
     if "rvq" in models:
         n_q = models["rvq"].cfg.rvq.n_quantizers
         for k in sorted({1, 2, n_q} & set(range(1, n_q + 1))):
-            rows.append(ModelRow(f"taste_rvq{k}", models["rvq"], k, items))
+            rows.append(ModelRow(f"taste_rvq{k}", models["rvq"], k, items, "rvq"))
     if "other_mode" in models:
         m = models["other_mode"]
-        rows.append(ModelRow(f"taste_rvq{m.cfg.rvq.n_quantizers}_{other_mode}", m, None, items))
+        rows.append(ModelRow(f"taste_rvq{m.cfg.rvq.n_quantizers}_{other_mode}", m, None, items, "other_mode"))
     if "last_layer_values" in models:
         m = models["last_layer_values"]
-        rows.append(ModelRow(f"taste_rvq{m.cfg.rvq.n_quantizers}_last_layer_values", m, None, ablation_items))
+        rows.append(ModelRow(f"taste_rvq{m.cfg.rvq.n_quantizers}_last_layer_values", m, None, ablation_items,
+                             "last_layer_values"))
     if "other_duration_feature" in models:
         m = models["other_duration_feature"]
         rows.append(ModelRow(f"taste_rvq{m.cfg.rvq.n_quantizers}_duration_{m.cfg.aggregator.duration_feature}", m,
-                             None, items))
+                             None, items, "other_duration_feature"))
     return rows
 
 
@@ -70,6 +74,82 @@ def model_row_measures(row: ModelRow, n_boot: int, seed: int, rate_hz: float) ->
         ref, hyp, utts = boundary_durations_by_utterance(row.items, results, rate_hz)
         out.update({f"gen_{k}": v for k, v in consistency_with_ci(ref, hyp, n_boot, seed, utts).items()})
     return out, results
+
+
+def measure_rows(rows: Sequence[ModelRow], n_boot: int, seed: int,
+                 rate_hz: float) -> tuple[list[dict], dict[str, list[DecodeResult]]]:
+    """model_row_measures of every row, in this process: (measures in table order, {row name: decodes})."""
+    measures, decodes = [], {}
+    for row in rows:
+        m, decodes[row.name] = model_row_measures(row, n_boot, seed, rate_hz)
+        measures.append(m)
+    return measures, decodes
+
+
+def row_cost(row: ModelRow) -> float:
+    """Expected relative cost of measuring a row: decoding dominates, ~ trainable weights x tokens to generate."""
+    return float(sum(p.numel() for p in row.model.parameters())) * sum(len(it.units) + it.n_words for it in row.items)
+
+
+def balance(costs: Sequence[float], workers: int) -> list[list[int]]:
+    """Greedy longest-first assignment of jobs to the least-loaded of `workers` groups; each group in input order,
+    empty groups dropped."""
+    groups: list[list[int]] = [[] for _ in range(max(1, workers))]
+    load = [0.0] * len(groups)
+    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        j = min(range(len(groups)), key=lambda j: load[j])
+        groups[j].append(i)
+        load[j] += costs[i]
+    return [sorted(g) for g in groups if g]
+
+
+def _measure_rows_job(job: tuple) -> list[tuple[str, dict, list[DecodeResult]]]:
+    """Worker (1 thread): load each model and item file once, measure a group of rows."""
+    from taste.config import set_threads
+    from taste.tokenizer.data import load_items
+
+    specs, n_boot, seed, rate_hz = job
+    set_threads(1)
+    models: dict[str, TasteTokenizer] = {}
+    items: dict[str, list[TasteItem]] = {}
+    out = []
+    for name, folder, n_layers, item_file in specs:
+        if folder not in models:
+            models[folder] = TasteTokenizer.from_pretrained(folder)
+        if item_file not in items:
+            items[item_file] = load_items(item_file)
+        row = ModelRow(name, models[folder], n_layers, items[item_file])
+        out.append((name, *model_row_measures(row, n_boot, seed, rate_hz)))
+    return out
+
+
+def measure_rows_parallel(rows: Sequence[ModelRow], folders: Mapping[str, str | Path], n_boot: int, seed: int,
+                          rate_hz: float, workers: int = 2) -> tuple[list[dict], dict[str, list[DecodeResult]]]:
+    """measure_rows with the rows spread over `workers` 1-thread spawn processes, balanced by row_cost (decoding
+    small models gains little from a second thread; two processes use both cores). folders: row.source -> the
+    saved model folder the worker loads (TasteTokenizer.from_pretrained); the rows' items reach the workers through
+    save_items files in a temporary folder. Each item samples from its own seeded generator, so a row decodes as
+    it does in measure_rows at 1 thread."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from taste.tokenizer.data import save_items
+
+    missing = sorted({r.source for r in rows} - set(folders))
+    if missing:
+        raise ValueError(f"measure_rows_parallel: no saved folder for the rows' models {missing}")
+    with tempfile.TemporaryDirectory(prefix="taste_rows_") as tmp:
+        item_files: dict[int, str] = {}
+        for row in rows:  # one file per distinct item list (the main items, the last-layer-values items)
+            if id(row.items) not in item_files:
+                item_files[id(row.items)] = str(Path(tmp) / f"items_{len(item_files)}.safetensors")
+                save_items(item_files[id(row.items)], row.items)
+        specs = [(r.name, str(folders[r.source]), r.n_layers, item_files[id(r.items)]) for r in rows]
+        groups = balance([row_cost(r) for r in rows], workers)
+        jobs = [([specs[i] for i in g], n_boot, seed, rate_hz) for g in groups]
+        with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
+            done = {name: (m, d) for part in pool.map(_measure_rows_job, jobs) for name, m, d in part}
+    return [done[r.name][0] for r in rows], {r.name: done[r.name][1] for r in rows}
 
 
 def audio_rows(row_wavs: Mapping[str, Sequence[np.ndarray]], ids: Sequence[str], texts: Sequence[str],
