@@ -82,9 +82,8 @@ print(f"{len(chosen)} prompts x {len(report.SYSTEMS)} systems = {len(items)} con
 # DNSMOS runs on the first `evaluation.quality_items_per_system` prompts of every system (it costs ~1 s per clip).
 
 # %%
-from taste.metrics.quality import dnsmos, utmos
-from taste.metrics.recognizer import Pocketsphinx, blind_corpus
-from taste.metrics.speaker import SpeakerEncoder
+from taste.evaluation.audio_judges import JudgePool, JudgeSettings
+from taste.metrics.recognizer import blind_corpus
 
 stories = coherence.read_stories(raw / "stories.jsonl")
 # pocketsphinx's LM: train-split transcripts + the text pool, blind to every sentence of the judged prompts' stories
@@ -94,10 +93,11 @@ scored = [c.prompt_text for c in items] + [s for sid in {c.story_id for c in ite
                                            for s in story_text.get(sid, ())]
 lm_text, n_removed = blind_corpus([u.text for u in read_manifest(prepared / "train.jsonl")]
                                   + read_text_pool_sentences(raw / "text_pool.txt", ev["recognizer_sentences"]), scored)
-ps = Pocketsphinx(lm_text, scored_sentences=scored)
 print(f"pocketsphinx LM: {len(lm_text)} train-split sentences ({n_removed} scored sentences removed)")
-speaker = SpeakerEncoder()
-utmos_fn = (lambda w: utmos(w, ev["utmos_checkpoint"])) if ev.get("utmos_checkpoint") else None
+# The judges (pocketsphinx, resemblyzer, DNSMOS, UTMOS) run in `shared.threads` processes: pocketsphinx as one
+# ordered stream (its transcripts depend on call order), the others in the rest, the study ASR here meanwhile; the
+# values are exactly those of the sequential path (JudgePool with workers=1). JudgeLeakError before any process starts.
+judge_settings = JudgeSettings(tuple(lm_text), tuple(scored), ev.get("utmos_checkpoint"))
 audio_cache: dict[str, np.ndarray] = {}
 
 
@@ -112,16 +112,14 @@ study_asr = report.asr_transcriber(Path(paths["models"]) / "asr", mel_cfg)
 # The judges' floor: both recognisers on the original test utterances the prompts were cut from, against their text
 test_text = {u.audio_path: u.text for u in read_manifest(prepared / "test.jsonl")}
 floor_wavs = sorted({c.prompt_wav for c in items if c.prompt_wav in test_text})
-floor = report.judge_floor([test_text[p] for p in floor_wavs], [read(p) for p in floor_wavs],
-                           {"study_asr": study_asr, "pocketsphinx": lambda ws: [ps.transcribe(w) for w in ws]},
-                           n_boot=n_boot, seed=seed)
-print(f"judge floor on {len(floor_wavs)} original test utterances (mean WER):",
-      {k: round(v["value"], 3) for k, v in floor.items()})
-items = report.cut_prompts(items, read, out / "prompts")  # the prompts exactly as the systems heard them
-df = report.measure_audio(items, read=read, asr=study_asr,
-                          recognizer=ps.transcribe, speaker_embed=speaker.embed, quality=dnsmos, utmos=utmos_fn,
-                          quality_prompts=quality_prompts)
-print(f"pocketsphinx real-time factor: {ps.real_time_factor:.2f}")
+with JudgePool(judge_settings, workers=params["shared"]["threads"]) as judges:
+    floor = report.judge_floor([test_text[p] for p in floor_wavs], [read(p) for p in floor_wavs],
+                               {"study_asr": study_asr, "pocketsphinx": judges.transcribe}, n_boot=n_boot, seed=seed)
+    print(f"judge floor on {len(floor_wavs)} original test utterances (mean WER):",
+          {k: round(v["value"], 3) for k, v in floor.items()})
+    items = report.cut_prompts(items, read, out / "prompts")  # the prompts exactly as the systems heard them
+    df = judges.measure_audio(items, read, study_asr, quality_prompts)
+    print(f"pocketsphinx real-time factor: {judges.real_time_factor:.2f}")
 df[["system", "prompt_text", "intended_text", "asr_text", "ps_text"]].head(8)
 
 # %% [markdown]

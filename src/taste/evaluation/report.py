@@ -141,6 +141,30 @@ def speaking_rate(wav: np.ndarray, n_words: int, sr: int = SAMPLE_RATE) -> float
 # ---------------------------------------------------------------------------------------------------------------------
 # Per-continuation measurements (every model passed in as a callable, so tests use fakes)
 # ---------------------------------------------------------------------------------------------------------------------
+NO_QUALITY = {"ovrl": np.nan, "sig": np.nan, "bak": np.nan}
+
+
+def audio_row(c: Continuation, wav: np.ndarray, prompt_wav: np.ndarray, asr_text: str, ps_text: str, q: dict,
+              utmos_value: float, speaker_sim: float) -> dict:
+    """measure_audio's row of one continuation from its judges' outputs (shared with the parallel path)."""
+    from taste.metrics.wer import wer
+
+    # rates count the words each side was meant to say, not what a weak recogniser heard: the prompt's true
+    # words (prompt_gt_text; its ASR transcript only when the record has none) and the intended continuation
+    rate_p = speaking_rate(prompt_wav, len((c.prompt_gt_text or c.prompt_text).split()))
+    rate_c = speaking_rate(wav, len(c.continuation_text.split()))
+    return {
+        "system": c.system, "prompt_id": c.prompt_id, "story_id": c.story_id, "prompt_text": c.prompt_text,
+        "prompt_rate_text": "ground_truth" if c.prompt_gt_text else "asr",
+        "intended_text": c.continuation_text, "asr_text": asr_text, "ps_text": ps_text,
+        "asr_ps_wer": wer([asr_text], [ps_text]) if asr_text.strip() else float("nan"),
+        "dnsmos_ovrl": q["ovrl"], "dnsmos_sig": q["sig"], "dnsmos_bak": q["bak"],
+        "utmos": utmos_value, "speaker_sim": speaker_sim,
+        "rate_prompt": rate_p, "rate_cont": rate_c, "rate_diff": abs(rate_c - rate_p) / rate_p,
+        "duration_s": len(wav) / SAMPLE_RATE,
+    }
+
+
 def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarray],
                   asr: Callable[[list[np.ndarray]], list[str]], recognizer: Callable[[np.ndarray], str],
                   speaker_embed: Callable[[np.ndarray], np.ndarray], quality: Callable[[np.ndarray], dict],
@@ -151,7 +175,6 @@ def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarra
     quality_prompts: prompt ids whose continuations get DNSMOS/UTMOS (None = all); DNSMOS tiles every clip to its
     9 s window, so it costs about one second per clip on a CPU core and is run on a paired subset."""
     from taste.metrics.speaker import cosine
-    from taste.metrics.wer import wer
 
     wavs = [read(c.wav) for c in items]
     prompts = {c.prompt_wav: read(c.prompt_wav) for c in items}
@@ -162,22 +185,10 @@ def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarra
         audible = len(wav) >= MIN_SAMPLES  # DNSMOS and the speaker encoder need >= 0.1 s
         ps_text = recognizer(wav) if audible else ""
         rated = audible and (quality_prompts is None or c.prompt_id in quality_prompts)
-        q = quality(wav) if rated else {"ovrl": np.nan, "sig": np.nan, "bak": np.nan}
-        # rates count the words each side was meant to say, not what a weak recogniser heard: the prompt's true
-        # words (prompt_gt_text; its ASR transcript only when the record has none) and the intended continuation
-        rate_p = speaking_rate(prompts[c.prompt_wav], len((c.prompt_gt_text or c.prompt_text).split()))
-        rate_c = speaking_rate(wav, len(c.continuation_text.split()))
-        rows.append({
-            "system": c.system, "prompt_id": c.prompt_id, "story_id": c.story_id, "prompt_text": c.prompt_text,
-            "prompt_rate_text": "ground_truth" if c.prompt_gt_text else "asr",
-            "intended_text": c.continuation_text, "asr_text": asr_text, "ps_text": ps_text,
-            "asr_ps_wer": wer([asr_text], [ps_text]) if asr_text.strip() else float("nan"),
-            "dnsmos_ovrl": q["ovrl"], "dnsmos_sig": q["sig"], "dnsmos_bak": q["bak"],
-            "utmos": utmos(wav) if utmos and rated else float("nan"),
-            "speaker_sim": cosine(prompt_emb[c.prompt_wav], speaker_embed(wav)) if audible else float("nan"),
-            "rate_prompt": rate_p, "rate_cont": rate_c, "rate_diff": abs(rate_c - rate_p) / rate_p,
-            "duration_s": len(wav) / SAMPLE_RATE,
-        })
+        q = quality(wav) if rated else NO_QUALITY
+        rows.append(audio_row(c, wav, prompts[c.prompt_wav], asr_text, ps_text, q,
+                              utmos(wav) if utmos and rated else float("nan"),
+                              cosine(prompt_emb[c.prompt_wav], speaker_embed(wav)) if audible else float("nan")))
     return pd.DataFrame(rows)
 
 
