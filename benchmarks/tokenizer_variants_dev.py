@@ -6,6 +6,8 @@ tokenizer settings of params.yaml are chosen (issue 13: `tokenizer.duration_feat
 The JSON overrides keys of params.yaml's `tokenizer` section (`train` overrides tokenizer.train, `rvq` / `decoder`
 are merged key by key). Two keys are the script's own:
   "_pretrained": "DIR"       measure this saved TasteTokenizer as it is (no training), e.g. the stage's baseline;
+                             a no-VQ model is measured on its continuous word vectors (see ContinuousVectors), which
+                             separates what the quantiser loses from what the aggregator and decoder never carried;
   "_text_only_from": "DIR"   start from this saved text-only sub-stage (the text-only stage trains the unit decoder
                              alone, without the aggregator, so a variant that only changes the aggregator starts from
                              the baseline's exact text-only decoder) and train no-VQ -> RVQ with the stage's schedule;
@@ -24,6 +26,7 @@ import json
 import time
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 
 from _common import dev_variant_args, override_section
@@ -99,6 +102,35 @@ def train_variant(params: dict, paths: P.StagePaths, text_only_from: str | None,
                    "final_train_log": {i["stage"]: i.get("final") for i in infos}}
 
 
+class ContinuousVectors:
+    """A no-VQ tokenizer seen through the swap code's codes interface: `encode` files each word's continuous vector
+    in a table and returns its row index as the word's one-column "code", `codes_to_vectors` looks the rows up.
+    Swapping word j's code between two renditions therefore swaps j's continuous vector, exactly as the RVQ model's
+    codes are swapped (the swap stage itself only ever decodes RVQ codes)."""
+
+    def __init__(self, model: TasteTokenizer):
+        if model.stage != "no_vq":
+            raise ValueError(f"ContinuousVectors wraps a no-VQ model, got stage {model.stage!r}")
+        self.model, self.table = model, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def encode(self, mel, transcript: str):
+        from taste.tokenizer.model import WordCodes
+
+        vectors = self.model.encode(mel, transcript).vectors
+        start = len(self.table)
+        self.table.extend(vectors)
+        return WordCodes(torch.arange(start, start + vectors.shape[0])[:, None], vectors)
+
+    def codes_to_vectors(self, codes, n_layers: int | None = None):
+        return torch.stack([self.table[i] for i in codes[:, 0].tolist()])
+
+    def decode_batch(self, *args, **kwargs):
+        return self.model.decode_batch(*args, **kwargs)
+
+
 def slope_row(slope: dict) -> dict:
     """The swap stage's local quantities (retention; transfer = swap @ j, controls and leakage relative to j's
     retention) of the duration (stretch) and log-F0 (shift) pairs -> {measure: {quantity: [value, lo, hi, n]}}."""
@@ -125,6 +157,7 @@ def main() -> None:
     else:
         model, fit = train_variant(params, paths, text_only_from, init_from, Path(cache) if cache else None)
     model.eval()
+    swap_model = ContinuousVectors(model) if model.stage == "no_vq" else model
 
     t0 = time.perf_counter()
     dev_items = P.split_items(model, params, paths, "dev", limit=int(tp["eval_utterances"]))
@@ -139,14 +172,14 @@ def main() -> None:
     speakers = FeatureStore(paths.prepared / "speaker_embeddings.safetensors")
     bases = middle_word_bases(read_manifest(paths.prepared / "dev.jsonl"), edit_settings.dev_bases)
     pitch_cfg = pitch_config(params, mel_config(params))
-    edited = measure_edited_set(model, vocoder, bases, lambda u: read_speech(str(root / u.audio_path), u.text),
+    edited = measure_edited_set(swap_model, vocoder, bases, lambda u: read_speech(str(root / u.audio_path), u.text),
                                 edit_settings, settings, lambda uid: speakers.get(uid).float(), mel_config(params),
                                 pitch_cfg, slope_settings_from_params(sp.get("slope")), int(sp["bootstrap"]),
                                 int(params["shared"]["seed"]))
     runs.mkdir(parents=True, exist_ok=True)
     (runs / "slope_edited_dev.json").write_text(json.dumps(edited.slope, indent=2, default=float))
     result = {"name": args.name, "overrides": json.loads(args.overrides), **fit,
-              "duration_feature": model.cfg.aggregator.duration_feature, "dev_recon": recon,
+              "stage": model.stage, "duration_feature": model.cfg.aggregator.duration_feature, "dev_recon": recon,
               "edited_dev": {"n_bases": len(bases), "n_directed_pairs": len(edited.pairs), **slope_row(edited.slope)},
               "seconds_edited_dev": round(edited.seconds),
               "measure_s": round(time.perf_counter() - t0)}
