@@ -25,7 +25,7 @@ from taste.config import load_params, seed_everything, set_threads
 from taste.data.features import log_mel
 from taste.data.records import read_manifest
 from taste.data.validate import read_speech
-from taste.swap.edit import EDIT_KINDS, edit_settings_from_params, make_edited_pairs
+from taste.swap.edit import edit_settings_from_params, make_edited_pairs
 from taste.swap.edited_set import middle_word_bases
 from taste.tokenizer import pipeline as P
 from taste.tokenizer.data import Collate
@@ -71,17 +71,11 @@ def r2(y: np.ndarray, yhat: np.ndarray) -> float:
 
 
 def pair_slope(delta: np.ndarray, diff: np.ndarray, clusters: np.ndarray, n_boot: int, seed: int) -> list[float]:
-    """sum d*diff / sum d^2 with a 95% cluster-bootstrap CI over base recordings -> [value, lo, hi]."""
-    value = float(np.sum(delta * diff) / np.sum(delta ** 2))
-    ids = np.unique(clusters)
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n_boot):
-        pick = rng.choice(ids, size=ids.size, replace=True)
-        idx = np.concatenate([np.flatnonzero(clusters == c) for c in pick])
-        stats.append(np.sum(delta[idx] * diff[idx]) / np.sum(delta[idx] ** 2))
-    lo, hi = np.percentile(stats, [2.5, 97.5])
-    return [round(value, 3), round(float(lo), 3), round(float(hi), 3)]
+    """sum d*diff / sum d^2 with the swap stage's own cluster-bootstrap CI (base recordings) -> [value, lo, hi]."""
+    from taste.swap.slope import _ratio_ci
+
+    r = _ratio_ci(delta * diff, delta ** 2, clusters, n_boot, seed)
+    return [round(r["value"], 3), round(r["ci_lo"], 3), round(r["ci_hi"], 3)]
 
 
 def main() -> None:
@@ -105,6 +99,8 @@ def main() -> None:
     x_tr, y_tr = word_features(model, P.split_items(model, params, paths, "train", limit=args.train_utterances))
     x_dev, y_dev = word_features(model, P.split_items(model, params, paths, "dev",
                                                      limit=int(params["tokenizer"]["eval_utterances"])))
+    # The probe is fitted on the stage's cached (float16) encoder states and read on fresh float32 ones below, as
+    # the swap stage encodes its recordings: a small mismatch, the same for base and variant.
     probe = fit_ridge(x_tr, y_tr, args.alpha)
 
     # The swap stage's dev edited pairs: word j of a dev recording stretched / compressed (rate edits only).
@@ -135,7 +131,7 @@ def main() -> None:
     out = {"model": str(args.model), "stage": model.stage, "train_words": int(y_tr.size), "dev_words": int(y_dev.size),
            "alpha": args.alpha, "probe_r2_train": round(r2(y_tr, predict(probe, x_tr)), 3),
            "probe_r2_dev": round(r2(y_dev, predict(probe, x_dev)), 3),
-           "edited_dev_rate_pairs": int(delta.size), "edit_kinds": sorted(EDIT_KINDS),
+           "edited_dev_rate_pairs": int(delta.size),
            "mean_abs_truth_contrast_s": round(float(np.mean(np.abs(delta))), 3),
            "probe_slope_on_edited_pairs": pair_slope(delta, diff, clusters, int(sp["bootstrap"]), seed),
            "seconds": round(time.perf_counter() - t0)}

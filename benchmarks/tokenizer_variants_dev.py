@@ -114,7 +114,13 @@ class ContinuousVectors:
         self.model, self.table = model, []
 
     def __getattr__(self, name: str):
+        if name in ("model", "table"):  # not set yet (copy, unpickling): no recursion through self.model
+            raise AttributeError(name)
         return getattr(self.model, name)
+
+    def decode(self, transcript: str, codes, speaker, seed: int = 0, n_layers: int | None = None):
+        """The model's decode, reading the codes as table rows (its own would read them as RVQ codes)."""
+        return self.decode_batch([transcript], [self.codes_to_vectors(codes)], speaker.unsqueeze(0), seed=seed)[0]
 
     def encode(self, mel, transcript: str):
         from taste.tokenizer.model import WordCodes

@@ -95,8 +95,10 @@ lm_text, n_removed = blind_corpus([u.text for u in read_manifest(prepared / "tra
                                   + read_text_pool_sentences(raw / "text_pool.txt", ev["recognizer_sentences"]), scored)
 print(f"pocketsphinx LM: {len(lm_text)} train-split sentences ({n_removed} scored sentences removed)")
 # The judges (pocketsphinx, resemblyzer, DNSMOS, UTMOS) run in `shared.threads` processes: pocketsphinx as one
-# ordered stream (its transcripts depend on call order), the others in the rest, the study ASR here meanwhile; the
-# values are exactly those of the sequential path (JudgePool with workers=1). JudgeLeakError before any process starts.
+# ordered stream (its transcripts depend on call order), the others in the rest, the study ASR here meanwhile. Every
+# process runs torch on one thread while the pool is open, so the values are those of the sequential path
+# (JudgePool with workers=1) run at one thread; against a 2-thread run, float sums may differ in their last digits
+# (resemblyzer: ~1e-8). JudgeLeakError before any process starts.
 judge_settings = JudgeSettings(tuple(lm_text), tuple(scored), ev.get("utmos_checkpoint"))
 audio_cache: dict[str, np.ndarray] = {}
 
@@ -112,14 +114,14 @@ study_asr = report.asr_transcriber(Path(paths["models"]) / "asr", mel_cfg)
 # The judges' floor: both recognisers on the original test utterances the prompts were cut from, against their text
 test_text = {u.audio_path: u.text for u in read_manifest(prepared / "test.jsonl")}
 floor_wavs = sorted({c.prompt_wav for c in items if c.prompt_wav in test_text})
-with JudgePool(judge_settings, workers=params["shared"]["threads"]) as judges:
+with JudgePool(judge_settings, workers=params["shared"]["threads"]) as judge_pool:
     floor = report.judge_floor([test_text[p] for p in floor_wavs], [read(p) for p in floor_wavs],
-                               {"study_asr": study_asr, "pocketsphinx": judges.transcribe}, n_boot=n_boot, seed=seed)
+                               {"study_asr": study_asr, "pocketsphinx": judge_pool.transcribe}, n_boot=n_boot, seed=seed)
     print(f"judge floor on {len(floor_wavs)} original test utterances (mean WER):",
           {k: round(v["value"], 3) for k, v in floor.items()})
     items = report.cut_prompts(items, read, out / "prompts")  # the prompts exactly as the systems heard them
-    df = judges.measure_audio(items, read, study_asr, quality_prompts)
-    print(f"pocketsphinx real-time factor: {judges.real_time_factor:.2f}")
+    df = judge_pool.measure_audio(items, read, study_asr, quality_prompts)
+    print(f"pocketsphinx real-time factor: {judge_pool.real_time_factor:.2f}")
 df[["system", "prompt_text", "intended_text", "asr_text", "ps_text"]].head(8)
 
 # %% [markdown]

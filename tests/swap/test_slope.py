@@ -207,4 +207,12 @@ def test_ratio_goals_are_not_assessed_when_retention_ci_includes_zero():
     assert goals["local_rate_retention_met"] is False
     assert goals["global_rate_transfer_met"] is True and goals["global_rate_leakage_met"] is True
     assert "global_rate_transfer_met_reason" not in goals
+    # every measure says whether its retention is surely positive: a measure without retention fails visibly
+    assert goals["local_pitch_retention_ci_above_0"] is False and goals["local_rate_retention_ci_above_0"] is False
+    assert goals["global_rate_retention_ci_above_0"] is True
     json.dumps(goals)
+    below = {"log_f0": {"local_pitch_pairs": {"retention": s(-0.2, -0.3, -0.1), "swap": {"word_j": s(0.7, -9, 9)}}}}
+    assert slope_goals(below)["local_pitch_transfer_met_reason"] == "retention CI below 0"
+    nan = {"log_f0": {"local_pitch_pairs": {"retention": s(float("nan"), float("nan"), float("nan")),
+                                            "swap": {"word_j": s(0.7, -9, 9)}}}}
+    assert slope_goals(nan)["local_pitch_transfer_met_reason"] == "no retention estimate"

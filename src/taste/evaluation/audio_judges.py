@@ -112,13 +112,17 @@ class JudgePool:
 
         self._caller_threads = torch.get_num_threads()
         torch.set_num_threads(1)  # the study ASR here, beside the workers
-        ctx = get_context("spawn")
-        self._ps_pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init,
-                                            initargs=(self.settings, "recognizer"))
-        self._judge_pool = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_init,
-                                               initargs=(self.settings, "stateless", 1))
-        for pool in (self._ps_pool, self._judge_pool):  # start the workers (and load their judges) now
-            pool.submit(int)
+        try:
+            ctx = get_context("spawn")
+            self._ps_pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init,
+                                                initargs=(self.settings, "recognizer"))
+            self._judge_pool = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_init,
+                                                   initargs=(self.settings, "stateless", 1))
+            for pool in (self._ps_pool, self._judge_pool):  # start the workers (and load their judges) now
+                pool.submit(int)
+        except BaseException:  # __exit__ will not run: shut what started down and give the caller its threads back
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from taste.training import TrainResult
 
 STATM = Path("/proc/self/statm")
+RESUMED_FINISHED = "not trained in this run"  # scope of a run resumed at its last step: its time and peak are not its training's
 SAMPLE_INTERVAL_S = 0.02
 
 
@@ -81,5 +82,7 @@ def train_with_own_peak(train_fn: Callable[..., TrainResult], *args: Any, **kwar
     with PeakRssSampler() as sampler:
         result = train_fn(*args, **kwargs)
     values = {f.name: getattr(result, f.name) for f in fields(TrainResult)}
+    if result.final_step and result.resumed_from >= result.final_step:  # a finished run found again: no step ran here
+        return LMTrainResult(**values, peak_memory_scope=RESUMED_FINISHED)
     values["peak_memory_mb"] = sampler.peak_mb
     return LMTrainResult(**values, peak_memory_scope="model")

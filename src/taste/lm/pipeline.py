@@ -26,7 +26,7 @@ import torch
 from taste.data.records import read_manifest
 from taste.lm import text_lm as tl
 from taste.lm.data import S3Dataset, TASLMDataset, collate_s3, collate_taslm, load_code_table
-from taste.lm.memory import LMTrainResult, train_with_own_peak
+from taste.lm.memory import RESUMED_FINISHED, LMTrainResult, train_with_own_peak
 from taste.lm.s3_lm import S3LMConfig, S3UnitLM, s3_loss
 from taste.lm.taslm import TASLM, TASLMConfig, taslm_loss
 from taste.training import TrainResult, train
@@ -270,12 +270,16 @@ def text_lm_metrics(run: TextLMRun) -> dict[str, Any]:
 def run_metrics(result: TrainResult, dev: dict[str, float] | None = None) -> dict[str, Any]:
     """A trained model's entry of a stage's metrics.json: the last logged training values (step and lr left out),
     wall time, peak memory and its scope ("model": this run's own; "process": the process's peak so far, where it
-    could not be sampled), and the dev losses when given."""
+    could not be sampled; "not trained in this run": a finished run was found again, so no wall time or peak of its
+    training is known here and both are null), the step it resumed from, and the dev losses when given."""
     last = result.history[-1] if result.history else {}
+    scope = getattr(result, "peak_memory_scope", "process")
+    trained = scope != RESUMED_FINISHED
     out: dict[str, Any] = {
         "final_train": {k: round(v, 4) for k, v in last.items() if k not in ("step", "lr")},
-        "train_wall_s": round(result.wall_time_s, 1), "train_peak_memory_mb": round(result.peak_memory_mb, 1),
-        "train_peak_memory_scope": getattr(result, "peak_memory_scope", "process"),
+        "train_wall_s": round(result.wall_time_s, 1) if trained else None,
+        "train_peak_memory_mb": round(result.peak_memory_mb, 1) if trained else None,
+        "train_peak_memory_scope": scope, "resumed_from_step": result.resumed_from,
     }
     if dev is not None:
         out["dev"] = {k: round(v, 4) for k, v in dev.items()}

@@ -222,31 +222,38 @@ SLOPE_GOALS = {"retention_min": 0.8, "transfer_min": 0.8, "control_max": 0.1, "l
                "global_leakage_max": 0.2}
 
 
-NOT_ASSESSABLE = "retention CI includes 0"
+def _not_assessable(retention: Mapping | None) -> str | None:
+    """Why ratios to this retention mean nothing (None: they are assessable). A ratio beta_c / beta_donor is defined
+    only when retention is surely positive (its 95% CI above 0): otherwise it divides by noise and can read as
+    anything. This is a validity rule on the estimator, not a threshold chosen by measuring."""
+    if not retention or not np.isfinite(retention.get("value", np.nan)) or not np.isfinite(retention["ci_lo"]):
+        return "no retention estimate"
+    if retention["ci_hi"] < 0:
+        return "retention CI below 0"
+    if retention["ci_lo"] <= 0:
+        return "retention CI includes 0"
+    return None
 
 
-def _assessable(retention: Mapping | None) -> bool:
-    """A ratio beta_c / beta_donor means something only when retention is surely positive (its 95% CI above 0);
-    otherwise the ratio divides by noise and can read as anything (pitch: control 1.88 [-8.5, 17])."""
-    return bool(retention) and bool(np.isfinite(retention["ci_lo"]) and retention["ci_lo"] > 0)
-
-
-def _ratio_goal(out: dict, name: str, met: bool, assessable: bool) -> None:
+def _ratio_goal(out: dict, name: str, met: bool, why_not: str | None) -> None:
     """out[name] = met, or None with out[name + '_reason'] when the ratio is not assessable."""
-    out[name] = bool(met) if assessable else None
-    if not assessable:
-        out[f"{name}_reason"] = NOT_ASSESSABLE
+    out[name] = bool(met) if why_not is None else None
+    if why_not is not None:
+        out[f"{name}_reason"] = why_not
 
 
 def slope_goals(metrics: dict) -> dict:
     """Issue 13's goals on the slope estimator (point estimates; the CIs are beside them in metrics.json).
 
     Retention goals are plain booleans. Transfer, control and leakage are ratios to retention: where retention's
-    95% CI reaches 0 their goal is None (neither met nor failed) beside `<goal>_reason`."""
+    95% CI reaches 0 their goal is None (neither met nor failed) beside `<goal>_reason`, and the measure's
+    `<measure>_retention_ci_above_0` (always present) reads False, so a measure without retention fails visibly."""
     g = SLOPE_GOALS
     out: dict = {}
     loc = metrics.get("duration", {}).get("local_rate_pairs", {})
-    ok = _assessable(loc.get("retention"))
+    ok = _not_assessable(loc.get("retention"))
+    if loc:
+        out["local_rate_retention_ci_above_0"] = ok is None
     if "retention" in loc:
         out["local_rate_retention_met"] = bool(loc["retention"]["value"] >= g["retention_min"])
     if "swap" in loc:
@@ -256,14 +263,18 @@ def slope_goals(metrics: dict) -> dict:
     if "control" in loc:
         _ratio_goal(out, "local_rate_control_met", abs(loc["control"]["word_j"]["value"]) <= g["control_max"], ok)
     pitch = metrics.get("log_f0", {}).get("local_pitch_pairs", {})
-    ok = _assessable(pitch.get("retention"))
+    ok = _not_assessable(pitch.get("retention"))
+    if pitch:
+        out["local_pitch_retention_ci_above_0"] = ok is None
     if "swap" in pitch:
         _ratio_goal(out, "local_pitch_transfer_met", pitch["swap"]["word_j"]["value"] >= g["pitch_transfer_min"], ok)
     if "control" in pitch:
         _ratio_goal(out, "local_pitch_control_met",
                     abs(pitch["control"]["word_j"]["value"]) <= g["pitch_control_max"], ok)
     glob = metrics.get("duration", {}).get("global_rate", {})
-    ok = _assessable(glob.get("retention"))
+    ok = _not_assessable(glob.get("retention"))
+    if glob:
+        out["global_rate_retention_ci_above_0"] = ok is None
     if "transfer" in glob:
         _ratio_goal(out, "global_rate_transfer_met", glob["transfer"]["value"] >= g["global_transfer_min"], ok)
         _ratio_goal(out, "global_rate_leakage_met", abs(glob["leakage"]["value"]) <= g["global_leakage_max"], ok)
