@@ -1,0 +1,57 @@
+"""The issue-13 diagnosis scripts' own parts: ContinuousVectors (a no-VQ model through the swap code's codes
+interface) and the duration probe's ridge fit and pooled slope."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tk_helpers import make_tokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+TEXT = "she sells sea shells"
+
+
+def test_continuous_vectors_swap_a_word_s_vector_exactly(asr, bpe, mel):
+    from tokenizer_variants_dev import ContinuousVectors
+
+    model = make_tokenizer(asr, bpe, stage="no_vq")
+    cv = ContinuousVectors(model)
+    other = mel.flip(-1)
+    a, b = cv.encode(mel, TEXT), cv.encode(other, TEXT)
+    assert a.codes.shape == (4, 1) and a.codes.dtype == torch.long
+    assert torch.equal(a.vectors, model.encode(mel, TEXT).vectors)
+    swapped = a.codes.clone()
+    swapped[2] = b.codes[2]  # word j = 2 takes the other rendition's code, as the swap stage does
+    got = cv.codes_to_vectors(swapped)
+    assert torch.equal(got[2], b.vectors[2]) and torch.equal(got[[0, 1, 3]], a.vectors[[0, 1, 3]])
+    spk = torch.randn(256)
+    direct = model.decode_batch([TEXT], [got], spk[None], seed=3)[0]
+    via = cv.decode(TEXT, swapped, spk, seed=3)
+    assert torch.equal(direct.units, via.units) and direct.word_units == via.word_units
+    assert cv.stage == "no_vq"  # everything else is the model's
+
+
+def test_continuous_vectors_refuse_a_quantised_model(asr, bpe):
+    from tokenizer_variants_dev import ContinuousVectors
+
+    with pytest.raises(ValueError, match="no-VQ"):
+        ContinuousVectors(make_tokenizer(asr, bpe, stage="rvq"))
+
+
+def test_probe_recovers_a_linear_duration_and_the_pooled_slope_its_factor():
+    from duration_probe_dev import fit_ridge, pair_slope, predict, r2
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 8))
+    y = x @ rng.normal(size=8) + 0.5
+    probe = fit_ridge(x, y, alpha=1e-3)
+    assert r2(y, predict(probe, x)) > 0.999
+    delta = rng.normal(size=40)
+    value, lo, hi = pair_slope(delta, 0.25 * delta, np.array([f"b{i // 2}" for i in range(40)]), 200, 0)
+    assert value == lo == hi == 0.25
+    noisy = pair_slope(delta, 0.25 * delta + rng.normal(scale=0.5, size=40), np.arange(40).astype(str), 200, 0)
+    assert noisy[1] < noisy[0] < noisy[2]
