@@ -22,8 +22,7 @@ from taste.config import load_params
 from taste.data.records import read_manifest, read_text_pool_sentences
 from taste.data.validate import read_speech
 from taste.metrics.recognizer import Pocketsphinx, blind_corpus
-from taste.metrics.stats import corpus_wer_summary
-from taste.metrics.wer import error_counts
+from taste.metrics.stats import corpus_wer_summary, resample_indices, utterance_word_errors
 
 
 def main() -> None:
@@ -55,21 +54,15 @@ def main() -> None:
             "fresh_each": stream(list(range(n)), True)}
     seed, n_boot = int(params["shared"]["seed"]), 1000
     result: dict = {"n_utterances": n}
-    def edits(hyp: list[str]) -> np.ndarray:
-        return np.array([sum(error_counts(t, h)[k] for k in ("sub", "del", "ins")) for t, h in zip(texts, hyp)],
-                        dtype=float)
-
-    base_err = edits(hyps["file_order"])
-    n_words = np.array([error_counts(t, t)["n_ref"] for t in texts], dtype=float)
-    rng = np.random.default_rng(seed)
+    base_err, n_words = utterance_word_errors(texts, hyps["file_order"])
+    idx = resample_indices(n, n_boot, seed)  # the same resampled utterances for every order
     for name, hyp in hyps.items():
         w = corpus_wer_summary(texts, hyp, n=n_boot, seed=seed)
         row = {"wer": round(w["value"], 4), "ci": [round(w["ci_lo"], 4), round(w["ci_hi"], 4)],
                "share_transcripts_differ_from_file_order": round(float(np.mean(
                    [a != b for a, b in zip(hyp, hyps["file_order"])])), 3)}
         if name != "file_order":
-            err = edits(hyp)
-            idx = rng.integers(0, n, (n_boot, n))
+            err, _ = utterance_word_errors(texts, hyp)
             diff = (err[idx].sum(1) - base_err[idx].sum(1)) / n_words[idx].sum(1)
             row["wer_minus_file_order"] = [round(float((err.sum() - base_err.sum()) / n_words.sum()), 4),
                                            *[round(float(q), 4) for q in np.quantile(diff, [0.025, 0.975])]]
