@@ -15,10 +15,12 @@ from taste.evaluation.report import (
     SYSTEMS,
     Continuation,
     ContinuationsFileError,
+    JudgeScope,
     active_seconds,
     add_text_judges,
     headline_metrics,
     judge_floor,
+    judge_scopes,
     paired_ratios,
     measure_audio,
     ordering_ratios,
@@ -218,6 +220,15 @@ def test_quality_only_on_chosen_prompts():
                        quality=lambda w: calls.append(1) or {"ovrl": 3.0, "sig": 3.0, "bak": 3.0},
                        quality_prompts={"p1"})
     assert len(calls) == 2 and list(df["dnsmos_ovrl"].isna()) == [False, False, True]
+
+
+def test_judge_scopes_audible_and_rated():
+    items = [Continuation("cascade", pid, "s1", "anna went", "p.wav", "x", "c.wav") for pid in ("p1", "p2", "p1")]
+    wavs = [np.ones(1600, np.float32), np.ones(1600, np.float32), np.ones(1599, np.float32)]  # the last < 0.1 s
+    rated, unrated, inaudible = JudgeScope(True, True), JudgeScope(True, False), JudgeScope(False, False)
+    assert judge_scopes(items, wavs, {"p1"}) == [rated, unrated, inaudible]  # p2 is outside quality_prompts
+    assert judge_scopes(items, wavs, None) == [rated, rated, inaudible]
+    assert judge_scopes(items, wavs, set()) == [unrated, unrated, inaudible]
 
 
 def test_asr_transcriber_matches_direct_transcription(tmp_path):

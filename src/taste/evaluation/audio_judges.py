@@ -73,18 +73,13 @@ def _transcribe(wavs: list[np.ndarray]) -> tuple[list[str], float]:
     return [ps.transcribe(w) for w in wavs], ps.real_time_factor
 
 
-def _judge_group(job: tuple) -> list[tuple[int, dict, float, float]]:
-    """One prompt's continuations -> [(index, quality, utmos, speaker_sim)] for the audible ones."""
-    from taste.metrics.speaker import cosine
-
+def _judge_group(job: tuple) -> list[tuple[int, tuple[dict, float, float]]]:
+    """One prompt's audible continuations -> [(index, report.judge_audible's output)]."""
     prompt_wav, entries = job
     speaker_embed, quality, utmos = _judges["stateless"]
     prompt_emb = speaker_embed(prompt_wav)
-    out = []
-    for i, wav, rated in entries:
-        q = quality(wav) if rated else report.NO_QUALITY
-        out.append((i, q, utmos(wav) if utmos and rated else float("nan"), cosine(prompt_emb, speaker_embed(wav))))
-    return out
+    return [(i, report.judge_audible(wav, rated, prompt_emb, speaker_embed, quality, utmos))
+            for i, wav, rated in entries]
 
 
 class JudgePool:
@@ -163,22 +158,16 @@ class JudgePool:
                                         quality_prompts=quality_prompts)
         wavs = [read(c.wav) for c in items]
         prompts = {c.prompt_wav: read(c.prompt_wav) for c in items}
-        audible = [len(w) >= report.MIN_SAMPLES for w in wavs]
-        ps_future = self._submit_transcribe([w for w, a in zip(wavs, audible) if a])
+        scopes = report.judge_scopes(items, wavs, quality_prompts)
+        audible = [i for i, scope in enumerate(scopes) if scope.audible]
+        ps_future = self._submit_transcribe([wavs[i] for i in audible])
         groups: dict[str, list] = {}
-        for i, (c, wav) in enumerate(zip(items, wavs)):
-            if audible[i]:
-                rated = quality_prompts is None or c.prompt_id in quality_prompts
-                groups.setdefault(c.prompt_wav, []).append((i, wav, rated))
+        for i in audible:
+            groups.setdefault(items[i].prompt_wav, []).append((i, wavs[i], scopes[i].rated))
         # longest groups first so the last ones to finish are short
         jobs = sorted(((prompts[p], e) for p, e in groups.items()), key=lambda j: -sum(len(w) for _, w, _ in j[1]))
         judged = [self._judge_pool.submit(_judge_group, job) for job in jobs]
         asr_texts = asr(wavs)  # in this process, while the workers judge
-        ps_iter = iter(self._collect(ps_future))
-        results = {i: rest for f in judged for i, *rest in f.result()}
-        rows = []
-        for i, (c, wav, asr_text) in enumerate(zip(items, wavs, asr_texts, strict=True)):
-            q, utmos_value, sim = results.get(i, (report.NO_QUALITY, float("nan"), float("nan")))
-            rows.append(report.audio_row(c, wav, prompts[c.prompt_wav], asr_text,
-                                         next(ps_iter) if audible[i] else "", q, utmos_value, sim))
-        return pd.DataFrame(rows)
+        ps_texts = dict(zip(audible, self._collect(ps_future), strict=True))
+        scores = dict(pair for f in judged for pair in f.result())
+        return report.audio_table(items, wavs, prompts, asr_texts, ps_texts, scores)

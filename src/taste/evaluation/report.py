@@ -146,7 +146,7 @@ NO_QUALITY = {"ovrl": np.nan, "sig": np.nan, "bak": np.nan}
 
 def audio_row(c: Continuation, wav: np.ndarray, prompt_wav: np.ndarray, asr_text: str, ps_text: str, q: dict,
               utmos_value: float, speaker_sim: float) -> dict:
-    """measure_audio's row of one continuation from its judges' outputs (shared with the parallel path)."""
+    """measure_audio's row of one continuation from its judges' outputs."""
     from taste.metrics.wer import wer
 
     # rates count the words each side was meant to say, not what a weak recogniser heard: the prompt's true
@@ -165,6 +165,48 @@ def audio_row(c: Continuation, wav: np.ndarray, prompt_wav: np.ndarray, asr_text
     }
 
 
+@dataclass(frozen=True)
+class JudgeScope:
+    """Which audio judges one continuation gets. Audible (>= MIN_SAMPLES: DNSMOS and the speaker encoder need
+    >= 0.1 s): pocketsphinx and speaker similarity. Rated (audible, and its prompt in quality_prompts or
+    quality_prompts None): DNSMOS and UTMOS too."""
+
+    audible: bool
+    rated: bool
+
+
+def judge_scopes(items: Sequence[Continuation], wavs: Sequence[np.ndarray], quality_prompts: set[str] | None
+                 ) -> list[JudgeScope]:
+    """The JudgeScope of each continuation, in order (wavs: their audio)."""
+    scopes = []
+    for c, wav in zip(items, wavs, strict=True):
+        audible = len(wav) >= MIN_SAMPLES
+        scopes.append(JudgeScope(audible, audible and (quality_prompts is None or c.prompt_id in quality_prompts)))
+    return scopes
+
+
+def judge_audible(wav: np.ndarray, rated: bool, prompt_emb: np.ndarray,
+                  speaker_embed: Callable[[np.ndarray], np.ndarray], quality: Callable[[np.ndarray], dict],
+                  utmos: Callable[[np.ndarray], float] | None) -> tuple[dict, float, float]:
+    """(DNSMOS, UTMOS, speaker similarity) of one audible continuation; unrated: NO_QUALITY and NaN UTMOS."""
+    from taste.metrics.speaker import cosine
+
+    return (quality(wav) if rated else NO_QUALITY, utmos(wav) if utmos and rated else float("nan"),
+            cosine(prompt_emb, speaker_embed(wav)))
+
+
+def audio_table(items: Sequence[Continuation], wavs: Sequence[np.ndarray], prompts: dict[str, np.ndarray],
+                asr_texts: Sequence[str], ps_texts: dict[int, str], scores: dict[int, tuple[dict, float, float]]
+                ) -> pd.DataFrame:
+    """measure_audio's rows from the judges' outputs, keyed by item index for the audible continuations: ps_texts
+    (pocketsphinx) and scores (judge_audible). The others get "", NO_QUALITY, NaN UTMOS and NaN similarity.
+    prompts: prompt_wav -> audio."""
+    missing = (NO_QUALITY, float("nan"), float("nan"))
+    return pd.DataFrame([audio_row(c, wav, prompts[c.prompt_wav], asr_text, ps_texts.get(i, ""),
+                                   *scores.get(i, missing))
+                         for i, (c, wav, asr_text) in enumerate(zip(items, wavs, asr_texts, strict=True))])
+
+
 def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarray],
                   asr: Callable[[list[np.ndarray]], list[str]], recognizer: Callable[[np.ndarray], str],
                   speaker_embed: Callable[[np.ndarray], np.ndarray], quality: Callable[[np.ndarray], dict],
@@ -172,24 +214,19 @@ def measure_audio(items: Sequence[Continuation], read: Callable[[str], np.ndarra
                   quality_prompts: set[str] | None = None) -> pd.DataFrame:
     """One row per continuation: transcripts (study ASR, pocketsphinx), DNSMOS, speaker similarity, rates.
 
-    quality_prompts: prompt ids whose continuations get DNSMOS/UTMOS (None = all); DNSMOS tiles every clip to its
-    9 s window, so it costs about one second per clip on a CPU core and is run on a paired subset."""
-    from taste.metrics.speaker import cosine
-
+    quality_prompts: prompt ids whose continuations get DNSMOS/UTMOS (None = all; see JudgeScope); DNSMOS tiles
+    every clip to its 9 s window, so it costs about one second per clip on a CPU core and is run on a paired
+    subset."""
     wavs = [read(c.wav) for c in items]
     prompts = {c.prompt_wav: read(c.prompt_wav) for c in items}
     prompt_emb = {p: speaker_embed(w) for p, w in prompts.items()}
     asr_texts = asr(wavs)
-    rows = []
-    for c, wav, asr_text in zip(items, wavs, asr_texts, strict=True):
-        audible = len(wav) >= MIN_SAMPLES  # DNSMOS and the speaker encoder need >= 0.1 s
-        ps_text = recognizer(wav) if audible else ""
-        rated = audible and (quality_prompts is None or c.prompt_id in quality_prompts)
-        q = quality(wav) if rated else NO_QUALITY
-        rows.append(audio_row(c, wav, prompts[c.prompt_wav], asr_text, ps_text, q,
-                              utmos(wav) if utmos and rated else float("nan"),
-                              cosine(prompt_emb[c.prompt_wav], speaker_embed(wav)) if audible else float("nan")))
-    return pd.DataFrame(rows)
+    ps_texts, scores = {}, {}
+    for i, (c, wav, scope) in enumerate(zip(items, wavs, judge_scopes(items, wavs, quality_prompts))):
+        if scope.audible:
+            ps_texts[i] = recognizer(wav)
+            scores[i] = judge_audible(wav, scope.rated, prompt_emb[c.prompt_wav], speaker_embed, quality, utmos)
+    return audio_table(items, wavs, prompts, asr_texts, ps_texts, scores)
 
 
 def judge_floor(refs: Sequence[str], wavs: Sequence[np.ndarray],
