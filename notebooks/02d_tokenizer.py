@@ -21,7 +21,7 @@
 #
 # Training follows the paper's three sub-stages: text-only decoder -> TASTE without VQ -> with RVQ.
 # The ablation rows (the other conditioning mode, values from the last layer, the other duration feature) train
-# in a parallel 1-thread process while the main model trains. The table on the test split (unseen speakers) measures
+# in two 1-thread processes: two of them in a second process while the main model trains, the third here after it. The table on the test split (unseen speakers) measures
 # every row the same way.
 
 # %% tags=["parameters"]
@@ -74,7 +74,8 @@ print({k: len(v) for k, v in items.items()}, f"{timings['encoder_states_s']:.1f}
 
 # %%
 t0 = time.perf_counter()
-# parallel: two 1-thread processes, this one trains the main model, the other the ablations (stopped if this one fails)
+# parallel: two 1-thread processes; this one trains the main model, then the ablation rows not in
+# P.SECOND_PROCESS_ABLATIONS; the other trains those (and is stopped if this one fails)
 infos = P.train_all_rows(params, params_path, model, items["train"], paths, out / "ablations.log", parallel=parallel)
 timings["training_s"] = time.perf_counter() - t0
 pd.DataFrame(infos)[["stage", "steps", "wall_time_s", "peak_memory_mb", "resumed_from"]]

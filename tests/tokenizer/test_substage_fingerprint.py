@@ -43,6 +43,8 @@ def test_finished_substage_is_not_reused_under_other_settings(world):
         train_all(P.build_model(params, paths), items, steps, dataclasses.replace(base, lr=base.lr * 2), out)
     with pytest.raises(ResumeMismatchError, match=r"fingerprint\.align_weight"):
         train_all(P.build_model(params, paths), items, steps, base, out, align_weight=0.5)
+    with pytest.raises(ResumeMismatchError, match=r"fingerprint\.duration_weight"):
+        train_all(P.build_model(params, paths), items, steps, base, out, duration_weight=0.5)
     with pytest.raises(ResumeMismatchError, match=r"fingerprint\.items"):
         train_all(P.build_model(params, paths), items[:-1], steps, base, out)
     with pytest.raises(ResumeMismatchError, match=r"config\.steps"):  # more steps for a finished stage

@@ -33,6 +33,10 @@ def fake_stage(tmp_path, monkeypatch):
 
         monkeypatch.setattr(P, "launch_ablations", fake_launch)
 
+    # the ablation rows that train in this process after the main model: recorded, not trained
+    monkeypatch.setattr(P, "train_ablation", lambda params, name, items, paths: here.append(name))
+    here: list[str] = []
+    launch.here = here
     yield P, paths, {"shared": {"threads": threads}}, launch, launched
     for proc in launched:  # never leave a child behind, whatever the test did
         P.stop_process(proc, timeout_s=1.0)
@@ -65,6 +69,26 @@ def test_successful_run_waits_for_ablations_and_removes_the_cache(fake_stage, mo
     assert launched[0].returncode == 0
     assert not (paths.models / "cache").exists()
     assert torch.get_num_threads() == params["shared"]["threads"]
+    # every ablation row trains exactly once: the second process's share there, the rest here after the main model
+    assert launch.here == [n for n in P.ABLATIONS if n not in P.SECOND_PROCESS_ABLATIONS]
+    assert sorted(launch.here + list(P.SECOND_PROCESS_ABLATIONS)) == sorted(P.ABLATIONS)
+
+
+def test_ablation_process_trains_only_the_rows_it_is_given(monkeypatch, tmp_path):
+    """`python -m taste.tokenizer.ablation --only A B` trains A then B and nothing else."""
+    from taste.tokenizer import ablation, data, pipeline as P
+
+    import taste.config
+
+    trained = []
+    monkeypatch.setattr(taste.config, "load_params", lambda path: {"shared": {}})
+    monkeypatch.setattr(taste.config, "set_threads", lambda n: None)
+    monkeypatch.setattr(data, "load_items", lambda path: ["item"])
+    monkeypatch.setattr(P, "stage_paths", lambda params: "paths")
+    monkeypatch.setattr(P, "train_ablation", lambda params, name, items, paths: trained.append(name) or [])
+    names = list(P.SECOND_PROCESS_ABLATIONS)
+    assert ablation.main(["--cache", str(tmp_path / "c.safetensors"), "--only", *names]) == 0
+    assert trained == names
 
 
 def test_failed_ablation_process_raises_with_its_log(fake_stage, monkeypatch, tmp_path):

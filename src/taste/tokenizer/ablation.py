@@ -1,7 +1,7 @@
-"""`python -m taste.tokenizer.ablation --params params.yaml --cache models/taste/cache/train.safetensors`:
-trains the ablation rows (other conditioning mode, values from the last layer, the other duration feature) in a
-1-thread process while the notebook trains the main model; the duration-feature row, last, starts from the main
-run's text-only model and waits for it."""
+"""`python -m taste.tokenizer.ablation --params params.yaml --cache models/taste/cache/train.safetensors
+[--only NAME ...]`: trains ablation rows (other conditioning mode, values from the last layer, the other duration
+feature; all of them without --only) in a 1-thread process while the notebook trains the main model; the
+duration-feature row starts from the main run's text-only model and waits for it."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--cache", required=True)
-    ap.add_argument("--only", choices=ABLATIONS, default=None)
+    ap.add_argument("--only", choices=ABLATIONS, nargs="+", default=None)
     args = ap.parse_args(argv)
     params = load_params(args.params)
     set_threads(1)
     items, paths = load_items(args.cache), stage_paths(load_params(args.params))
-    for name in ABLATIONS if args.only is None else (args.only,):
+    for name in ABLATIONS if args.only is None else args.only:
         infos = train_ablation(params, name, items, paths)
         print(json.dumps({"ablation": name, "stages": infos}), flush=True)
     return 0

@@ -125,6 +125,7 @@ class TasteBatch:
     speaker: Tensor
     stream: Tensor
     word_frames: Tensor | None = None  # Long[B, N, 2]: each word's [first, last + 1) encoder frame (-1 = pad)
+    word_durations: Tensor | None = None  # Float[B, N]: each word's ground-truth duration in seconds (0 = pad)
 
 
 def word_frame_spans(starts_s: Sequence[float], durations_s: Sequence[float], n_frames: int,
@@ -162,14 +163,18 @@ class Collate:
         stream = torch.full((len(items), max(len(s) for s in streams)), -1, dtype=torch.long)
         for i, s in enumerate(streams):
             stream[i, : len(s)] = torch.tensor(s)
-        word_frames = torch.full((len(items), max(it.n_words for it in items), 2), -1, dtype=torch.long)
+        n_words = max(it.n_words for it in items)
+        word_frames = torch.full((len(items), n_words, 2), -1, dtype=torch.long)
+        word_durations = torch.zeros(len(items), n_words)
         for i, it in enumerate(items):
             spans = word_frame_spans(it.word_starts_s, it.word_durations_s, it.keys.shape[0], self.frame_rate_hz)
             word_frames[i, : len(spans)] = torch.tensor(spans, dtype=torch.long)
+            word_durations[i, : len(it.word_durations_s)] = torch.tensor(it.word_durations_s, dtype=torch.float32)
         return TasteBatch(
             ids=[it.id for it in items], text=text, keys=keys, values=values,
             frame_lengths=torch.tensor([it.keys.shape[0] for it in items]),
-            speaker=torch.stack([it.speaker for it in items]), stream=stream, word_frames=word_frames)
+            speaker=torch.stack([it.speaker for it in items]), stream=stream, word_frames=word_frames,
+            word_durations=word_durations)
 
 
 def save_items(path: str | Path, items: Sequence[TasteItem]) -> None:

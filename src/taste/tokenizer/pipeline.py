@@ -87,12 +87,19 @@ def substage_train_config(params: dict[str, Any]) -> TrainConfig:
                        checkpoint_every=200, log_every=20)
 
 
+def training_aids(params: dict[str, Any]) -> dict[str, float]:
+    """The weights of the training-only losses that read ground-truth word timings (train_all's keywords):
+    `tokenizer.align_weight` (cross-attention vs word spans) and `tokenizer.duration_weight` (word vector vs log
+    duration)."""
+    tp = params["tokenizer"]
+    return {"align_weight": float(tp["align_weight"]), "duration_weight": float(tp["duration_weight"])}
+
+
 def train_main(params: dict[str, Any], model: TasteTokenizer, items: list[TasteItem], paths: StagePaths) -> list[dict]:
     """text-only -> no VQ -> RVQ; the final model is also saved to paths.final."""
     t = params["tokenizer"]["train"]
     steps = StageSteps(t["text_only_steps"], t["no_vq_steps"], t["rvq_steps"])
-    infos = train_all(model, items, steps, substage_train_config(params), paths.models,
-                      align_weight=float(params["tokenizer"]["align_weight"]))
+    infos = train_all(model, items, steps, substage_train_config(params), paths.models, **training_aids(params))
     model.save_pretrained(paths.final)
     return infos
 
@@ -133,7 +140,7 @@ def train_ablation(params: dict[str, Any], name: str, items: list[TasteItem], pa
         start_from(model, wait_for_substage(paths.models / "text_only", float(tp["ablation_wait_s"])))
         steps = StageSteps(0, tp["train"]["no_vq_steps"], tp["train"]["rvq_steps"])
         return train_all(model, items, steps, substage_train_config(params), paths.models / name,
-                         align_weight=float(tp["align_weight"]))
+                         **training_aids(params))
     if name == "other_mode":
         model = build_model(params, paths, conditioning=other_mode(params))
     elif name == "last_layer_values":
@@ -141,13 +148,22 @@ def train_ablation(params: dict[str, Any], name: str, items: list[TasteItem], pa
     else:
         raise ValueError(f"unknown ablation {name!r}; expected one of {ABLATIONS}")
     return train_all(model, items, StageSteps(0, n // 2, n - n // 2), substage_train_config(params),
-                     paths.models / name, align_weight=float(params["tokenizer"]["align_weight"]))
+                     paths.models / name, **training_aids(params))
 
 
-def launch_ablations(params_path: str, cache: Path, log: Path) -> subprocess.Popen:
-    """Train the ablations in a second 1-thread process (two 1-thread jobs beat one 2-thread job here)."""
+# Which ablation rows the second process trains while this one trains the main model; the rest train here after
+# it. Balanced by the session-16 rerun's sub-stage times at 1 thread: main 948 s (text-only 156, no-VQ 385, RVQ
+# 407), other_mode 244 s, last_layer_values 250 s, other_duration_feature 766 s. All three in the second process
+# made it the critical path (1260 s vs 948); this split gives about 1010 s there and 1198 s here.
+SECOND_PROCESS_ABLATIONS = ("other_mode", "other_duration_feature")
+
+
+def launch_ablations(params_path: str, cache: Path, log: Path,
+                     names: tuple[str, ...] = SECOND_PROCESS_ABLATIONS) -> subprocess.Popen:
+    """Train ablation rows in a second 1-thread process (two 1-thread jobs beat one 2-thread job here)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "taste.tokenizer.ablation", "--params", params_path, "--cache", str(cache)]
+    cmd = [sys.executable, "-m", "taste.tokenizer.ablation", "--params", params_path, "--cache", str(cache),
+           "--only", *names]
     with log.open("w") as out:  # the child holds its own copy of the file descriptor
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 
@@ -168,8 +184,9 @@ def train_all_rows(params: dict[str, Any], params_path: str, model: TasteTokeniz
                    paths: StagePaths, log: Path, parallel: bool = True) -> list[dict]:
     """The main run (train_main) and every ablation row; returns the main run's infos.
 
-    parallel: this process drops to 1 thread and the ablations train in a second 1-thread process
-    (launch_ablations) from an item cache under paths.models / "cache", removed once both succeed. If the main run
+    parallel: this process drops to 1 thread; SECOND_PROCESS_ABLATIONS train in a second 1-thread process
+    (launch_ablations) from an item cache under paths.models / "cache", removed once both succeed, and the other
+    ablations train here after the main model. If the main run
     raises or is interrupted, the ablation process is terminated and reaped before the error propagates (the cache
     stays, for `python -m taste.tokenizer.ablation --only ...`); the thread count returns to shared.threads either way.
     A failed ablation process raises RuntimeError with the tail of `log`."""
@@ -185,6 +202,9 @@ def train_all_rows(params: dict[str, Any], params_path: str, model: TasteTokeniz
         save_items(cache, items)
         proc = launch_ablations(params_path, cache, log)
         infos = train_main(params, model, items, paths)
+        for name in ABLATIONS:
+            if name not in SECOND_PROCESS_ABLATIONS:
+                train_ablation(params, name, items, paths)
         if proc.wait() != 0:
             raise RuntimeError("ablation training failed:\n" + log.read_text()[-4000:])
     finally:

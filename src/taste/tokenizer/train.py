@@ -7,6 +7,7 @@ as rows of the reconstruction table."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -23,11 +24,22 @@ from taste.training.checkpoint import items_digest, jsonable, module_digest
 from taste.training.loop import check_resume
 
 
-def unit_logits_and_targets(model: TasteTokenizer, batch: TasteBatch, n_layers: int | None = None,
-                            return_attention: bool = False) -> tuple[torch.Tensor | None, ...]:
-    """Teacher-forced logits [B, S, V], targets Long[B, S] and the commitment loss (plus the aggregator's last
-    cross-attention [B, L, T], None for text-only, when return_attention).
-    n_layers (eval only) decodes from the first n RVQ layers."""
+@dataclass
+class TeacherForced:
+    """One teacher-forced pass: logits [B, S, V], targets Long[B, S], the commitment loss, the vectors the decoder's
+    TASTE branch read ([B, N, D], None for text-only) and the aggregator's last cross-attention ([B, L, T], None
+    unless asked for)."""
+
+    logits: torch.Tensor
+    targets: torch.Tensor
+    commit: torch.Tensor
+    taste: torch.Tensor | None
+    attention: torch.Tensor | None = None
+
+
+def teacher_forced(model: TasteTokenizer, batch: TasteBatch, n_layers: int | None = None,
+                   return_attention: bool = False) -> TeacherForced:
+    """The decoder's teacher-forced pass over a batch; n_layers (eval only) decodes from the first n RVQ layers."""
     text = batch.text
     attention = None
     if n_layers is not None and model.stage == "rvq" and not model.training:
@@ -40,7 +52,14 @@ def unit_logits_and_targets(model: TasteTokenizer, batch: TasteBatch, n_layers: 
         taste, _, commit = model.taste_inputs(text, batch.keys, batch.values, batch.frame_lengths)
     fused, mask = model.decoder.condition(text.token_ids, text.word_index, text.n_words, taste)
     logits = model.decoder(fused, mask, batch.speaker, batch.stream)
-    return (logits, batch.stream, commit, attention) if return_attention else (logits, batch.stream, commit)
+    return TeacherForced(logits, batch.stream, commit, taste, attention)
+
+
+def unit_logits_and_targets(model: TasteTokenizer, batch: TasteBatch, n_layers: int | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Teacher-forced (logits [B, S, V], targets Long[B, S], commitment loss); see teacher_forced."""
+    out = teacher_forced(model, batch, n_layers=n_layers)
+    return out.logits, out.targets, out.commit
 
 
 def alignment_targets(word_index: torch.Tensor, word_frames: torch.Tensor, n_frames: int) -> torch.Tensor:
@@ -65,20 +84,64 @@ def alignment_loss(attention: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     return ce[rows].mean() if bool(rows.any()) else attention.new_zeros(())
 
 
-def loss_fn(model: TasteTokenizer, batch: TasteBatch, align_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+@dataclass(frozen=True)
+class DurationTarget:
+    """The duration loss's target: a word's log ground-truth duration (s), standardised by the training items'
+    mean and standard deviation (so the loss's scale does not depend on the corpus's speaking rate)."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def from_items(cls, items: Sequence[TasteItem]) -> "DurationTarget":
+        logs = torch.tensor([math.log(max(d, MIN_DURATION_S)) for it in items for d in it.word_durations_s],
+                            dtype=torch.float64)
+        if logs.numel() < 2:
+            raise ValueError("the duration loss needs word timings of at least two words")
+        return cls(float(logs.mean()), float(logs.std().clamp(min=1e-3)))
+
+    def __call__(self, durations_s: torch.Tensor) -> torch.Tensor:
+        return (durations_s.clamp(min=MIN_DURATION_S).log() - self.mean) / self.std
+
+
+MIN_DURATION_S = 0.01
+
+
+def duration_loss(taste: torch.Tensor, word_mask: torch.Tensor, durations_s: torch.Tensor,
+                  target: DurationTarget) -> torch.Tensor:
+    """Mean squared error between coordinate 0 of each word's TASTE vector (what the decoder reads: continuous
+    without VQ, the dequantised codes with RVQ) and its standardised log ground-truth duration, over real words.
+    Parameter-free: the aggregator (and, with RVQ, the codes) must put how long the word was where the decoder can
+    read it. A training aid, like the alignment loss: inference never needs timings."""
+    if not bool(word_mask.any()):
+        return taste.new_zeros(())
+    return F.mse_loss(taste[..., 0][word_mask], target(durations_s)[word_mask])
+
+
+def loss_fn(model: TasteTokenizer, batch: TasteBatch, align_weight: float = 0.0, duration_weight: float = 0.0,
+            duration_target: DurationTarget | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy over the stream (units, boundaries, EOS) + RVQ commitment (+ align_weight x the aggregator's
-    alignment loss against ground-truth word spans, a training aid: inference needs no timings)."""
+    alignment loss against ground-truth word spans, + duration_weight x duration_loss: training aids, inference
+    needs no timings)."""
     use_align = align_weight > 0 and model.stage != "text_only" and batch.word_frames is not None
-    out = unit_logits_and_targets(model, batch, return_attention=use_align)
-    logits, targets, commit = out[:3]
+    use_duration = duration_weight > 0 and model.stage != "text_only" and batch.word_durations is not None
+    if use_duration and duration_target is None:
+        raise ValueError("duration_weight > 0 needs a duration_target (DurationTarget.from_items of the training items)")
+    out = teacher_forced(model, batch, return_attention=use_align)
+    logits, targets, commit = out.logits, out.targets, out.commit
     ce = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-1)
     is_unit = (targets >= 0) & (targets < model.cfg.decoder.n_units)
     acc = (logits.argmax(-1) == targets)[is_unit].float().mean()
     loss, logs = ce + commit, {"ce": float(ce.detach()), "commit": float(commit.detach()), "unit_acc": float(acc)}
     if use_align:
-        attention = out[3]
+        attention = out.attention
         align = alignment_loss(attention, alignment_targets(batch.text.word_index, batch.word_frames, attention.shape[-1]))
         loss, logs["align"] = loss + align_weight * align, float(align.detach())
+    if use_duration:
+        n = out.taste.shape[1]
+        word_mask = torch.arange(n).unsqueeze(0) < batch.text.n_words.unsqueeze(1)
+        dur = duration_loss(out.taste, word_mask, batch.word_durations[:, :n], duration_target)
+        loss, logs["duration"] = loss + duration_weight * dur, float(dur.detach())
     return loss, logs
 
 
@@ -92,21 +155,23 @@ class StageSteps:
         return getattr(self, stage)
 
 
-def substage_fingerprint(model: TasteTokenizer, items: Sequence[TasteItem], stage: str, align_weight: float) -> dict:
+def substage_fingerprint(model: TasteTokenizer, items: Sequence[TasteItem], stage: str, align_weight: float,
+                         duration_weight: float = 0.0) -> dict:
     """What a sub-stage's result depends on besides its TrainConfig: the model config, the weights it starts from
-    (the ASR init plus the earlier sub-stages), the training items and the alignment weight."""
+    (the ASR init plus the earlier sub-stages), the training items and the training aids' weights."""
     return jsonable({"stage": stage, "model": model.cfg, "start_weights": module_digest(model),
-                     "items": items_digest(items), "n_items": len(items), "align_weight": align_weight})
+                     "items": items_digest(items), "n_items": len(items), "align_weight": align_weight,
+                     "duration_weight": duration_weight})
 
 
 def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str, config: TrainConfig,
-                   out_dir: str | Path, align_weight: float = 0.0) -> dict:
+                   out_dir: str | Path, align_weight: float = 0.0, duration_weight: float = 0.0) -> dict:
     """Train one sub-stage (resumable) and save the model to out_dir/<stage>/. Returns timing info.
 
     A finished sub-stage is skipped, and an interrupted one resumed, only when it was run with the same
     config and fingerprint (substage_fingerprint); otherwise ResumeMismatchError."""
     stage_dir = Path(out_dir) / stage
-    fingerprint = substage_fingerprint(model, items, stage, align_weight)
+    fingerprint = substage_fingerprint(model, items, stage, align_weight, duration_weight)
     if (stage_dir / WEIGHTS_FILE).is_file() and (stage_dir / "train_info.json").is_file():  # finished: skip
         info = json.loads((stage_dir / "train_info.json").read_text())
         check_resume(stage_dir, info, config, fingerprint)
@@ -118,7 +183,10 @@ def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str
     trainable = list(model.decoder.parameters())
     if stage != "text_only":
         trainable += list(model.aggregator.parameters()) + list(model.quantizer.parameters())
-    result = train(model, ItemDataset(items), collate, partial(loss_fn, align_weight=align_weight), config,
+    target = DurationTarget.from_items(items) if duration_weight > 0 else None
+    result = train(model, ItemDataset(items), collate, partial(loss_fn, align_weight=align_weight,
+                                                               duration_weight=duration_weight,
+                                                               duration_target=target), config,
                    Path(out_dir) / f"run_{stage}", trainable=trainable, fingerprint=fingerprint)
     model.save_pretrained(stage_dir)
     info = {"stage": stage, "steps": config.steps, "wall_time_s": result.wall_time_s,
@@ -130,7 +198,8 @@ def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str
 
 
 def train_all(model: TasteTokenizer, items: Sequence[TasteItem], steps: StageSteps, base: TrainConfig,
-              out_dir: str | Path, stages: Sequence[str] = STAGES, align_weight: float = 0.0) -> list[dict]:
+              out_dir: str | Path, stages: Sequence[str] = STAGES, align_weight: float = 0.0,
+              duration_weight: float = 0.0) -> list[dict]:
     """Run the sub-stages in order with the same optimiser settings; a stage with 0 steps is skipped."""
     from dataclasses import replace
 
@@ -141,5 +210,5 @@ def train_all(model: TasteTokenizer, items: Sequence[TasteItem], steps: StageSte
             continue
         warmup = min(base.warmup_steps, max(n // 5, 1))
         infos.append(train_substage(model, items, stage, replace(base, steps=n, warmup_steps=warmup), out_dir,
-                                    align_weight))
+                                    align_weight, duration_weight))
     return infos
