@@ -24,8 +24,9 @@ from taste.config import load_params, set_threads
 from _common import mean_step_seconds, peak_mb as _peak_mb
 from taste.tokenizer import TasteTokenizer, config_from_params
 from taste.tokenizer.data import Collate, TasteItem
+from taste.tokenizer import pipeline as P
 from taste.tokenizer.pipeline import stage_paths
-from taste.tokenizer.train import loss_fn
+from taste.tokenizer.train import DurationTarget, loss_fn
 
 WORDS = "the old captain walked slowly to the harbour with a small wooden boat at dawn".split()
 
@@ -60,13 +61,14 @@ def _items(model: TasteTokenizer, n: int, n_words: int, rate: float) -> list[Tas
             for i in range(n)]
 
 
-def bench_train_steps(model: TasteTokenizer, items: list[TasteItem], repeats: int, align_weight: float) -> list[dict]:
-    """Optimizer-step time per sub-stage with the study's loss (including the aggregator's alignment term)."""
+def bench_train_steps(model: TasteTokenizer, items: list[TasteItem], repeats: int, aids: dict[str, float]) -> list[dict]:
+    """Optimizer-step time per sub-stage with the study's loss (including its training aids: pipeline.training_aids)."""
     batch = Collate(model.cfg.conditioning, model.cfg.decoder.n_units, model.cfg.encoder_rate_hz)(items)
     rows = []
     for stage in ("text_only", "no_vq", "rvq"):
         model.set_stage(stage)
-        step_s = mean_step_seconds(model, partial(loss_fn, align_weight=align_weight), batch, repeats)
+        target = DurationTarget.from_items(items) if aids["duration_weight"] > 0 else None
+        step_s = mean_step_seconds(model, partial(loss_fn, **aids, duration_target=target), batch, repeats)
         rows.append({"stage": stage, "threads": torch.get_num_threads(), "batch_size": len(items),
                      "step_s": step_s, "peak_rss_mb": _peak_mb()})
     model.set_stage("rvq")
@@ -109,8 +111,7 @@ def main() -> None:
     report = {"model": source, "train_steps": [], "substage_training": {}}
     for threads in (1, 2):
         set_threads(threads)
-        report["train_steps"] += bench_train_steps(model, items, args.repeats,
-                                                   float(params["tokenizer"]["align_weight"]))
+        report["train_steps"] += bench_train_steps(model, items, args.repeats, P.training_aids(params))
     set_threads(params["shared"]["threads"])
     report["encode"] = bench_encode(model, 5, 3.0)
     report["decode"] = [bench_decode(model, 1, 9), bench_decode(model, 16, 9)]

@@ -53,6 +53,17 @@ def word_features(model: TasteTokenizer, items, batch_size: int = 32) -> tuple[n
     return np.concatenate(xs), np.concatenate(ys)
 
 
+@torch.no_grad()
+def attention_width(model: TasteTokenizer, mel: torch.Tensor, transcript: str) -> list[float]:
+    """Each word's last-layer cross-attention width in nats (tokenizer.aggregator.word_attention_width)."""
+    from taste.tokenizer.aggregator import word_attention_width
+
+    text = model.tokenize([transcript])
+    keys, values, frame_lengths = model.encoder_states(mel.unsqueeze(0).float(), torch.tensor([mel.shape[-1]]))
+    _, _, attention = model.word_vectors(text, keys, values, frame_lengths, return_attention=True)
+    return word_attention_width(attention, text.word_index, int(text.n_words.max()))[0].tolist()
+
+
 def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     """Closed-form ridge on standardised features -> (weights, intercept, mean, scale)."""
     mu, sd = x.mean(0), x.std(0) + 1e-6
@@ -114,26 +125,35 @@ def main() -> None:
     for u in utts:
         if kinds.get(u.pair.pair_id) == "rate":
             by_pair.setdefault(u.pair.pair_id, {})[u.pair.role] = u
-    delta, diff, clusters = [], [], []
+    delta, diff, clusters, log_delta, width_diff = [], [], [], [], []
     with torch.no_grad():
         for pair_id, roles in sorted(by_pair.items()):
             base, variant = roles["base"], next(v for r, v in roles.items() if r != "base")
             j = base.pair.changed_word
-            pred = []
+            pred, width = [], []
             for u in (base, variant):
-                vec = model.encode(log_mel(torch.from_numpy(audio[u.id]), mel_cfg), u.text).vectors
+                mel = log_mel(torch.from_numpy(audio[u.id]), mel_cfg)
+                vec = model.encode(mel, u.text).vectors
                 pred.append(float(np.exp(predict(probe, vec[j: j + 1].numpy())[0])))
+                width.append(attention_width(model, mel, u.text)[j])
             truth = [u.words[j].end - u.words[j].start for u in (base, variant)]
             delta.append(truth[1] - truth[0])
             diff.append(pred[1] - pred[0])
+            log_delta.append(float(np.log(truth[1] / truth[0])))
+            width_diff.append(width[1] - width[0])
             clusters.append(pair_id.split(":", 1)[1])
     delta, diff, clusters = np.array(delta), np.array(diff), np.array(clusters)
+    log_delta, width_diff = np.array(log_delta), np.array(width_diff)
     out = {"model": str(args.model), "stage": model.stage, "train_words": int(y_tr.size), "dev_words": int(y_dev.size),
            "alpha": args.alpha, "probe_r2_train": round(r2(y_tr, predict(probe, x_tr)), 3),
            "probe_r2_dev": round(r2(y_dev, predict(probe, x_dev)), 3),
            "edited_dev_rate_pairs": int(delta.size),
            "mean_abs_truth_contrast_s": round(float(np.mean(np.abs(delta))), 3),
            "probe_slope_on_edited_pairs": pair_slope(delta, diff, clusters, int(sp["bootstrap"]), seed),
+           # the aggregator's own statistic: last-layer attention width (nats) of j against log(true duration
+           # ratio); 1 = the attention spreads over exactly the word's frames in both renditions
+           "attention_width_log_slope_on_edited_pairs": pair_slope(log_delta, width_diff, clusters,
+                                                                   int(sp["bootstrap"]), seed),
            "seconds": round(time.perf_counter() - t0)}
     print(json.dumps(out), flush=True)
 

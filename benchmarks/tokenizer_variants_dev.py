@@ -61,6 +61,9 @@ def train_items(model: TasteTokenizer, params: dict, paths: P.StagePaths, cache:
 
     if cache is None:
         return P.split_items(model, params, paths, "train")
+    if cache.suffix != ".safetensors":
+        raise SystemExit(f"_items_cache {cache}: name it *.safetensors (save_items writes the states there and a "
+                         f".json sidecar beside it)")
     if not cache.is_file():
         tmp = cache.with_name(cache.stem + ".partial.safetensors")
         save_items(tmp, P.split_items(model, params, paths, "train"))
@@ -94,7 +97,7 @@ def train_variant(params: dict, paths: P.StagePaths, text_only_from: str | None,
     t0 = time.perf_counter()
     infos = train_all(model, items, StageSteps(t["text_only_steps"], t["no_vq_steps"], t["rvq_steps"]),
                       P.substage_train_config(params), paths.models, stages=stages,
-                      align_weight=float(params["tokenizer"]["align_weight"]))
+                      **P.training_aids(params))
     model.save_pretrained(paths.final)
     return model, {"items_s": round(items_s), "fit_s": round(time.perf_counter() - t0), "stages": list(stages),
                    "steps": {st: t[f"{st}_steps"] for st in stages},
