@@ -51,7 +51,7 @@ def variant_paths(root: Path, params: dict, runs: Path) -> P.StagePaths:
     p = params["shared"]["paths"]
     models = root / p["models"]
     return P.StagePaths(root / p["prepared"], root / p["units"], models / "asr", models / "vocoder", runs,
-                        runs / "tokenizer", runs / "taste_codes")
+                        runs / "tokenizer", runs / "taste_codes", models / "units", root)
 
 
 def train_items(model: TasteTokenizer, params: dict, paths: P.StagePaths, cache: Path | None) -> list:
@@ -84,7 +84,8 @@ def train_variant(params: dict, paths: P.StagePaths, text_only_from: str | None,
                   cache: Path | None) -> tuple[TasteTokenizer, dict]:
     model = P.build_model(params, paths)
     t0 = time.perf_counter()
-    items = train_items(model, params, paths, cache)
+    # the cache holds the train split only; the stretched copies (tokenizer.stretch_augment) are the variant's own
+    items = P.with_stretched(model, params, paths, train_items(model, params, paths, cache))
     items_s = time.perf_counter() - t0
     t = params["tokenizer"]["train"]
     stages = ("text_only", "no_vq", "rvq")

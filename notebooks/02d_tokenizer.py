@@ -67,7 +67,13 @@ t0 = time.perf_counter()
 model = P.build_model(params, paths)
 items = {split: P.split_items(model, params, paths, split) for split in P.SPLITS}
 timings["encoder_states_s"] = time.perf_counter() - t0
-print({k: len(v) for k, v in items.items()}, f"{timings['encoder_states_s']:.1f} s")
+# the training set: the train split, plus (tokenizer.stretch_augment) copies with one word time-stretched
+t0 = time.perf_counter()
+train_set = P.with_stretched(model, params, paths, items["train"])
+timings["stretch_augment_s"] = time.perf_counter() - t0
+print({k: len(v) for k, v in items.items()}, f"{timings['encoder_states_s']:.1f} s;",
+      f"training set {len(train_set)} items ({len(train_set) - len(items['train'])} stretched,",
+      f"{timings['stretch_augment_s']:.1f} s)")
 
 # %% [markdown]
 # ## Training: three sub-stages, ablations in parallel
@@ -76,7 +82,7 @@ print({k: len(v) for k, v in items.items()}, f"{timings['encoder_states_s']:.1f}
 t0 = time.perf_counter()
 # parallel: two 1-thread processes; this one trains the main model, then the ablation rows not in
 # P.SECOND_PROCESS_ABLATIONS; the other trains those (and is stopped if this one fails)
-infos = P.train_all_rows(params, params_path, model, items["train"], paths, out / "ablations.log", parallel=parallel)
+infos = P.train_all_rows(params, params_path, model, train_set, paths, out / "ablations.log", parallel=parallel)
 timings["training_s"] = time.perf_counter() - t0
 pd.DataFrame(infos)[["stage", "steps", "wall_time_s", "peak_memory_mb", "resumed_from"]]
 
@@ -218,6 +224,7 @@ metrics = {
     "training": {i["stage"]: {"steps": i["steps"], "wall_time_s": i["wall_time_s"],
                               "peak_memory_mb": i["peak_memory_mb"]} for i in infos},
     "timings_s": timings,
+    "training_set": {"train_split_items": len(items["train"]), "stretched_items": len(train_set) - len(items["train"])},
     "codes_written": code_counts,
     "attention_in_own_word": attention_share,
     "checks": {

@@ -106,6 +106,8 @@ def _point_units_at_tiny_s3(params: dict, s3_path: Path) -> None:
     # the smoke study's unit space is the tiny S3 tokenizer's: 25 units per second, 64 codes
     assert (params["units"]["rate_hz"], params["units"]["codebook_size"]) == (25, S3_CODES)
     params["units"].update(backend="s3_pretrained", s3_path=str(s3_path), s3_name=S3_NAME)
+    # the tokenizer's stretch augmentation makes units with the trained unit tokenizer only (as profiles/paper.yaml)
+    params["tokenizer"]["stretch_augment"]["share"] = 0.0
 
 
 def _assert_units_from_s3(study: Path, trained_study: Path, s3_path: Path) -> None:

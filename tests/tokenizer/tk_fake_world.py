@@ -18,6 +18,7 @@ def build_fake_world(root: Path, repo_params: Path, n_per_split: int = 6, n_unit
     from taste.data.features import log_mel
     from taste.data.loaders import save_tensor_map
     from taste.data.records import Utterance, WordAlignment, write_manifest
+    from taste.units.model import build_debug_unit_tokenizer
     from taste.vocoder import build_debug_vocoder
 
     rng = np.random.default_rng(0)
@@ -48,6 +49,7 @@ def build_fake_world(root: Path, repo_params: Path, n_per_split: int = 6, n_unit
     save_asr(build_asr(debug_config(), bpe, seed=0), bpe, root / "models/asr")
     torch.manual_seed(0)
     build_debug_vocoder(speaker_dim=256, n_units=n_units).save_pretrained(root / "models/vocoder")
+    build_debug_unit_tokenizer(codebook_size=n_units).save_pretrained(root / "models/units")  # stretch augmentation
     params = yaml.safe_load(repo_params.read_text())
     params["units"]["codebook_size"] = n_units
     params["tokenizer"].update({"rvq": {**params["tokenizer"]["rvq"], "codebook_size": 16, "codebook_dim": 8,

@@ -8,19 +8,21 @@ analysis of the synthetic corpus (swap, controls, neighbour leakage, pooled slop
 itself (word j's new duration; log-F0 re-measured on the edited audio by the prepare stage's pitch tracker).
 
 The edits are librosa's standard phase-vocoder `time_stretch` and `pitch_shift`; each edited span is joined to its
-neighbours with a short equal-power crossfade so the joins do not click.
+neighbours with a short equal-power crossfade so the joins do not click (taste.tokenizer.augment, which the
+tokenizer's stretch augmentation shares).
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from taste.data.records import PairInfo, Utterance
+from taste.tokenizer.augment import EDIT_KINDS, edited_utterance, span_edit
 
-EDIT_KINDS = {"stretch": "rate", "shift": "pitch"}  # edit -> the local change kind the slope estimator reads
+__all__ = ["EDIT_KINDS", "EditSettings", "edit_span", "edited_utterance", "base_utterances", "make_edited_pairs",
+           "encode_edited", "pitch_tracks_of", "edit_settings_from_params", "base_id"]
 
 
 @dataclass(frozen=True)
@@ -43,63 +45,14 @@ class EditSettings:
             raise ValueError(f"swap.edited.kinds: unknown edit(s) {sorted(unknown)}; known: {sorted(EDIT_KINDS)}")
 
 
-def _span_samples(n: int, sr: int, start_s: float, end_s: float) -> tuple[int, int]:
-    a = min(max(int(round(start_s * sr)), 0), n)
-    b = min(max(int(round(end_s * sr)), a), n)
-    if b - a < 2:
-        raise ValueError(f"word span [{start_s:.3f}, {end_s:.3f}] s is empty in audio of {n / sr:.3f} s")
-    return a, b
-
-
-def _join(left: np.ndarray, middle: np.ndarray, right: np.ndarray, fade: int) -> np.ndarray:
-    """left + middle + right, each join an equal-power crossfade of `fade` samples (shorter where a part is)."""
-    def cross(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        n = min(fade, len(x), len(y))
-        if n <= 0:
-            return np.concatenate([x, y])
-        t = np.linspace(0.0, np.pi / 2, n, dtype=np.float64)
-        mixed = x[len(x) - n:] * np.cos(t) + y[:n] * np.sin(t)
-        return np.concatenate([x[:len(x) - n], mixed, y[n:]])
-
-    return cross(cross(left, middle), right).astype(np.float32)
-
-
 def edit_span(wav: np.ndarray, sr: int, start_s: float, end_s: float, kind: str, settings: EditSettings
               ) -> tuple[np.ndarray, float]:
-    """-> (edited audio, the edited span's new length in seconds). The crossfade takes `crossfade_s` from each
-    side of a join; the span is edited with that much context on both sides so the faded samples are edited ones."""
-    import librosa
-
-    wav = np.asarray(wav, dtype=np.float32)
-    a, b = _span_samples(len(wav), sr, start_s, end_s)
-    fade = int(round(settings.crossfade_s * sr))
-    ca, cb = max(a - fade, 0), min(b + fade, len(wav))
-    seg = wav[ca:cb]
-    if kind == "stretch":
-        edited = librosa.effects.time_stretch(seg, rate=1.0 / settings.stretch_factor)
-    elif kind == "shift":
-        edited = librosa.effects.pitch_shift(seg, sr=sr, n_steps=settings.shift_semitones)
-    else:
+    """-> (edited audio, the edited span's new length in seconds): taste.tokenizer.augment.span_edit with the
+    stretch factor or semitone shift and the crossfade of `settings`."""
+    if kind not in EDIT_KINDS:
         raise ValueError(f"unknown edit {kind!r}; known: {sorted(EDIT_KINDS)}")
-    # the crossfades overlap (a - ca) and (cb - b) samples at the joins; the span's new length is what remains
-    out = _join(wav[:a], edited, wav[b:], fade)
-    new_span_s = (len(out) - (len(wav) - (b - a))) / sr
-    return out, new_span_s
-
-
-def edited_utterance(base: Utterance, j: int, kind: str, new_span_s: float, n_samples: int, audio_path: str
-                     ) -> Utterance:
-    """The variant's record: word j lasts `new_span_s`, the words after it move by the change, same text."""
-    if not base.words:
-        raise ValueError(f"utterance {base.id}: no word timings; an edited pair needs the word's aligned span")
-    if not 0 <= j < len(base.words):
-        raise ValueError(f"utterance {base.id}: word {j} out of range for {len(base.words)} words")
-    wj = base.words[j]
-    offset = new_span_s - wj.duration
-    words = (*base.words[:j], dataclasses.replace(wj, duration=new_span_s, markup=f"edit={kind}"),
-             *(w.shifted(offset) for w in base.words[j + 1:]))
-    return base.replace(id=f"{base.id}~{kind}", audio_path=audio_path, duration=n_samples / base.sample_rate,
-                        words=words, phones=(), pair=PairInfo("local", f"{kind}:{base.id}", "variant", j))
+    amount = settings.stretch_factor if kind == "stretch" else settings.shift_semitones
+    return span_edit(wav, sr, start_s, end_s, kind, amount, settings.crossfade_s)
 
 
 def base_utterances(utterances: Sequence[Utterance], max_bases: int) -> list[tuple[Utterance, int]]:

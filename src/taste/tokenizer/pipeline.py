@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from taste.config import set_threads
+from taste.tokenizer.augment import StretchAugment, stretch_plan, stretched_items
 from taste.tokenizer.config import config_from_params
 from taste.tokenizer.data import TasteItem, build_items, save_items
 from taste.tokenizer.model import WEIGHTS_FILE, TasteTokenizer
@@ -34,13 +35,15 @@ class StagePaths:
     models: Path        # models/taste: sub-stage folders, ablations, item cache
     final: Path         # models/taste/tokenizer: the model the CLI, TASLM and swap use
     codes: Path         # data/taste_codes
+    unit_model: Path = Path("models/units")  # the trained unit tokenizer (stretch augmentation: units of new audio)
+    audio_root: Path = Path(".")             # manifests' audio_path values are relative to this folder
 
 
 def stage_paths(params: dict[str, Any]) -> StagePaths:
     p = params["shared"]["paths"]
     models = Path(p["models"]) / "taste"
     return StagePaths(Path(p["prepared"]), Path(p["units"]), Path(p["models"]) / "asr", Path(p["models"]) / "vocoder",
-                      models, models / "tokenizer", Path(p["taste_codes"]))
+                      models, models / "tokenizer", Path(p["taste_codes"]), Path(p["models"]) / "units")
 
 
 def other_mode(params: dict[str, Any]) -> str:
@@ -75,6 +78,49 @@ def split_items(model: TasteTokenizer, params: dict[str, Any], paths: StagePaths
     speakers = FeatureStore(paths.prepared / "speaker_embeddings.safetensors")
     units = load_units(paths.units / f"{split}.safetensors")
     return build_items(model, utts, mels, units, speakers, float(params["units"]["rate_hz"]))
+
+
+def with_stretched(model: TasteTokenizer, params: dict[str, Any], paths: StagePaths,
+                   train: list[TasteItem]) -> list[TasteItem]:
+    """The training set: the train split's items (`train`), plus stretched copies of some of them when
+    `tokenizer.stretch_augment.share` > 0 (taste.tokenizer.augment; train split only)."""
+    settings = StretchAugment.from_params(params["tokenizer"]["stretch_augment"])
+    if settings.share <= 0:
+        return list(train)
+    return list(train) + stretched_train_items(model, params, paths, settings)
+
+
+def stretched_train_items(model: TasteTokenizer, params: dict[str, Any], paths: StagePaths,
+                          settings: StretchAugment) -> list[TasteItem]:
+    """Items of the stretch plan over the train split: audio read as every command reads it, log-mel as the
+    prepare stage's features, units from the study's trained unit tokenizer (paths.unit_model)."""
+    from taste.asr.features import pad_mels
+    from taste.data.features import log_mel
+    from taste.data.loaders import FeatureStore
+    from taste.data.records import read_manifest
+    from taste.data.validate import read_speech
+    from taste.units.model import UnitTokenizer
+    from taste.vocoder.pipeline import mel_config
+
+    if params["units"]["backend"] != "trained":
+        raise ValueError(f"tokenizer.stretch_augment needs the study's trained unit tokenizer to make units of the "
+                         f"stretched audio; units.backend is {params['units']['backend']!r} (set "
+                         f"tokenizer.stretch_augment.share: 0)")
+    utts = [u for u in read_manifest(paths.prepared / "train.jsonl") if u.words]
+    plan = stretch_plan(utts, settings, int(params["shared"]["seed"]))
+    unit_model = UnitTokenizer.from_pretrained(paths.unit_model).eval()
+    mel_cfg = mel_config(params)
+
+    @torch.no_grad()
+    def units_of(mel: torch.Tensor) -> torch.Tensor:
+        batch, lengths = pad_mels([mel])
+        units, n = unit_model.encode(batch, lengths)
+        return units[0, : int(n[0])].long()
+
+    return stretched_items(model, plan, lambda u: read_speech(str(paths.audio_root / u.audio_path), u.text),
+                           lambda wav: log_mel(torch.from_numpy(wav), mel_cfg), units_of,
+                           FeatureStore(paths.prepared / "speaker_embeddings.safetensors"),
+                           float(params["units"]["rate_hz"]), settings.crossfade_s)
 
 
 def substage_train_config(params: dict[str, Any]) -> TrainConfig:
