@@ -137,7 +137,11 @@ def test_training_set_gains_the_stretched_copies(world):
         assert it.has_timings and len(it.units) > 0 and int(it.units.max()) < params["units"]["codebook_size"]
         base = next(b for b in train if f"{b.id}~stretch" == it.id)
         assert it.text == base.text and torch.equal(it.speaker, base.speaker)
-        assert sum(it.word_durations_s) != pytest.approx(sum(base.word_durations_s), abs=1e-3)
+        grown = sum(it.word_durations_s) - sum(base.word_durations_s)
+        assert grown != pytest.approx(0.0, abs=1e-3)
+        # the units are the edited audio's: 25 per second of it (the base audio lasts 0.2 + 0.25 s per word)
+        seconds = 0.2 + 0.25 * base.n_words + grown
+        assert abs(len(it.units) - 25 * seconds) <= 2
     s3 = copy.deepcopy(on)
     s3["units"]["backend"] = "s3_pretrained"
     with pytest.raises(ValueError, match="trained unit tokenizer"):

@@ -79,7 +79,9 @@ def test_loss_fn_adds_the_duration_term_only_when_asked(tokenizer, mel):
 
 def test_duration_loss_teaches_the_vectors_each_word_s_duration(tokenizer, mel):
     """A few optimiser steps on the duration loss alone bring coordinate 0 of the word vectors toward the words'
-    standardised log durations, through the aggregator (the only trainable part here)."""
+    standardised log durations, through the aggregator (the only trainable part here). It checks the loss trains
+    the vectors, not that the audio is what tells the durations apart: the debug encoder's random states barely
+    depend on its input, so the two items differ by their text."""
     tk = tokenizer
     tk.set_stage("no_vq")
     tk.train()
@@ -106,3 +108,21 @@ def test_collate_carries_each_word_s_duration(tokenizer, mel):
     items = [_item(tk, mel, "the cat sat", (0.1, 0.3, 0.2), "a"), _item(tk, mel, "a dog", (0.25, 0.5), "b")]
     batch = Collate(tk.cfg.conditioning, tk.cfg.decoder.n_units, tk.cfg.encoder_rate_hz)(items)
     torch.testing.assert_close(batch.word_durations, torch.tensor([[0.1, 0.3, 0.2], [0.25, 0.5, 0.0]]))
+
+
+def test_with_rvq_the_duration_term_trains_the_aggregator_through_the_codes(tokenizer, mel):
+    """RVQ stage: the term reads the dequantised codes, and its gradient reaches the aggregator (straight through the
+    quantiser) but not the unit decoder."""
+    from taste.tokenizer.train import teacher_forced
+
+    tk = tokenizer
+    item = _item(tk, mel, "the cat sat", (0.1, 0.3, 0.2))
+    batch = Collate(tk.cfg.conditioning, tk.cfg.decoder.n_units, tk.cfg.encoder_rate_hz)([item])
+    tk.set_stage("rvq")
+    tk.train()
+    out = teacher_forced(tk, batch)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    duration_loss(out.taste, mask, batch.word_durations, DurationTarget.from_items([item])).backward()
+    agg = [p.grad for p in tk.aggregator.parameters() if p.grad is not None]
+    assert agg and any(float(g.abs().sum()) > 0 for g in agg)
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in tk.decoder.parameters())

@@ -24,8 +24,9 @@ def fake_stage(tmp_path, monkeypatch):
     def launch(code: int | None = None):
         script = "import time; time.sleep(120)" if code is None else f"print('ablation says hi'); raise SystemExit({code})"
 
-        def fake_launch(params_path, cache, log):
+        def fake_launch(params_path, cache, log, names=P.SECOND_PROCESS_ABLATIONS):
             assert cache.is_file()  # the items are cached before the child starts
+            launch.names = tuple(names)
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("w") as out:
                 launched.append(subprocess.Popen([sys.executable, "-c", script], stdout=out, stderr=subprocess.STDOUT))
@@ -70,8 +71,8 @@ def test_successful_run_waits_for_ablations_and_removes_the_cache(fake_stage, mo
     assert not (paths.models / "cache").exists()
     assert torch.get_num_threads() == params["shared"]["threads"]
     # every ablation row trains exactly once: the second process's share there, the rest here after the main model
-    assert launch.here == [n for n in P.ABLATIONS if n not in P.SECOND_PROCESS_ABLATIONS]
-    assert sorted(launch.here + list(P.SECOND_PROCESS_ABLATIONS)) == sorted(P.ABLATIONS)
+    assert launch.here == [n for n in P.ABLATIONS if n not in launch.names]
+    assert sorted(launch.here + list(launch.names)) == sorted(P.ABLATIONS)  # each row once, none missing
 
 
 def test_ablation_process_trains_only_the_rows_it_is_given(monkeypatch, tmp_path):
@@ -89,6 +90,23 @@ def test_ablation_process_trains_only_the_rows_it_is_given(monkeypatch, tmp_path
     names = list(P.SECOND_PROCESS_ABLATIONS)
     assert ablation.main(["--cache", str(tmp_path / "c.safetensors"), "--only", *names]) == 0
     assert trained == names
+
+
+def test_launch_ablations_passes_its_rows_to_the_child(monkeypatch, tmp_path):
+    """The child's command line names exactly the rows it is to train (`--only ...`)."""
+    from taste.tokenizer import pipeline as P
+
+    seen = {}
+
+    class FakePopen:
+        def __init__(self, cmd, stdout, stderr):
+            seen["cmd"] = cmd
+
+    monkeypatch.setattr(P.subprocess, "Popen", FakePopen)
+    P.launch_ablations("p.yaml", tmp_path / "c.safetensors", tmp_path / "log")
+    cmd = seen["cmd"]
+    assert cmd[cmd.index("--only") + 1:] == list(P.SECOND_PROCESS_ABLATIONS)
+    assert cmd[cmd.index("--params") + 1] == "p.yaml"
 
 
 def test_failed_ablation_process_raises_with_its_log(fake_stage, monkeypatch, tmp_path):
