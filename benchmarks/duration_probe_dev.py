@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,21 @@ def attention_width(model: TasteTokenizer, mel: torch.Tensor, transcript: str) -
     keys, values, frame_lengths = model.encoder_states(mel.unsqueeze(0).float(), torch.tensor([mel.shape[-1]]))
     _, _, attention = model.word_vectors(text, keys, values, frame_lengths, return_attention=True)
     return word_attention_width(attention, text.word_index, int(text.n_words.max()))[0].tolist()
+
+
+@contextmanager
+def location_prior_off(model: TasteTokenizer):
+    """Switch the aggregator's learnable location prior off (softplus(w) ~ 0 in every layer), then restore it."""
+    saved = [layer.location_weight.detach().clone() for layer in model.aggregator.layers]
+    with torch.no_grad():
+        for layer in model.aggregator.layers:
+            layer.location_weight.fill_(-30.0)
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for layer, w in zip(model.aggregator.layers, saved):
+                layer.location_weight.copy_(w)
 
 
 def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
@@ -125,7 +141,7 @@ def main() -> None:
     for u in utts:
         if kinds.get(u.pair.pair_id) == "rate":
             by_pair.setdefault(u.pair.pair_id, {})[u.pair.role] = u
-    delta, diff, clusters, log_delta, width_diff = [], [], [], [], []
+    delta, diff, clusters, log_delta, width_diff, width_diff_no_prior = [], [], [], [], [], []
     with torch.no_grad():
         for pair_id, roles in sorted(by_pair.items()):
             base, variant = roles["base"], next(v for r, v in roles.items() if r != "base")
@@ -136,14 +152,17 @@ def main() -> None:
                 vec = model.encode(mel, u.text).vectors
                 pred.append(float(np.exp(predict(probe, vec[j: j + 1].numpy())[0])))
                 width.append(attention_width(model, mel, u.text)[j])
+                with location_prior_off(model):
+                    width.append(attention_width(model, mel, u.text)[j])
             truth = [u.words[j].end - u.words[j].start for u in (base, variant)]
             delta.append(truth[1] - truth[0])
             diff.append(pred[1] - pred[0])
             log_delta.append(float(np.log(truth[1] / truth[0])))
-            width_diff.append(width[1] - width[0])
+            width_diff.append(width[2] - width[0])
+            width_diff_no_prior.append(width[3] - width[1])
             clusters.append(pair_id.split(":", 1)[1])
     delta, diff, clusters = np.array(delta), np.array(diff), np.array(clusters)
-    log_delta, width_diff = np.array(log_delta), np.array(width_diff)
+    log_delta, width_diff, width_diff_no_prior = np.array(log_delta), np.array(width_diff), np.array(width_diff_no_prior)
     out = {"model": str(args.model), "stage": model.stage, "train_words": int(y_tr.size), "dev_words": int(y_dev.size),
            "alpha": args.alpha, "probe_r2_train": round(r2(y_tr, predict(probe, x_tr)), 3),
            "probe_r2_dev": round(r2(y_dev, predict(probe, x_dev)), 3),
@@ -152,6 +171,9 @@ def main() -> None:
            "probe_slope_on_edited_pairs": pair_slope(delta, diff, clusters, int(sp["bootstrap"]), seed),
            # the aggregator's own statistic: last-layer attention width (nats) of j against log(true duration
            # ratio); 1 = the attention spreads over exactly the word's frames in both renditions
+           # the same with the aggregator's location prior switched off at inference (a model trained with it)
+           "attention_width_log_slope_prior_off": pair_slope(log_delta, width_diff_no_prior, clusters,
+                                                             int(sp["bootstrap"]), seed),
            "attention_width_log_slope_on_edited_pairs": pair_slope(log_delta, width_diff, clusters,
                                                                    int(sp["bootstrap"]), seed),
            "seconds": round(time.perf_counter() - t0)}

@@ -55,3 +55,20 @@ def test_probe_recovers_a_linear_duration_and_the_pooled_slope_its_factor():
     assert value == lo == hi == 0.25
     noisy = pair_slope(delta, 0.25 * delta + rng.normal(scale=0.5, size=40), np.arange(40).astype(str), 200, 0)
     assert noisy[1] < noisy[0] < noisy[2]
+
+
+def test_location_prior_off_zeroes_the_prior_and_restores_it(tokenizer):
+    """duration_probe_dev.location_prior_off: softplus(w) ~ 0 in every aggregator layer inside, the exact weights after
+    (also when the body raises)."""
+    import torch.nn.functional as F
+
+    from duration_probe_dev import location_prior_off
+
+    before = [layer.location_weight.detach().clone() for layer in tokenizer.aggregator.layers]
+    with location_prior_off(tokenizer):
+        assert all(float(F.softplus(layer.location_weight).max()) < 1e-9 for layer in tokenizer.aggregator.layers)
+    assert all(torch.equal(layer.location_weight, w) for layer, w in zip(tokenizer.aggregator.layers, before))
+    with pytest.raises(RuntimeError):
+        with location_prior_off(tokenizer):
+            raise RuntimeError("measurement failed")
+    assert all(torch.equal(layer.location_weight, w) for layer, w in zip(tokenizer.aggregator.layers, before))
