@@ -55,14 +55,21 @@ def word_features(model: TasteTokenizer, items, batch_size: int = 32) -> tuple[n
 
 
 @torch.no_grad()
-def attention_width(model: TasteTokenizer, mel: torch.Tensor, transcript: str) -> list[float]:
-    """Each word's last-layer cross-attention width in nats (tokenizer.aggregator.word_attention_width)."""
+def encode_with_widths(model: TasteTokenizer, mel: torch.Tensor, transcript: str
+                       ) -> tuple[torch.Tensor, list[float], list[float]]:
+    """One encoder pass over an utterance -> (the decoder-side word vectors [N, D], as `model.encode` gives them;
+    each word's last-layer cross-attention width in nats, tokenizer.aggregator.word_attention_width; the same
+    width with the location prior switched off)."""
     from taste.tokenizer.aggregator import word_attention_width
 
     text = model.tokenize([transcript])
-    keys, values, frame_lengths = model.encoder_states(mel.unsqueeze(0).float(), torch.tensor([mel.shape[-1]]))
-    _, _, attention = model.word_vectors(text, keys, values, frame_lengths, return_attention=True)
-    return word_attention_width(attention, text.word_index, int(text.n_words.max()))[0].tolist()
+    states = model.encoder_states(mel.unsqueeze(0).float(), torch.tensor([mel.shape[-1]]))
+    n_words = int(text.n_words.max())
+    vectors, _, attention = model.word_vectors(text, *states, return_attention=True)
+    with location_prior_off(model):
+        _, _, attention_no_prior = model.word_vectors(text, *states, return_attention=True)
+    return (decoder_vectors(model, vectors[0]), word_attention_width(attention, text.word_index, n_words)[0].tolist(),
+            word_attention_width(attention_no_prior, text.word_index, n_words)[0].tolist())
 
 
 @contextmanager
@@ -146,20 +153,18 @@ def main() -> None:
         for pair_id, roles in sorted(by_pair.items()):
             base, variant = roles["base"], next(v for r, v in roles.items() if r != "base")
             j = base.pair.changed_word
-            pred, width = [], []
+            pred, width, width_no_prior = [], [], []
             for u in (base, variant):
-                mel = log_mel(torch.from_numpy(audio[u.id]), mel_cfg)
-                vec = model.encode(mel, u.text).vectors
+                vec, w, w_no_prior = encode_with_widths(model, log_mel(torch.from_numpy(audio[u.id]), mel_cfg), u.text)
                 pred.append(float(np.exp(predict(probe, vec[j: j + 1].numpy())[0])))
-                width.append(attention_width(model, mel, u.text)[j])
-                with location_prior_off(model):
-                    width.append(attention_width(model, mel, u.text)[j])
+                width.append(w[j])
+                width_no_prior.append(w_no_prior[j])
             truth = [u.words[j].end - u.words[j].start for u in (base, variant)]
             delta.append(truth[1] - truth[0])
             diff.append(pred[1] - pred[0])
             log_delta.append(float(np.log(truth[1] / truth[0])))
-            width_diff.append(width[2] - width[0])
-            width_diff_no_prior.append(width[3] - width[1])
+            width_diff.append(width[1] - width[0])
+            width_diff_no_prior.append(width_no_prior[1] - width_no_prior[0])
             clusters.append(pair_id.split(":", 1)[1])
     delta, diff, clusters = np.array(delta), np.array(diff), np.array(clusters)
     log_delta, width_diff, width_diff_no_prior = np.array(log_delta), np.array(width_diff), np.array(width_diff_no_prior)
@@ -171,11 +176,11 @@ def main() -> None:
            "probe_slope_on_edited_pairs": pair_slope(delta, diff, clusters, int(sp["bootstrap"]), seed),
            # the aggregator's own statistic: last-layer attention width (nats) of j against log(true duration
            # ratio); 1 = the attention spreads over exactly the word's frames in both renditions
+           "attention_width_log_slope_on_edited_pairs": pair_slope(log_delta, width_diff, clusters,
+                                                                   int(sp["bootstrap"]), seed),
            # the same with the aggregator's location prior switched off at inference (a model trained with it)
            "attention_width_log_slope_prior_off": pair_slope(log_delta, width_diff_no_prior, clusters,
                                                              int(sp["bootstrap"]), seed),
-           "attention_width_log_slope_on_edited_pairs": pair_slope(log_delta, width_diff, clusters,
-                                                                   int(sp["bootstrap"]), seed),
            "seconds": round(time.perf_counter() - t0)}
     print(json.dumps(out), flush=True)
 
