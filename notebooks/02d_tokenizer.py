@@ -20,8 +20,17 @@
 # the S3-style units of stage 02a, which the vocoder of stage 02b speaks.
 #
 # Training follows the paper's three sub-stages: text-only decoder -> TASTE without VQ -> with RVQ.
+# Three training aids read the corpus's word timings (inference never does): the aggregator's cross-attention is
+# pulled toward each word's frames (`tokenizer.align_weight`); each frame's attention, normalised over the words, is
+# trained to name the word the frame lies in (`tokenizer.assign_weight`), so that the attention counts a word's frames
+# and the `frame_count` duration feature can add that count to the word's vector; and coordinate 0 of each word's
+# TASTE vector is pulled toward its log duration (`tokenizer.duration_weight`). The training set adds copies of half
+# the train utterances with one word time-stretched 0.4x-2.5x (`tokenizer.stretch_augment`), the range the swap
+# study asks the tokens to carry.
 # The ablation rows (the other conditioning mode, values from the last layer, the other duration feature) train
-# in two 1-thread processes: two of them in a second process while the main model trains, the third here after it. The table on the test split (unseen speakers) measures
+# beside the main model: with `tokenizer.parallel_ablations` (the default) two of them in a second 1-thread process
+# while the main model trains and the third here after it; without it, all here after the main model. The table on
+# the test split (unseen speakers) measures
 # every row the same way.
 
 # %% tags=["parameters"]
@@ -46,7 +55,9 @@ from taste.tokenizer import table as T
 from taste.tokenizer.data import with_last_layer_values
 from taste.metrics.stats import paired_corpus_wer_ratio
 from taste.tokenizer.evaluate import default_audio_judges
+from transformers.utils import logging as hf_logging
 
+hf_logging.disable_progress_bar()  # one bar per model load would bury the results in the executed notebook
 params = load_params(params_path)
 tp = params["tokenizer"]
 seed, rate = params["shared"]["seed"], float(params["units"]["rate_hz"])

@@ -46,7 +46,9 @@ from taste.metrics.speaker import SpeakerEncoder
 from taste.lm.report import records_frame, speed_table, step_ratio
 from taste.lm.taste_use import taste_use_summary, taste_use_table, zeroed_continuations
 from taste.tokenizer import TasteTokenizer
+from transformers.utils import logging as hf_logging
 
+hf_logging.disable_progress_bar()  # one bar per model load would bury the results in the executed notebook
 params = load_params(params_path)
 set_threads(params["shared"]["threads"])
 seed_everything(params["shared"]["seed"])

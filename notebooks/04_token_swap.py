@@ -68,8 +68,10 @@ from taste.swap.summary import build_metrics, json_safe, local_set_rows, pitch_p
 from taste.tokenizer.model import TasteTokenizer
 from taste.vocoder import UnitVocoder
 from taste.vocoder.pipeline import mel_config
+from transformers.utils import logging as hf_logging
 
 t_start = time.perf_counter()
+hf_logging.disable_progress_bar()  # one bar per model load would bury the results in the executed notebook
 params = load_params(params_path)
 set_threads(params["shared"]["threads"])
 seed_everything(params["shared"]["seed"])
@@ -194,6 +196,11 @@ if synthetic_skip is None:
 # decoded and measured exactly like the synthetic local pairs. The ground truth is the edit: word j's new duration,
 # and log-F0 re-measured on the edited audio by the prepare stage's tracker. Stretch pairs give the duration slopes,
 # shift pairs the log-F0 slopes.
+#
+# Since session 17 the tokenizer trains on stretched copies of train utterances made by the same edit
+# (`tokenizer.stretch_augment`, factors 0.4x-2.5x): no recording of this set is trained on, but the kind of change is
+# now inside the training distribution, so the synthetic local pairs (the synthesiser's own renditions) are the
+# independent test of whether the tokens carry a word's duration.
 #
 # A real corpus has no synthetic local pairs: there the bases are the first `swap.edited.max_bases` test recordings
 # (test speakers, as the swap sets; word j = the middle word, a fixed rule, timings from the prepare stage's forced

@@ -49,7 +49,9 @@ from taste.data.text_norm import normalise
 from taste.evaluation import coherence, probes, report
 from taste.evaluation.listening_test import ListeningItem, build_listening_test
 from taste.evaluation.llm_judge import JudgeConfig, LLMJudge
+from transformers.utils import logging as hf_logging
 
+hf_logging.disable_progress_bar()  # one bar per model load would bury the results in the executed notebook
 params = load_params(params_path)
 ev = params["evaluation"]
 set_threads(params["shared"]["threads"])

@@ -8,7 +8,7 @@ import pytest
 from taste.data.features import MelConfig
 from taste.data.pitch import PitchConfig, track_pitch
 from taste.data.records import PairInfo, Utterance, WordAlignment
-from taste.swap.edit import (EditSettings, base_utterances, edit_settings_from_params, edit_span, edited_utterance,
+from taste.swap.edit import (EditedSpan, EditSettings, base_utterances, edit_settings_from_params, edit_span, edited_utterance,
                              encode_edited, make_edited_pairs, pitch_tracks_of)
 from taste.swap.jobs import build_pairs
 
@@ -33,9 +33,10 @@ def three_words():
 def test_stretch_lengthens_only_the_span():
     wav, _ = three_words()
     s = EditSettings(stretch_factor=2.0, crossfade_s=0.01)
-    out, new_span = edit_span(wav, SR, 0.4, 0.8, "stretch", s)
-    assert len(out) - len(wav) == pytest.approx(new_span * SR - 0.4 * SR, abs=1)
-    assert new_span == pytest.approx(0.8, abs=0.04)       # 2x the 0.4 s span (the context is stretched too)
+    out, span = edit_span(wav, SR, 0.4, 0.8, "stretch", s)
+    assert len(out) - len(wav) == round(span.shift_s * SR)
+    assert span.duration_s == pytest.approx(0.8, abs=0.002)  # 2x the 0.4 s word
+    assert span.shift_s == pytest.approx(0.42, abs=0.002)  # the 10 ms contexts are stretched too
     keep = int(0.39 * SR)
     np.testing.assert_array_equal(out[:keep], wav[:keep])  # before the left crossfade: untouched
     np.testing.assert_array_equal(out[-keep:], wav[-keep:])  # after the right one: untouched, only moved
@@ -48,8 +49,8 @@ def test_stretch_lengthens_only_the_span():
 def test_shift_raises_pitch_of_the_span_and_keeps_length():
     wav, _ = three_words()
     s = EditSettings(shift_semitones=8.0)
-    out, new_span = edit_span(wav, SR, 0.4, 0.8, "shift", s)
-    assert len(out) == len(wav) and new_span == pytest.approx(0.4, abs=1 / SR)
+    out, span = edit_span(wav, SR, 0.4, 0.8, "shift", s)
+    assert len(out) == len(wav) and span == EditedSpan(pytest.approx(0.4, abs=1 / SR), pytest.approx(0.4, abs=1 / SR), 0.0)
     f0 = track_pitch(out, PitchConfig()).numpy()
     before, inside = f0[5:35], f0[45:75]
     assert np.median(before[before > 0]) == pytest.approx(150, rel=0.03)
@@ -59,15 +60,15 @@ def test_shift_raises_pitch_of_the_span_and_keeps_length():
 
 def test_edited_utterance_moves_the_later_words():
     _, utt = three_words()
-    v = edited_utterance(utt, 1, "stretch", 1.0, int(1.8 * SR), "outputs/x.flac")
-    assert v.text == utt.text and v.id == "u1~stretch" and v.duration == pytest.approx(1.8)
+    v = edited_utterance(utt, 1, "stretch", EditedSpan(0.41, 1.0, 0.62), int(1.82 * SR), "outputs/x.flac")
+    assert v.text == utt.text and v.id == "u1~stretch" and v.duration == pytest.approx(1.82)
     assert [w.duration for w in v.words] == pytest.approx([0.4, 1.0, 0.4])
-    assert [w.start for w in v.words] == pytest.approx([0.0, 0.4, 1.4])
+    assert [w.start for w in v.words] == pytest.approx([0.0, 0.41, 1.42])
     assert v.pair == PairInfo("local", "stretch:u1", "variant", 1)
     with pytest.raises(ValueError, match="u1.*word 5"):
-        edited_utterance(utt, 5, "stretch", 1.0, SR, "x")
+        edited_utterance(utt, 5, "stretch", EditedSpan(0.4, 1.0, 0.6), SR, "x")
     with pytest.raises(ValueError, match="no word timings"):
-        edited_utterance(utt.replace(words=()), 1, "stretch", 1.0, SR, "x")
+        edited_utterance(utt.replace(words=()), 1, "stretch", EditedSpan(0.4, 1.0, 0.6), SR, "x")
 
 
 def test_edited_pairs_are_local_pairs_on_the_changed_word():

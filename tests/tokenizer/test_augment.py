@@ -55,15 +55,37 @@ def test_settings_from_params_read_numbers():
 
 
 def test_span_edit_stretches_by_the_factor():
+    """Word j's own samples are f x as long; it starts where f x the left context ends after the left join; the
+    later audio moves by f(L + 2c) - (L + 2c) (the context is stretched too, and the crossfades overlap it)."""
     t = np.arange(int(1.2 * SR)) / SR
     wav = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
     for factor in (0.4, 2.5):
-        out, new_span = span_edit(wav, SR, 0.4, 0.8, "stretch", factor, 0.01)
-        # the span is stretched with 10 ms of context each side, which the crossfades then overlap
-        assert new_span == pytest.approx(factor * (0.4 + 0.02) - 0.02, abs=0.005)
-        assert len(out) - len(wav) == pytest.approx((new_span - 0.4) * SR, abs=1)
+        out, span = span_edit(wav, SR, 0.4, 0.8, "stretch", factor, 0.01)
+        assert span.duration_s == pytest.approx(factor * 0.4, abs=0.002)
+        assert span.start_s == pytest.approx(0.4 - 0.01 + factor * 0.01, abs=0.001)
+        assert span.shift_s == pytest.approx((factor - 1) * 0.42, abs=0.002)
+        assert len(out) - len(wav) == round(span.shift_s * SR)
     with pytest.raises(ValueError, match="factor"):
         span_edit(wav, SR, 0.4, 0.8, "stretch", 0.0, 0.01)
+
+
+def test_span_edit_labels_a_short_compressed_word_by_its_own_samples():
+    """An 80 ms word compressed to 0.4x lasts 32 ms (its own samples), not the 20 ms between the crossfade joins."""
+    t = np.arange(int(1.0 * SR)) / SR
+    wav = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    _, span = span_edit(wav, SR, 0.5, 0.58, "stretch", 0.4, 0.01)
+    assert span.duration_s == pytest.approx(0.032, abs=0.001)
+    # its edges lie c(1 - f) = 6 ms inside the crossfades, blended with the neighbours' context, no further
+    assert span.start_s == pytest.approx(0.5 - 0.006, abs=0.001)
+    assert span.start_s + span.duration_s == pytest.approx(0.58 + span.shift_s + 0.006, abs=0.001)
+
+
+def test_span_edit_at_the_start_has_no_left_context():
+    t = np.arange(int(1.0 * SR)) / SR
+    wav = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    _, span = span_edit(wav, SR, 0.0, 0.3, "stretch", 2.0, 0.01)
+    assert span.start_s == pytest.approx(0.0, abs=1 / SR)
+    assert span.duration_s == pytest.approx(0.6, abs=0.002)
 
 
 def test_stretched_items_carry_the_edit(tokenizer):
@@ -90,10 +112,11 @@ def test_stretched_items_carry_the_edit(tokenizer):
                             rate_hz=25.0, crossfade_s=0.01)
     (item,) = items
     assert item.id == "u1~stretch" and item.text == "the cat sat"
-    assert item.word_durations_s[1] == pytest.approx(2.0 * (0.4 + 0.02) - 0.02, abs=0.005)
+    assert item.word_durations_s[1] == pytest.approx(2.0 * 0.4, abs=0.005)
+    assert item.word_starts_s[1] == pytest.approx(0.3 + 0.01, abs=0.002)  # 2 x 10 ms of left context, one overlapped
     assert item.word_durations_s[0] == pytest.approx(0.3) and item.word_durations_s[2] == pytest.approx(0.3)
-    shift = item.word_durations_s[1] - 0.4
-    assert item.word_starts_s[2] == pytest.approx(0.7 + shift)
+    shift = 2.0 * (0.4 + 0.02) - (0.4 + 0.02)
+    assert item.word_starts_s[2] == pytest.approx(0.7 + shift, abs=0.002)
     assert seen_speakers == ["u1"]
     assert len(item.boundaries) == 3 and item.boundaries[2] == round((0.7 + shift) * 25)
     assert math.isclose(float(item.speaker.sum()), 256.0)

@@ -71,11 +71,10 @@ def test_params_switch_reaches_the_config(asr):
     from taste.tokenizer.config import config_from_params
 
     params = load_params("params.yaml")
-    assert params["tokenizer"]["duration_feature"] in ("none", "attention_width")
-    params["tokenizer"]["duration_feature"] = "none"
-    assert config_from_params(params, asr.config).aggregator.duration_feature == "none"
-    params["tokenizer"]["duration_feature"] = "attention_width"
-    assert config_from_params(params, asr.config).aggregator.duration_feature == "attention_width"
+    assert params["tokenizer"]["duration_feature"] in ("none", "attention_width", "frame_count")
+    for feature in ("none", "attention_width", "frame_count"):
+        params["tokenizer"]["duration_feature"] = feature
+        assert config_from_params(params, asr.config).aggregator.duration_feature == feature
     del params["tokenizer"]["duration_feature"]  # params from before the switch
     assert config_from_params(params, asr.config).aggregator.duration_feature == "none"
 

@@ -45,10 +45,21 @@ def test_finished_substage_is_not_reused_under_other_settings(world):
         train_all(P.build_model(params, paths), items, steps, base, out, align_weight=0.5)
     with pytest.raises(ResumeMismatchError, match=r"fingerprint\.duration_weight"):
         train_all(P.build_model(params, paths), items, steps, base, out, duration_weight=0.5)
+    with pytest.raises(ResumeMismatchError, match=r"fingerprint\.assign_weight"):
+        train_all(P.build_model(params, paths), items, steps, base, out, assign_weight=0.5)
     with pytest.raises(ResumeMismatchError, match=r"fingerprint\.items"):
         train_all(P.build_model(params, paths), items[:-1], steps, base, out)
     with pytest.raises(ResumeMismatchError, match=r"config\.steps"):  # more steps for a finished stage
         train_all(P.build_model(params, paths), items, StageSteps(3, 2, 0), base, out)
+
+
+def test_assign_weight_enters_the_fingerprint_only_when_on(tokenizer):
+    """Sub-stages trained before the assignment loss existed (or with it off) keep their fingerprints."""
+    from taste.tokenizer.train import substage_fingerprint
+
+    off = substage_fingerprint(tokenizer, [], "no_vq", 1.0, 1.0)
+    assert "assign_weight" not in off and substage_fingerprint(tokenizer, [], "no_vq", 1.0, 1.0, 0.0) == off
+    assert substage_fingerprint(tokenizer, [], "no_vq", 1.0, 1.0, 2.0)["assign_weight"] == 2.0
 
 
 def test_interrupted_substage_checkpoint_is_not_resumed_on_other_data(world):

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from taste.data.records import PairInfo, Utterance
-from taste.tokenizer.augment import EDIT_KINDS, edited_utterance, span_edit
+from taste.tokenizer.augment import EDIT_KINDS, EditedSpan, edited_utterance, span_edit
 
-__all__ = ["EDIT_KINDS", "EditSettings", "edit_span", "edited_utterance", "base_utterances", "make_edited_pairs",
+__all__ = ["EDIT_KINDS", "EditSettings", "EditedSpan", "edit_span", "edited_utterance", "base_utterances", "make_edited_pairs",
            "encode_edited", "pitch_tracks_of", "edit_settings_from_params", "base_id"]
 
 
@@ -46,8 +46,8 @@ class EditSettings:
 
 
 def edit_span(wav: np.ndarray, sr: int, start_s: float, end_s: float, kind: str, settings: EditSettings
-              ) -> tuple[np.ndarray, float]:
-    """-> (edited audio, the edited span's new length in seconds): taste.tokenizer.augment.span_edit with the
+              ) -> tuple[np.ndarray, EditedSpan]:
+    """-> (edited audio, where the word now lies): taste.tokenizer.augment.span_edit with the
     stretch factor or semitone shift and the crossfade of `settings`."""
     if kind not in EDIT_KINDS:
         raise ValueError(f"unknown edit {kind!r}; known: {sorted(EDIT_KINDS)}")
@@ -77,11 +77,11 @@ def make_edited_pairs(bases: Sequence[tuple[Utterance, int]], read_wav: Callable
     for base, j in bases:
         wav = np.asarray(read_wav(base), dtype=np.float32)
         for kind in settings.kinds:
-            edited, new_span_s = edit_span(wav, base.sample_rate, base.words[j].start, base.words[j].end, kind,
+            edited, span = edit_span(wav, base.sample_rate, base.words[j].start, base.words[j].end, kind,
                                            settings)
             name = f"{base.id}~{kind}"
             path = write_wav(name, edited, base.sample_rate) if write_wav else f"{base.audio_path}#{kind}"
-            variant = edited_utterance(base, j, kind, new_span_s, len(edited), path)
+            variant = edited_utterance(base, j, kind, span, len(edited), path)
             rec = base.replace(id=f"{base.id}~base-{kind}", pair=PairInfo("local", variant.pair.pair_id, "base", j))
             utts += [rec, variant]
             audio[rec.id], audio[variant.id] = wav, edited

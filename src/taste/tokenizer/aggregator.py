@@ -36,21 +36,49 @@ def pool_words(hidden: Tensor, word_index: Tensor, n_words: int) -> tuple[Tensor
 WIDTH_SCALE = math.log(512.0)  # entropies (nats) are divided by this before their sinusoid: ~1 at 512 uniform frames
 
 
+def word_attention(attention: Tensor, word_index: Tensor, n_words: int) -> Tensor:
+    """Each word's cross-attention over encoder frames: the mean of its subword tokens' distributions.
+
+    attention: Tensor[B, L, T] (rows sum to 1, zero on padded frames); word_index: LongTensor[B, L] (-1 = none).
+    Returns Tensor[B, N, T] (rows of absent words are zero), float32 whatever the attention's dtype (the frame
+    assignment divides by column sums that are 0 on padded frames)."""
+    attention = attention.float()
+    onehot = (word_index.unsqueeze(-1) == torch.arange(n_words, device=attention.device)).to(attention.dtype)
+    counts = onehot.sum(1).clamp(min=1)  # (B, N)
+    return (onehot.transpose(1, 2) @ attention) / counts.unsqueeze(-1)
+
+
 def word_attention_width(attention: Tensor, word_index: Tensor, n_words: int) -> Tensor:
     """Width of each word's cross-attention over encoder frames, in nats: the entropy H of the mean of its subword
     tokens' distributions (exp(H) = number of frames under uniform attention, so H ~ log duration).
 
     attention: Tensor[B, L, T] (rows sum to 1, zero on padded frames); word_index: LongTensor[B, L] (-1 = none).
     Returns Tensor[B, N] (0 for absent words)."""
-    onehot = (word_index.unsqueeze(-1) == torch.arange(n_words, device=attention.device)).to(attention.dtype)
-    counts = onehot.sum(1).clamp(min=1)  # (B, N)
-    dist = (onehot.transpose(1, 2) @ attention) / counts.unsqueeze(-1)  # (B, N, T)
+    dist = word_attention(attention, word_index, n_words)
     return -(dist * dist.clamp(min=1e-12).log()).sum(-1)
 
 
+def frame_assignment(word_att: Tensor) -> Tensor:
+    """Which word each encoder frame belongs to, read off the cross-attention: every frame's column of the words'
+    attention [B, N, T] normalised over the words -> Tensor[B, N, T] (each frame's column sums to 1, or to 0 where
+    no word attends to it, e.g. a padded frame). Row-wise, attention says where a word looks; column-wise, which
+    word a frame is heard as, so a word's frames can be counted however long it was spoken."""
+    word_att = word_att.float()
+    return word_att / word_att.sum(1, keepdim=True).clamp(min=1e-12)
+
+
+def word_frame_counts(attention: Tensor, word_index: Tensor, n_words: int) -> Tensor:
+    """Soft number of encoder frames of each word: its row of frame_assignment summed over frames -> Tensor[B, N]
+    (over a word's frames and its share of pauses, leading and trailing silence mostly going to the first and last
+    word; the counts of an utterance sum to its attended frames). Paired renditions that differ in one word share
+    their pauses, so the difference of two counts is the word's own."""
+    return frame_assignment(word_attention(attention, word_index, n_words)).sum(-1)
+
+
 class DurationEmbedding(nn.Module):
-    """Word attention width (nats) -> a vector added to the word vector before the RVQ: a sinusoid of the scaled
-    width through a Linear that starts at zero (so a model starts exactly as without the feature)."""
+    """A word's duration statistic in nats of frames (attention width, or the log frame count) -> a vector added to
+    the word vector before the RVQ: a sinusoid of the scaled statistic through a Linear that starts at zero (so a
+    model starts exactly as without the feature)."""
 
     def __init__(self, d_model: int) -> None:
         super().__init__()
@@ -146,7 +174,7 @@ class Aggregator(nn.Module):
         self.embed_positions = nn.Embedding(cfg.max_tokens, cfg.d_model)
         self.layers = nn.ModuleList(AggregatorLayer(cfg) for _ in range(cfg.layers))
         self.layer_norm = nn.LayerNorm(cfg.d_model)
-        if cfg.duration_feature == "attention_width":  # absent otherwise: a "none" model's weights are unchanged
+        if cfg.duration_feature != "none":  # absent otherwise: a "none" model's weights are unchanged
             self.duration_embed = DurationEmbedding(cfg.d_model)
         self.reset_value_projections()
 
@@ -180,8 +208,9 @@ class Aggregator(nn.Module):
         keys, values: Tensor[B, T, D] (last / shallow encoder layer); frame_lengths: LongTensor[B].
         Returns (word vectors Tensor[B, N, D], word_mask Bool[B, N]) with N = n_words.max(), plus the last layer's
         head-averaged cross-attention [B, L, T] when return_attention (what the alignment loss supervises).
-        duration_feature "attention_width": each word vector also gets DurationEmbedding(width of its last-layer
-        cross-attention), computed from the model's own attention (detached: a statistic, not a training path)."""
+        duration_feature "attention_width" / "frame_count": each word vector also gets DurationEmbedding(width of its
+        last-layer cross-attention / log of its frame count, word_frame_counts), computed from the model's own
+        attention (detached: a statistic, not a training path; no timings)."""
         b, length = token_ids.shape
         if length > self.cfg.max_tokens:
             raise ValueError(f"transcript has {length} subword tokens; the aggregator takes at most {self.cfg.max_tokens}")
@@ -199,16 +228,18 @@ class Aggregator(nn.Module):
         keys = keys + position_sinusoid(kpos, self.cfg.d_model)
         distance = ((qpos.unsqueeze(-1) - kpos.unsqueeze(1)) * n_words.view(-1, 1, 1).float()) ** 2  # (B, L, T)
         attention = None
-        use_width = self.cfg.duration_feature == "attention_width"
+        feature = self.cfg.duration_feature
         for i, layer in enumerate(self.layers):
-            if (return_attention or use_width) and i == len(self.layers) - 1:
+            if (return_attention or feature != "none") and i == len(self.layers) - 1:
                 h, attention = layer(h, self_mask, query_pos, keys, values, frame_mask.unsqueeze(1), need_weights=True,
                                      distance=distance)
             else:
                 h = layer(h, self_mask, query_pos, keys, values, frame_mask.unsqueeze(1), distance=distance)
         h = self.layer_norm(h)
         vectors, word_mask = pool_words(h, word_index, int(n_words.max()))
-        if use_width:
-            width = word_attention_width(attention.detach(), word_index, int(n_words.max()))
-            vectors = vectors + self.duration_embed(width) * word_mask.unsqueeze(-1).to(vectors.dtype)
+        if feature != "none":
+            n = int(n_words.max())
+            stat = (word_attention_width(attention.detach(), word_index, n) if feature == "attention_width"
+                    else word_frame_counts(attention.detach(), word_index, n).clamp(min=1.0).log())
+            vectors = vectors + self.duration_embed(stat) * word_mask.unsqueeze(-1).to(vectors.dtype)
         return (vectors, word_mask, attention) if return_attention else (vectors, word_mask)

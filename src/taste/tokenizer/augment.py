@@ -1,7 +1,8 @@
 """Word-span edits of real audio, and the tokenizer's stretch augmentation built on them (issue 13).
 
 `span_edit` time-stretches (phase vocoder) or pitch-shifts the aligned span of one word and leaves the rest of the
-utterance untouched; `edited_utterance` is the edited audio's record (word j's new duration, later words moved).
+utterance untouched (`EditedSpan`: where the word now lies); `edited_utterance` is the edited audio's record (word j's
+new start and duration, later words moved).
 The swap stage builds its edited local pairs with them (taste.swap.edit).
 
 The tokenizer's training corpus marks few words with a changed rate, and over a narrower range (about 0.5-2x) than
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -47,13 +49,28 @@ def _join(left: np.ndarray, middle: np.ndarray, right: np.ndarray, fade: int) ->
     return cross(cross(left, middle), right).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class EditedSpan:
+    """Where the edited word lies in the edited audio: its start and length (s), and how far the words after it
+    moved (s)."""
+
+    start_s: float
+    duration_s: float
+    shift_s: float
+
+
 def span_edit(wav: np.ndarray, sr: int, start_s: float, end_s: float, kind: str, amount: float,
-              crossfade_s: float) -> tuple[np.ndarray, float]:
-    """Edit the span [start_s, end_s) -> (edited audio, the span's new length in seconds).
+              crossfade_s: float) -> tuple[np.ndarray, EditedSpan]:
+    """Edit the span [start_s, end_s) -> (edited audio, where the word now lies).
 
     kind "stretch": the span lasts `amount` times longer (librosa's phase-vocoder time_stretch); "shift": pitch
-    moved by `amount` semitones (librosa's pitch_shift). Each join is an equal-power crossfade of `crossfade_s`;
-    the span is edited with that much context on both sides, so the faded samples are edited ones."""
+    moved by `amount` semitones (librosa's pitch_shift). The span is edited together with `crossfade_s` of context
+    on both sides, and each join is an equal-power crossfade of that length, so the faded samples are edited ones.
+    The word's new start and length are those of its own (edited) samples inside the edited segment: for a
+    stretch by f, f x its length, starting where f x the left context ends after the left join (not the span
+    between the joins, f(L + 2c) - 2c, which is short by 2c(1 - f) for compressed words). A compressed word's
+    first and last c(1 - f) then lie inside the crossfades, blended with its neighbours' original context, so its
+    record overlaps theirs by that much (6 ms at f = 0.4, c = 10 ms: under one encoder frame)."""
     import librosa
 
     wav = np.asarray(wav, dtype=np.float32)
@@ -61,31 +78,33 @@ def span_edit(wav: np.ndarray, sr: int, start_s: float, end_s: float, kind: str,
     fade = int(round(crossfade_s * sr))
     ca, cb = max(a - fade, 0), min(b + fade, len(wav))
     seg = wav[ca:cb]
-    if kind == "stretch":
-        if amount <= 0:
-            raise ValueError(f"stretch factor must be > 0, got {amount}")
-        edited = librosa.effects.time_stretch(seg, rate=1.0 / amount)
-    elif kind == "shift":
-        edited = librosa.effects.pitch_shift(seg, sr=sr, n_steps=amount)
-    else:
+    if kind not in EDIT_KINDS:
         raise ValueError(f"unknown edit {kind!r}; known: {sorted(EDIT_KINDS)}")
-    # the crossfades overlap (a - ca) and (cb - b) samples at the joins; the span's new length is what remains
+    if kind == "stretch" and amount <= 0:
+        raise ValueError(f"stretch factor must be > 0, got {amount}")
+    with warnings.catch_warnings():  # a word shorter than librosa's 2048-sample STFT frame is padded: expected here
+        warnings.filterwarnings("ignore", message=r"n_fft=\d+ is too large", category=UserWarning)
+        edited = (librosa.effects.time_stretch(seg, rate=1.0 / amount) if kind == "stretch"
+                  else librosa.effects.pitch_shift(seg, sr=sr, n_steps=amount))
     out = _join(wav[:a], edited, wav[b:], fade)
-    new_span_s = (len(out) - (len(wav) - (b - a))) / sr
-    return out, new_span_s
+    scale = len(edited) / len(seg)  # the edit's actual time scale (librosa rounds the output length)
+    left_join = min(fade, a, len(edited))  # samples of the edited segment the left crossfade overlaps (_join)
+    start = a - left_join + (a - ca) * scale
+    return out, EditedSpan(start / sr, (b - a) * scale / sr, (len(out) - len(wav)) / sr)
 
 
-def edited_utterance(base: Utterance, j: int, kind: str, new_span_s: float, n_samples: int, audio_path: str
+def edited_utterance(base: Utterance, j: int, kind: str, span: EditedSpan, n_samples: int, audio_path: str
                      ) -> Utterance:
-    """The edited audio's record: word j lasts `new_span_s`, the words after it move by the change, same text."""
+    """The edited audio's record: word j where `span` puts it, the words after it moved by `span.shift_s`, same
+    text."""
     if not base.words:
         raise ValueError(f"utterance {base.id}: no word timings; an edited pair needs the word's aligned span")
     if not 0 <= j < len(base.words):
         raise ValueError(f"utterance {base.id}: word {j} out of range for {len(base.words)} words")
     wj = base.words[j]
-    offset = new_span_s - wj.duration
-    words = (*base.words[:j], dataclasses.replace(wj, duration=new_span_s, markup=f"edit={kind}"),
-             *(w.shifted(offset) for w in base.words[j + 1:]))
+    words = (*base.words[:j], dataclasses.replace(wj, start=span.start_s, duration=span.duration_s,
+                                                  markup=f"edit={kind}"),
+             *(w.shifted(span.shift_s) for w in base.words[j + 1:]))
     return base.replace(id=f"{base.id}~{kind}", audio_path=audio_path, duration=n_samples / base.sample_rate,
                         words=words, phones=(), pair=PairInfo("local", f"{kind}:{base.id}", "variant", j))
 
@@ -143,9 +162,9 @@ def stretched_items(model, plan: Sequence[tuple[Utterance, int, float]], read_wa
     records, mels, units, speaker_of = [], {}, {}, {}
     for base, j, factor in plan:
         wav = read_wav(base)
-        edited, new_span_s = span_edit(wav, base.sample_rate, base.words[j].start, base.words[j].end, "stretch",
-                                       factor, crossfade_s)
-        rec = edited_utterance(base, j, "stretch", new_span_s, len(edited), f"{base.audio_path}#stretch")
+        edited, span = span_edit(wav, base.sample_rate, base.words[j].start, base.words[j].end, "stretch", factor,
+                                 crossfade_s)
+        rec = edited_utterance(base, j, "stretch", span, len(edited), f"{base.audio_path}#stretch")
         m = mel(edited)
         records.append(rec)
         mels[rec.id], units[rec.id], speaker_of[rec.id] = m, units_of(m), base.id

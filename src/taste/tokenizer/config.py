@@ -10,7 +10,7 @@ from typing import Any
 
 CONDITIONING_MODES = ("word_sync", "prefix")
 BOUNDARY_RULES = ("median", "sample")
-DURATION_FEATURES = ("none", "attention_width")
+DURATION_FEATURES = ("none", "attention_width", "frame_count")
 
 
 class TokenizerConfigError(ValueError):
@@ -30,7 +30,9 @@ class AggregatorConfig:
     value_layer: int = 1          # encoder layer whose states are the cross-attention VALUES
     key_layer: int = -1           # last layer, after the final LayerNorm
     duration_feature: str = "none"  # "attention_width": add an embedding of each word's last-layer cross-attention
-                                  # width (entropy ~ log frames) to its vector before the RVQ (issue 13); "none" = off
+                                  # width (entropy ~ log frames) to its vector before the RVQ (issue 13);
+                                  # "frame_count": of the log number of frames the attention assigns to the word
+                                  # (aggregator.word_frame_counts); "none" = off
 
     def __post_init__(self) -> None:
         if self.duration_feature not in DURATION_FEATURES:

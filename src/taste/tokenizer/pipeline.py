@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 
@@ -51,7 +52,8 @@ def other_mode(params: dict[str, Any]) -> str:
 
 
 def other_duration_feature(params: dict[str, Any]) -> str:
-    return "none" if params["tokenizer"].get("duration_feature", "none") == "attention_width" else "attention_width"
+    """The ablation row's duration feature: none when the main model has one, attention_width when it has none."""
+    return "none" if params["tokenizer"].get("duration_feature", "none") != "none" else "attention_width"
 
 
 def build_model(params: dict[str, Any], paths: StagePaths, *, conditioning: str | None = None,
@@ -94,11 +96,12 @@ def stretched_train_items(model: TasteTokenizer, params: dict[str, Any], paths: 
                           settings: StretchAugment) -> list[TasteItem]:
     """Items of the stretch plan over the train split: audio read as every command reads it, log-mel as the
     prepare stage's features, units from the study's trained unit tokenizer (paths.unit_model)."""
-    from taste.asr.features import pad_mels
     from taste.data.features import log_mel
     from taste.data.loaders import FeatureStore
+    from taste.data.prepare import validation_config
     from taste.data.records import read_manifest
     from taste.data.validate import read_speech
+    from taste.units.extract import extract_units
     from taste.units.model import UnitTokenizer
     from taste.vocoder.pipeline import mel_config
 
@@ -110,16 +113,18 @@ def stretched_train_items(model: TasteTokenizer, params: dict[str, Any], paths: 
     plan = stretch_plan(utts, settings, int(params["shared"]["seed"]))
     unit_model = UnitTokenizer.from_pretrained(paths.unit_model).eval()
     mel_cfg = mel_config(params)
+    checks = validation_config(params)  # read as the prepare stage validated it (no command minimum on top)
+
+    def mel_of(wav: np.ndarray) -> torch.Tensor:  # float16, as the prepare stage stores its features
+        return log_mel(torch.from_numpy(wav), mel_cfg).half()
 
     @torch.no_grad()
-    def units_of(mel: torch.Tensor) -> torch.Tensor:
-        batch, lengths = pad_mels([mel])
-        units, n = unit_model.encode(batch, lengths)
-        return units[0, : int(n[0])].long()
+    def units_of(mel: torch.Tensor) -> torch.Tensor:  # as the units stage makes every split's units
+        return extract_units(unit_model, {"edited": mel}, ["edited"])["edited"].long()
 
-    return stretched_items(model, plan, lambda u: read_speech(str(paths.audio_root / u.audio_path), u.text),
-                           lambda wav: log_mel(torch.from_numpy(wav), mel_cfg), units_of,
-                           FeatureStore(paths.prepared / "speaker_embeddings.safetensors"),
+    return stretched_items(model, plan, lambda u: read_speech(str(paths.audio_root / u.audio_path), u.text, checks,
+                                                              min_seconds=0.0),
+                           mel_of, units_of, FeatureStore(paths.prepared / "speaker_embeddings.safetensors"),
                            float(params["units"]["rate_hz"]), settings.crossfade_s)
 
 
@@ -135,10 +140,11 @@ def substage_train_config(params: dict[str, Any]) -> TrainConfig:
 
 def training_aids(params: dict[str, Any]) -> dict[str, float]:
     """The weights of the training-only losses that read ground-truth word timings (train_all's keywords):
-    `tokenizer.align_weight` (cross-attention vs word spans) and `tokenizer.duration_weight` (word vector vs log
-    duration)."""
+    `tokenizer.align_weight` (cross-attention vs word spans), `tokenizer.assign_weight` (each frame's word, read
+    off the cross-attention) and `tokenizer.duration_weight` (word vector vs log duration)."""
     tp = params["tokenizer"]
-    return {"align_weight": float(tp["align_weight"]), "duration_weight": float(tp["duration_weight"])}
+    return {"align_weight": float(tp["align_weight"]), "duration_weight": float(tp["duration_weight"]),
+            "assign_weight": float(tp.get("assign_weight", 0.0))}
 
 
 def train_main(params: dict[str, Any], model: TasteTokenizer, items: list[TasteItem], paths: StagePaths) -> list[dict]:

@@ -84,6 +84,40 @@ def alignment_loss(attention: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     return ce[rows].mean() if bool(rows.any()) else attention.new_zeros(())
 
 
+def frame_labels(word_frames: torch.Tensor, n_words: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """The word each encoder frame lies in: word_frames Long[B, N, 2] ([first, last + 1) per word), n_words
+    Long[B] -> Long[B, T] (-1 = between words, before the first or after the last)."""
+    b, n, _ = word_frames.shape
+    t = torch.arange(n_frames, device=word_frames.device)
+    real = torch.arange(n, device=word_frames.device).unsqueeze(0) < n_words.unsqueeze(1)  # (B, N)
+    inside = ((t >= word_frames[..., :1]) & (t < word_frames[..., 1:]) & real.unsqueeze(-1))  # (B, N, T)
+    words = torch.arange(n, device=word_frames.device).view(1, n, 1).expand_as(inside)
+    # where two spans share a frame (rounding; a compressed word's edges blend into its neighbours', see
+    # augment.span_edit), the later word keeps it
+    return torch.where(inside, words, torch.full_like(words, -1)).amax(1)
+
+
+def assignment_loss(attention: torch.Tensor, word_index: torch.Tensor, word_frames: torch.Tensor,
+                    n_words: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the frame -> word assignment read off the aggregator's cross-attention
+    (aggregator.frame_assignment: each frame's column of the words' attention normalised over the words) against
+    the word each frame lies in, averaged over the frames inside a word. The alignment loss says where each word
+    looks; this one says which word each frame is heard as, so the attention's frame counts
+    (aggregator.word_frame_counts, the "frame_count" duration feature) follow how long a word was spoken."""
+    from taste.tokenizer.aggregator import frame_assignment, word_attention
+
+    n = int(n_words.max())
+    if word_frames.shape[1] != n:
+        raise ValueError(f"word_frames has spans of {word_frames.shape[1]} words, the transcripts {n}")
+    assign = frame_assignment(word_attention(attention, word_index, n))  # (B, N, T)
+    labels = frame_labels(word_frames, n_words, attention.shape[-1])  # (B, T)
+    rows = labels >= 0
+    if not bool(rows.any()):
+        return attention.new_zeros(())
+    picked = assign.gather(1, labels.clamp(min=0).unsqueeze(1)).squeeze(1)  # (B, T)
+    return -picked.clamp(min=1e-8).log()[rows].mean()
+
+
 @dataclass(frozen=True)
 class DurationTarget:
     """The duration loss's target: a word's log ground-truth duration (s), standardised by the training items'
@@ -115,19 +149,21 @@ def duration_loss(taste: torch.Tensor, word_mask: torch.Tensor, durations_s: tor
     read it. A training aid, like the alignment loss: inference never needs timings."""
     if not bool(word_mask.any()):
         return taste.new_zeros(())
-    return F.mse_loss(taste[..., 0][word_mask], target(durations_s)[word_mask])
+    return F.mse_loss(taste[..., 0].float()[word_mask], target(durations_s.float())[word_mask])
 
 
 def loss_fn(model: TasteTokenizer, batch: TasteBatch, align_weight: float = 0.0, duration_weight: float = 0.0,
-            duration_target: DurationTarget | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+            duration_target: DurationTarget | None = None, assign_weight: float = 0.0
+            ) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy over the stream (units, boundaries, EOS) + RVQ commitment (+ align_weight x the aggregator's
-    alignment loss against ground-truth word spans, + duration_weight x duration_loss: training aids, inference
-    needs no timings)."""
-    use_align = align_weight > 0 and model.stage != "text_only" and batch.word_frames is not None
+    alignment loss against ground-truth word spans, + assign_weight x its frame -> word assignment loss,
+    + duration_weight x duration_loss: training aids, inference needs no timings)."""
+    timed = model.stage != "text_only" and batch.word_frames is not None
+    use_align, use_assign = timed and align_weight > 0, timed and assign_weight > 0
     use_duration = duration_weight > 0 and model.stage != "text_only" and batch.word_durations is not None
     if use_duration and duration_target is None:
         raise ValueError("duration_weight > 0 needs a duration_target (DurationTarget.from_items of the training items)")
-    out = teacher_forced(model, batch, return_attention=use_align)
+    out = teacher_forced(model, batch, return_attention=use_align or use_assign)
     logits, targets, commit = out.logits, out.targets, out.commit
     ce = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-1)
     is_unit = (targets >= 0) & (targets < model.cfg.decoder.n_units)
@@ -137,9 +173,12 @@ def loss_fn(model: TasteTokenizer, batch: TasteBatch, align_weight: float = 0.0,
         attention = out.attention
         align = alignment_loss(attention, alignment_targets(batch.text.word_index, batch.word_frames, attention.shape[-1]))
         loss, logs["align"] = loss + align_weight * align, float(align.detach())
+    if use_assign:
+        assign = assignment_loss(out.attention, batch.text.word_index, batch.word_frames, batch.text.n_words)
+        loss, logs["assign"] = loss + assign_weight * assign, float(assign.detach())
     if use_duration:
         n = out.taste.shape[1]
-        word_mask = torch.arange(n).unsqueeze(0) < batch.text.n_words.unsqueeze(1)
+        word_mask = torch.arange(n, device=out.taste.device).unsqueeze(0) < batch.text.n_words.unsqueeze(1)
         dur = duration_loss(out.taste, word_mask, batch.word_durations[:, :n], duration_target)
         loss, logs["duration"] = loss + duration_weight * dur, float(dur.detach())
     return loss, logs
@@ -156,22 +195,25 @@ class StageSteps:
 
 
 def substage_fingerprint(model: TasteTokenizer, items: Sequence[TasteItem], stage: str, align_weight: float,
-                         duration_weight: float = 0.0) -> dict:
+                         duration_weight: float = 0.0, assign_weight: float = 0.0) -> dict:
     """What a sub-stage's result depends on besides its TrainConfig: the model config, the weights it starts from
     (the ASR init plus the earlier sub-stages), the training items and the training aids' weights."""
+    aids = {"align_weight": align_weight, "duration_weight": duration_weight}
+    if assign_weight > 0:  # only when on: runs from before the aid existed keep their fingerprints
+        aids["assign_weight"] = assign_weight
     return jsonable({"stage": stage, "model": model.cfg, "start_weights": module_digest(model),
-                     "items": items_digest(items), "n_items": len(items), "align_weight": align_weight,
-                     "duration_weight": duration_weight})
+                     "items": items_digest(items), "n_items": len(items), **aids})
 
 
 def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str, config: TrainConfig,
-                   out_dir: str | Path, align_weight: float = 0.0, duration_weight: float = 0.0) -> dict:
+                   out_dir: str | Path, align_weight: float = 0.0, duration_weight: float = 0.0,
+                   assign_weight: float = 0.0) -> dict:
     """Train one sub-stage (resumable) and save the model to out_dir/<stage>/. Returns timing info.
 
     A finished sub-stage is skipped, and an interrupted one resumed, only when it was run with the same
     config and fingerprint (substage_fingerprint); otherwise ResumeMismatchError."""
     stage_dir = Path(out_dir) / stage
-    fingerprint = substage_fingerprint(model, items, stage, align_weight, duration_weight)
+    fingerprint = substage_fingerprint(model, items, stage, align_weight, duration_weight, assign_weight)
     if (stage_dir / WEIGHTS_FILE).is_file() and (stage_dir / "train_info.json").is_file():  # finished: skip
         info = json.loads((stage_dir / "train_info.json").read_text())
         check_resume(stage_dir, info, config, fingerprint)
@@ -186,7 +228,8 @@ def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str
     target = DurationTarget.from_items(items) if duration_weight > 0 else None
     result = train(model, ItemDataset(items), collate, partial(loss_fn, align_weight=align_weight,
                                                                duration_weight=duration_weight,
-                                                               duration_target=target), config,
+                                                               duration_target=target,
+                                                               assign_weight=assign_weight), config,
                    Path(out_dir) / f"run_{stage}", trainable=trainable, fingerprint=fingerprint)
     model.save_pretrained(stage_dir)
     info = {"stage": stage, "steps": config.steps, "wall_time_s": result.wall_time_s,
@@ -199,7 +242,7 @@ def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str
 
 def train_all(model: TasteTokenizer, items: Sequence[TasteItem], steps: StageSteps, base: TrainConfig,
               out_dir: str | Path, stages: Sequence[str] = STAGES, align_weight: float = 0.0,
-              duration_weight: float = 0.0) -> list[dict]:
+              duration_weight: float = 0.0, assign_weight: float = 0.0) -> list[dict]:
     """Run the sub-stages in order with the same optimiser settings; a stage with 0 steps is skipped."""
     from dataclasses import replace
 
@@ -210,5 +253,5 @@ def train_all(model: TasteTokenizer, items: Sequence[TasteItem], steps: StageSte
             continue
         warmup = min(base.warmup_steps, max(n // 5, 1))
         infos.append(train_substage(model, items, stage, replace(base, steps=n, warmup_steps=warmup), out_dir,
-                                    align_weight, duration_weight))
+                                    align_weight, duration_weight, assign_weight))
     return infos
