@@ -14,7 +14,9 @@ are merged key by key). Two keys are the script's own:
   "_init_from": "DIR"        start from every weight of this saved RVQ tokenizer and train only the RVQ sub-stage for
                              tokenizer.train.rvq_steps (a cheap fine-tune; compare it with the same fine-tune of the
                              baseline's own settings, not with the untouched baseline);
-  "_items_cache": "FILE"     cache the train split's items there (built once, shared by variants run side by side).
+  "_items_cache": "FILE"     cache the train split's items there (built once, shared by variants run side by side);
+  "_no_location_prior": true train without the aggregator's location prior (every layer's prior weight fixed at
+                             softplus(-30) ~ 0 and frozen), a design question the stage has no switch for yet.
 --root is a checkout whose prepare, units, asr and vocoder stages have run (its data and models are only read).
 Each variant trains in <runs>/<NAME> (resumable sub-stages, like the stage) and prints one JSON line with the swap
 stage's dev edited set (`swap.edited.dev_bases` dev recordings, word j = the middle word, stretched or pitch-shifted:
@@ -80,8 +82,16 @@ def load_weights(model: TasteTokenizer, folder: str) -> None:
         raise ValueError(f"weights of {folder} do not fit: missing {missing}, unexpected {unexpected}")
 
 
+def switch_off_location_prior(model: TasteTokenizer) -> None:
+    """Fix every aggregator layer's location-prior weight at -30 (softplus ~ 1e-13: no prior) and freeze it."""
+    with torch.no_grad():
+        for layer in model.aggregator.layers:
+            layer.location_weight.fill_(-30.0)
+            layer.location_weight.requires_grad_(False)
+
+
 def train_variant(params: dict, paths: P.StagePaths, text_only_from: str | None, init_from: str | None,
-                  cache: Path | None) -> tuple[TasteTokenizer, dict]:
+                  cache: Path | None, no_location_prior: bool = False) -> tuple[TasteTokenizer, dict]:
     model = P.build_model(params, paths)
     t0 = time.perf_counter()
     # the cache holds the train split only; the stretched copies (tokenizer.stretch_augment) are the variant's own
@@ -95,6 +105,8 @@ def train_variant(params: dict, paths: P.StagePaths, text_only_from: str | None,
     if init_from:  # a fine-tune of a finished model: its RVQ sub-stage continued for rvq_steps
         load_weights(model, init_from)
         stages = ("rvq",)
+    if no_location_prior:
+        switch_off_location_prior(model)
     t0 = time.perf_counter()
     infos = train_all(model, items, StageSteps(t["text_only_steps"], t["no_vq_steps"], t["rvq_steps"]),
                       P.substage_train_config(params), paths.models, stages=stages,
@@ -155,6 +167,7 @@ def main() -> None:
     args, params, overrides = dev_variant_args(__doc__, "tokenizer", "benchmarks_runs/tokenizer_variants")
     pretrained, text_only_from = overrides.pop("_pretrained", None), overrides.pop("_text_only_from", None)
     init_from, cache = overrides.pop("_init_from", None), overrides.pop("_items_cache", None)
+    no_location_prior = bool(overrides.pop("_no_location_prior", False))
     tp = params["tokenizer"]
     for key in ("rvq", "decoder"):
         tp[key].update(overrides.pop(key, {}))
@@ -165,7 +178,8 @@ def main() -> None:
     if pretrained:
         model = TasteTokenizer.from_pretrained(pretrained)
     else:
-        model, fit = train_variant(params, paths, text_only_from, init_from, Path(cache) if cache else None)
+        model, fit = train_variant(params, paths, text_only_from, init_from, Path(cache) if cache else None,
+                                   no_location_prior)
     model.eval()
     swap_model = ContinuousVectors(model) if model.stage == "no_vq" else model
 

@@ -91,3 +91,14 @@ def test_encode_with_widths_gives_each_word_its_frame_count(tokenizer, mel):
         _, _, attention = tokenizer.word_vectors(batch, *states, return_attention=True)
     expected = word_frame_counts(attention, batch.word_index, 6)[0].clamp(min=1.0).log()
     assert log_counts == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_switch_off_location_prior_fixes_and_freezes_the_prior(tokenizer):
+    """tokenizer_variants_dev's `_no_location_prior`: softplus(w) ~ 0 in every layer, and w no longer trains."""
+    import torch.nn.functional as F
+    from tokenizer_variants_dev import switch_off_location_prior
+
+    switch_off_location_prior(tokenizer)
+    for layer in tokenizer.aggregator.layers:
+        assert float(F.softplus(layer.location_weight.detach()).max()) < 1e-9
+        assert not layer.location_weight.requires_grad
