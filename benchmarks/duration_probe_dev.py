@@ -32,7 +32,7 @@ from taste.tokenizer import pipeline as P
 from taste.tokenizer.data import Collate
 from taste.tokenizer.model import TasteTokenizer
 from taste.vocoder.pipeline import mel_config
-from tokenizer_variants_dev import variant_paths
+from tokenizer_variants_dev import switch_off_location_prior, variant_paths
 
 
 def decoder_vectors(model: TasteTokenizer, vectors: torch.Tensor) -> torch.Tensor:
@@ -76,17 +76,18 @@ def encode_with_widths(model: TasteTokenizer, mel: torch.Tensor, transcript: str
 
 @contextmanager
 def location_prior_off(model: TasteTokenizer):
-    """Switch the aggregator's learnable location prior off (softplus(w) ~ 0 in every layer), then restore it."""
-    saved = [layer.location_weight.detach().clone() for layer in model.aggregator.layers]
-    with torch.no_grad():
-        for layer in model.aggregator.layers:
-            layer.location_weight.fill_(-30.0)
+    """Switch the aggregator's learnable location prior off (tokenizer_variants_dev.switch_off_location_prior:
+    softplus(w) ~ 0 in every layer), then restore its weights and whether they train."""
+    saved = [(layer.location_weight.detach().clone(), layer.location_weight.requires_grad)
+             for layer in model.aggregator.layers]
+    switch_off_location_prior(model)
     try:
         yield model
     finally:
         with torch.no_grad():
-            for layer, w in zip(model.aggregator.layers, saved):
+            for layer, (w, trains) in zip(model.aggregator.layers, saved):
                 layer.location_weight.copy_(w)
+                layer.location_weight.requires_grad_(trains)
 
 
 def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:

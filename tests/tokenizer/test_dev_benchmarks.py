@@ -68,6 +68,7 @@ def test_location_prior_off_zeroes_the_prior_and_restores_it(tokenizer):
     with location_prior_off(tokenizer):
         assert all(float(F.softplus(layer.location_weight).max()) < 1e-9 for layer in tokenizer.aggregator.layers)
     assert all(torch.equal(layer.location_weight, w) for layer, w in zip(tokenizer.aggregator.layers, before))
+    assert all(layer.location_weight.requires_grad for layer in tokenizer.aggregator.layers)  # trains again
     with pytest.raises(RuntimeError):
         with location_prior_off(tokenizer):
             raise RuntimeError("measurement failed")
