@@ -45,9 +45,9 @@ from taste.units.evaluate import evaluate_unit_streams, evaluate_unit_tokenizer,
 from taste.units.extract import load_units
 from taste.units.metrics import joint_counts
 from taste.units.phones import load_phone_vocab
-from taste.units.pipeline import load_split, s3_unit_streams, train_unit_tokenizer, write_unit_streams
+from taste.units.pipeline import (load_split, read_unit_space, s3_unit_streams, train_unit_tokenizer,
+                                  write_unit_streams)
 from taste.units.pitch_labels import PitchClasses
-from taste.units.s3_pretrained import s3_rate_hz
 
 params = load_params(params_path)
 set_threads(params["shared"]["threads"])
@@ -72,11 +72,8 @@ if backend == "trained":
     history = pd.DataFrame([r for r in result.history if "ctc" in r])
     train_info = {"train_wall_time_s": round(result.wall_time_s, 1), "train_peak_memory_mb": round(result.peak_memory_mb, 1),
                   "resumed_from": result.resumed_from, "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6}
-    codebook_size, rate_hz = model.cfg.codebook_size, model.cfg.rate_hz
 else:
     model, history, train_info = None, pd.DataFrame(), {}
-    codebook_size = 4096
-    rate_hz = s3_rate_hz(params["units"].get("s3_name", "speech_tokenizer_v1_25hz"))
 train_info
 
 # %%
@@ -97,8 +94,12 @@ t0 = time.perf_counter()
 if backend == "trained":
     counts = write_unit_streams(model, params, batch_size=params["units"].get("extract_batch_size", 32))
 else:
-    counts = s3_unit_streams(params)
+    counts = s3_unit_streams(params, model_dir)
 extract_s = time.perf_counter() - t0
+# The unit space the streams were written in (trained: the model's config; S3: the codebook read off the loaded
+# checkpoint, the rate from its name; both checked against units.codebook_size / units.rate_hz)
+unit_space = read_unit_space(units_dir)
+codebook_size, rate_hz = unit_space["codebook_size"], unit_space["rate_hz"]
 total_audio_s = 0.0
 for split in counts:
     total_audio_s += sum(u.duration for u in load_split(params, split)[0])

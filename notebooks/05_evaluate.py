@@ -216,13 +216,13 @@ ordering = report.paired_ordering(df, coherence_judges, n_boot, seed)
 ratios = report.paired_ratios(df, coherence_judges + ["rate_diff", "speaker_sim"], n_boot, seed)
 gt_share = report.ground_truth_text_share(items)
 print("prompts continued from the ground-truth text (ASR fallback), per system:", gt_share)
-display(pd.DataFrame(ratios).T.round(3))
+display(pd.DataFrame(ratios).T.infer_objects().round(3))
 # The upper bound: coherence judges on the systems' intended text (no recogniser in the loop)
 intended_judges = [j for j in ("embed_sim", "ref_logppl", "story_consistency") if df_intended[j].notna().any()]
 summary_intended = report.summarise(df_intended, intended_judges, n_boot, seed)
 ratios_intended = report.paired_ratios(df_intended, intended_judges, n_boot, seed)
 display(Markdown("**Upper bound: judges on the intended text** (not what a listener hears)"),
-        pd.DataFrame(ratios_intended).T.round(3))
+        pd.DataFrame(ratios_intended).T.infer_objects().round(3))
 wide = summary.assign(cell=lambda t: t.apply(lambda r: f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]", axis=1))
 wide.pivot(index="system", columns="judge", values="cell").reindex(report.SYSTEMS)
 

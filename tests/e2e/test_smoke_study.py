@@ -177,7 +177,7 @@ def test_s3_units_from_a_local_checkpoint(smoke_study, tmp_path):
     """The paper profile's S3 units (units.backend s3_pretrained): a tiny random-weight S3 tokenizer saved as
     .safetensors (its config in the file's metadata), pointed at by units.s3_path, makes every split's units in the
     units stage (its dvc command, `taste stage units`), and the vocoder and tokenizer stages (`dvc repro -s`) train
-    on those units. The units stage runs outside dvc because dvc cannot save it yet (see the xfail test below)."""
+    on those units. The units stage runs as its command here (the next test runs it under `dvc repro`)."""
     pytest.importorskip("s3tokenizer", reason="PyPI s3tokenizer (+ onnx) is not installed")
     import yaml
 
@@ -210,9 +210,6 @@ def test_s3_units_from_a_local_checkpoint(smoke_study, tmp_path):
     assert history and all(0.0 <= r["unit_acc"] <= 1.0 for r in history if "unit_acc" in r)
 
 
-KNOWN_S3_UNITS_DEFECT = "output 'models/units' does not exist"
-
-
 def test_pretrained_weights_and_s3_units_through_dvc(smoke_study, tmp_path):
     """The whole paper profile's pretrained path under `dvc repro taslm`: tiny S3 (units), Whisper (asr) and Llama
     (text LM) from local files carry units -> vocoder / asr -> tokenizer -> taslm, and the stages downstream of the
@@ -220,7 +217,7 @@ def test_pretrained_weights_and_s3_units_through_dvc(smoke_study, tmp_path):
     pytest.importorskip("s3tokenizer", reason="PyPI s3tokenizer (+ onnx) is not installed")
     import yaml
 
-    from s3_checkpoint import S3_NAME, write_tiny_s3_checkpoint
+    from s3_checkpoint import S3_CODES, S3_NAME, write_tiny_s3_checkpoint
 
     work = smoke_study[0]
     copy, env = _study_copy(smoke_study, tmp_path)
@@ -235,13 +232,15 @@ def test_pretrained_weights_and_s3_units_through_dvc(smoke_study, tmp_path):
     _edit_params(copy, edit)
     res = subprocess.run([str(BIN / "dvc"), "repro", "taslm"], cwd=copy, env=env, capture_output=True, text=True)
     log = res.stdout + res.stderr
-    if res.returncode != 0 and KNOWN_S3_UNITS_DEFECT in log:  # only this defect is expected; anything else fails
-        pytest.xfail("units.backend s3_pretrained cannot run under dvc yet: the units stage writes nothing to its out "
-                     "models/units (issue 15)")
     assert res.returncode == 0, log[-6000:]
     for stage in ("units", "vocoder", "asr", "lm_pretrain", "tokenizer", "taslm"):
         assert f"Running stage '{stage}'" in log, log[-3000:]
     _assert_units_from_s3(copy, work, s3_path)
+    # the units stage's model output records the checkpoint it used (dvc saved it), and the streams their unit space
+    record = json.loads((copy / "models" / "units" / "s3_tokenizer.json").read_text())
+    assert record["path"] == str(s3_path) and record["codebook_size"] == S3_CODES and len(record["sha256"]) == 64
+    assert json.loads((copy / "data" / "units" / "unit_space.json").read_text()) == {
+        "codebook_size": S3_CODES, "rate_hz": 25, "backend": "s3_pretrained"}
     lock = yaml.safe_load((copy / "dvc.lock").read_text())["stages"]
     units_md5 = next(o["md5"] for o in lock["units"]["outs"] if o["path"] == "data/units")
     readers = {stage: d["md5"] for stage, entry in lock.items() for d in entry.get("deps", [])

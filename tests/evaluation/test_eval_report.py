@@ -24,6 +24,7 @@ from taste.evaluation.report import (
     paired_ratios,
     measure_audio,
     ordering_ratios,
+    ordering_verdict,
     paper_comparison,
     read_continuations,
     speaking_rate,
@@ -156,6 +157,30 @@ def test_paired_ratios_resample_prompts_and_orient_better_above_one():
     # lower perplexity is better: exp(3) / exp(2)
     assert out["ref_logppl.cascade_over_s3_lm"]["value"] == pytest.approx(math.e)
     assert "embed_sim.taslm_token_over_cascade" not in out  # systems without values are skipped
+
+
+def test_paired_ratio_with_a_zero_denominator_is_null_with_its_name_not_nan():
+    # a 0/1 judge that b passes on one prompt of 20: a third of the resamples miss it, mean(b) = 0 there and the
+    # ratio is unbounded (+inf); on a second judge neither passes anywhere: 0 / 0 is undefined (nan)
+    rows = []
+    for i in range(20):
+        rows += [{"system": "cascade", "prompt_id": f"p{i}", "story_consistency": float(i % 2), "embed_sim": 0.0},
+                 {"system": "s3_lm", "prompt_id": f"p{i}", "story_consistency": float(i == 1), "embed_sim": 0.0}]
+    out = paired_ratios(pd.DataFrame(rows), ["story_consistency", "embed_sim"], n_boot=200, seed=0)
+    r = out["story_consistency.cascade_over_s3_lm"]
+    assert r["value"] == pytest.approx(10.0) and r["ci_hi"] is None and r["non_finite"] == {"ci_hi": "inf"}
+    assert 1.0 <= r["ci_lo"] <= 10.0
+    zero = int(r["undefined"].split(" of ")[0])
+    assert 0 < zero < 200  # (19/20)^20 = 36% of resamples miss the one passing prompt
+    z = out["embed_sim.cascade_over_s3_lm"]
+    assert z["value"] is None and z["ci_lo"] is None and z["non_finite"] == {"value": "nan", "ci_lo": "nan",
+                                                                              "ci_hi": "nan"}
+    json.dumps(out, allow_nan=False)  # valid JSON: no NaN or Infinity anywhere
+    # the ordering verdict reads them back: an interval [lo, inf) with lo >= 0.9 is close to the cascade; 0 / 0 is not
+    verdict = ordering_verdict({"story_consistency.taslm_token_over_cascade": r,
+                                "story_consistency.taslm_token_over_s3_lm": z}).iloc[0]
+    assert verdict["close_to_cascade_ci"] and verdict["vs_cascade_hi"] == math.inf
+    assert not verdict["above_s3"] and math.isnan(verdict["vs_s3"])
 
 
 def _per_item():

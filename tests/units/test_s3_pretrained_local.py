@@ -14,7 +14,8 @@ from s3tokenizer.model import ModelConfig  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 from taste.units.extract import load_units  # noqa: E402
-from taste.units.pipeline import s3_unit_streams  # noqa: E402
+from taste.units.pipeline import read_unit_space, s3_unit_streams, write_unit_space  # noqa: E402
+from taste.vocoder.pipeline import unit_space  # noqa: E402
 from taste.units.s3_pretrained import (S3WeightsError, build_s3_tokenizer, config_from_state_dict,  # noqa: E402
                                         load_s3_tokenizer, s3_units)
 
@@ -51,9 +52,21 @@ def test_head_count_from_file_metadata(tmp_path):
 def test_units_stage_extraction_from_a_local_file(tmp_path):
     params = write_fake_prepared(tmp_path / "prepared", {"dev": 2, "test": 3})
     weights = write_tiny_s3_checkpoint(tmp_path / "s3.safetensors")
-    params["units"].update(backend="s3_pretrained", s3_path=str(weights), s3_name=NAME)
-    counts = s3_unit_streams(params, batch_size=2)
+    params["units"].update(backend="s3_pretrained", s3_path=str(weights), s3_name=NAME, codebook_size=CODES,
+                           rate_hz=25)
+    model_dir = tmp_path / "models" / "units"
+    counts = s3_unit_streams(params, model_dir, batch_size=2)
     assert counts == {"dev": 2, "test": 3}
+    # the stage's model output records the checkpoint (so dvc has something to save), the streams their unit space
+    import hashlib
+    import json
+
+    record = json.loads((model_dir / "s3_tokenizer.json").read_text())
+    assert record["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert (record["codebook_size"], record["rate_hz"], record["name"]) == (CODES, 25, NAME)
+    assert record["config"]["n_codebook_size"] == CODES and record["bytes"] == weights.stat().st_size
+    assert read_unit_space(tmp_path / "prepared" / "units") == {"codebook_size": CODES, "rate_hz": 25,
+                                                                "backend": "s3_pretrained"}
     out = tmp_path / "prepared" / "units" / "test.safetensors"
     stored = load_file(str(out))
     assert all(v.dtype == torch.int16 for v in stored.values())
@@ -65,7 +78,7 @@ def test_units_stage_extraction_from_a_local_file(tmp_path):
         assert abs(len(u) - 25 * utt.duration) <= 1
         assert int(u.min()) >= 0 and int(u.max()) < CODES
     first = {k: v.clone() for k, v in units.items()}
-    s3_unit_streams(params, splits=("test",), batch_size=3)  # another batching, same units
+    s3_unit_streams(params, model_dir, splits=("test",), batch_size=3)  # another batching, same units
     again = load_units(out)
     assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
 
@@ -76,10 +89,28 @@ def test_missing_and_unset_weights_are_named(tmp_path):
     params = write_fake_prepared(tmp_path / "prepared", {"test": 1})
     params["units"].update(backend="s3_pretrained", s3_path=None)
     with pytest.raises(FileNotFoundError, match="s3_path"):
-        s3_unit_streams(params)
+        s3_unit_streams(params, tmp_path / "models")
     params["units"]["s3_path"] = str(tmp_path / "gone.onnx")
     with pytest.raises(FileNotFoundError, match="gone.onnx"):
-        s3_unit_streams(params)
+        s3_unit_streams(params, tmp_path / "models")
+
+
+def test_a_checkpoint_of_another_unit_space_than_params_is_refused(tmp_path):
+    """units.codebook_size / rate_hz size every unit model downstream: an S3 checkpoint with another codebook is
+    refused by name before any unit is written, and streams whose record disagrees with params are refused too."""
+    params = write_fake_prepared(tmp_path / "prepared", {"test": 1})
+    weights = write_tiny_s3_checkpoint(tmp_path / "s3.safetensors")
+    params["units"].update(backend="s3_pretrained", s3_path=str(weights), s3_name=NAME, codebook_size=4096,
+                           rate_hz=25)
+    with pytest.raises(ValueError, match=rf"s3\.safetensors: .* makes {CODES} codes at 25 Hz.*codebook_size 4096"):
+        s3_unit_streams(params, tmp_path / "models")
+    assert not (tmp_path / "prepared" / "units" / "test.safetensors").exists()
+    write_unit_space(tmp_path / "prepared" / "units", CODES, 25, "s3_pretrained")
+    with pytest.raises(ValueError, match=r"unit_space\.json: the unit streams have 64 codes at 25 Hz"):
+        unit_space(params)
+    (tmp_path / "prepared" / "units" / "unit_space.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"unit_space\.json: not a unit-space record"):
+        unit_space(params)
 
 
 def test_wrong_architecture_files_are_named(tmp_path):

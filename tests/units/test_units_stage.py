@@ -8,7 +8,7 @@ from unit_fakes import write_fake_prepared
 from taste.data.records import read_manifest
 from taste.units.extract import load_units
 from taste.units.model import UnitTokenizer
-from taste.units.pipeline import train_unit_tokenizer, write_unit_streams
+from taste.units.pipeline import read_unit_space, train_unit_tokenizer, write_unit_streams
 from taste.vocoder.model import UnitVocoder
 from taste.vocoder.pipeline import (evaluation_subset, mel_config, resynthesise, train_vocoder, unit_dataset,
                                     unit_space)
@@ -23,6 +23,8 @@ def test_units_then_vocoder_stage_functions(tmp_path):
     assert json.loads((model_dir / "phones.json").read_text()) == list(vocab.phones)
     counts = write_unit_streams(model, params)
     assert counts == {"train": 12, "dev": 3, "test": 4}
+    assert read_unit_space(tmp_path / "units") == {"codebook_size": model.cfg.codebook_size,
+                                                   "rate_hz": model.cfg.rate_hz, "backend": "trained"}
     test_units = load_units(tmp_path / "units" / "test.safetensors")
     loaded = UnitTokenizer.from_pretrained(model_dir)
     assert all(len(u) > 0 for u in test_units.values()) and loaded.cfg == model.cfg

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,7 +391,7 @@ def paired_ratios(df: pd.DataFrame, judges: Sequence[str], n_boot: int = 1000, s
     values of one prompt stay together; scipy.stats.bootstrap, paired). > 1 means a is better.
 
     -> {"<judge>.<a>_over_<b>": {"value", "ci_lo", "ci_hi", "n"}}"""
-    from scipy.stats import bootstrap
+    from scipy.stats import DegenerateDataWarning, bootstrap
 
     out = {}
     for judge in judges:
@@ -405,12 +406,23 @@ def paired_ratios(df: pd.DataFrame, judges: Sequence[str], n_boot: int = 1000, s
                 continue
             xa, xb = both[a].to_numpy(float), both[b].to_numpy(float)
             value = float(_oriented_ratio(xa, xb, judge))
-            res = bootstrap((xa, xb), lambda u, v, axis=-1: _oriented_ratio(u, v, judge, axis), paired=True,
-                            vectorized=True, n_resamples=n_boot, method="percentile",
-                            rng=np.random.default_rng(seed))
+            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", DegenerateDataWarning)  # zero denominators: handled below
+                res = bootstrap((xa, xb), lambda u, v, axis=-1: _oriented_ratio(u, v, judge, axis), paired=True,
+                                vectorized=True, n_resamples=n_boot, method="percentile",
+                                rng=np.random.default_rng(seed))
             lo, hi = res.confidence_interval
-            out[f"{judge}.{a}_over_{b}"] = {"value": value, "ci_lo": float(lo), "ci_hi": float(hi),
-                                            "n": int(len(both))}
+            entry = {"value": value, "ci_lo": float(lo), "ci_hi": float(hi), "n": int(len(both))}
+            zero = int((~np.isfinite(res.bootstrap_distribution)).sum())
+            if zero or not np.isfinite(value):
+                # A zero mean in the denominator (e.g. a 0/1 judge that no prompt of b passes): x / 0 is unbounded,
+                # 0 / 0 undefined. JSON gets null for such a number and its name under "non_finite" ("inf", "-inf",
+                # "nan"; _point and _ci read it back), never NaN or Infinity.
+                non_finite = {k: str(entry[k]) for k in ("value", "ci_lo", "ci_hi") if not np.isfinite(entry[k])}
+                entry.update({k: None for k in non_finite}, non_finite=non_finite,
+                             undefined=f"{zero} of {n_boot} resamples have a zero mean in the denominator")
+            out[f"{judge}.{a}_over_{b}"] = entry
+            out[f"{judge}.{a}_over_{b}"] = entry
     return out
 
 
@@ -427,12 +439,19 @@ def paired_ordering(df: pd.DataFrame, judges: Sequence[str] = COHERENCE_JUDGES, 
     return paired_ratios(df, judges, n_boot=n_boot, seed=seed, pairs=ORDERING_PAIRS)
 
 
+def _number(v: dict, key: str) -> float:
+    """An entry of paired_ratios as a float: its JSON null read back as the inf / nan it stands for."""
+    return float(v["non_finite"][key]) if v[key] is None else float(v[key])
+
+
 def _point(v) -> float:
-    return float(v["value"]) if isinstance(v, dict) else float(v)
+    return _number(v, "value") if isinstance(v, dict) else float(v)
 
 
 def _ci(v) -> tuple[float, float]:
-    return (float(v["ci_lo"]), float(v["ci_hi"])) if isinstance(v, dict) else (float("nan"), float("nan"))
+    if not isinstance(v, dict):
+        return float("nan"), float("nan")
+    return _number(v, "ci_lo"), _number(v, "ci_hi")
 
 
 def ordering_verdict(ordering: dict, close: float = 0.9, above: float = 1.5) -> pd.DataFrame:

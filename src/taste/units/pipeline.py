@@ -71,8 +71,36 @@ def train_unit_tokenizer(params: dict[str, Any], model_dir: Path, progress: bool
     return model, vocab, result
 
 
+UNIT_SPACE_FILE = "unit_space.json"
+
+
+def write_unit_space(units_root: str | Path, codebook_size: int, rate_hz: int, backend: str) -> Path:
+    """data/units/unit_space.json: the codebook size and rate of the unit streams beside it, and which backend made
+    them, so every reader sizes its unit embeddings from the streams themselves (read_unit_space)."""
+    path = Path(units_root) / UNIT_SPACE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"codebook_size": int(codebook_size), "rate_hz": int(rate_hz), "backend": backend},
+                               indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_unit_space(units_root: str | Path) -> dict[str, Any] | None:
+    """What write_unit_space recorded ({"codebook_size", "rate_hz", "backend"}), or None when the units folder has no
+    record (unit streams written before it existed). A record that is not that -> ValueError naming the file."""
+    path = Path(units_root) / UNIT_SPACE_FILE
+    if not path.is_file():
+        return None
+    try:
+        space = json.loads(path.read_text(encoding="utf-8"))
+        return {"codebook_size": int(space["codebook_size"]), "rate_hz": int(space["rate_hz"]),
+                "backend": str(space["backend"])}
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a unit-space record ({e}); rerun the units stage") from e
+
+
 def write_unit_streams(model: UnitTokenizer, params: dict[str, Any], splits=SPLITS, batch_size: int = 32) -> dict[str, int]:
-    """data/units/{split}.safetensors for every prepared split present; returns utterances per split."""
+    """data/units/{split}.safetensors for every prepared split present, and their unit_space.json; returns
+    utterances per split."""
     out_root = Path(params["shared"]["paths"]["units"])
     counts = {}
     for split in splits:
@@ -82,17 +110,33 @@ def write_unit_streams(model: UnitTokenizer, params: dict[str, Any], splits=SPLI
         units = extract_units(model, feats, [u.id for u in utts], batch_size=batch_size)
         save_units(units, out_root / f"{split}.safetensors")
         counts[split] = len(units)
+    write_unit_space(out_root, model.cfg.codebook_size, model.cfg.rate_hz, "trained")
     return counts
 
 
-def s3_unit_streams(params: dict[str, Any], splits=SPLITS, batch_size: int = 8) -> dict[str, int]:
-    """Paper profile: CosyVoice S3 units from a local ONNX (units.s3_path) for every split, from the audio."""
-    from taste.units.s3_pretrained import load_s3_tokenizer, s3_units
+def s3_unit_streams(params: dict[str, Any], model_dir: str | Path, splits=SPLITS, batch_size: int = 8
+                    ) -> dict[str, int]:
+    """Paper profile: CosyVoice S3 units from a local file (units.s3_path) for every split, from the audio, and their
+    unit_space.json (the codebook size read off the loaded model). model_dir (the stage's models/units) gets
+    s3_tokenizer.json: which file made the units (path, size, SHA-256) and the model's sizes, so the stage's output
+    records its model as the trained backend's does. A checkpoint whose codebook size or rate differs from params'
+    units.codebook_size / units.rate_hz (which size every unit model downstream) -> ValueError."""
+    from taste.units.s3_pretrained import describe_s3_tokenizer, load_s3_tokenizer, s3_rate_hz, s3_units
 
     u = params["units"]
     if not u.get("s3_path"):
         raise FileNotFoundError("units.backend is s3_pretrained but units.s3_path is not set (a local .onnx file)")
-    model = load_s3_tokenizer(u["s3_path"], u.get("s3_name", "speech_tokenizer_v1_25hz"))
+    name = u.get("s3_name", "speech_tokenizer_v1_25hz")
+    model = load_s3_tokenizer(u["s3_path"], name)
+    record = describe_s3_tokenizer(model, u["s3_path"], name)
+    wanted = int(u["codebook_size"]), int(u["rate_hz"])
+    if (record["codebook_size"], record["rate_hz"]) != wanted:
+        raise ValueError(f"{u['s3_path']}: this S3 tokenizer ({name}) makes {record['codebook_size']} codes at "
+                         f"{record['rate_hz']} Hz, but params say units.codebook_size {wanted[0]} and units.rate_hz "
+                         f"{wanted[1]}; every unit model downstream is sized by those: set them to the checkpoint's")
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "s3_tokenizer.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     out_root, counts = Path(params["shared"]["paths"]["units"]), {}
     for split in splits:
         if not (prepared_paths(params)["root"] / f"{split}.jsonl").exists():
@@ -105,4 +149,5 @@ def s3_unit_streams(params: dict[str, Any], splits=SPLITS, batch_size: int = 8) 
                 units[x.id] = codes
         save_units(units, out_root / f"{split}.safetensors")
         counts[split] = len(units)
+    write_unit_space(out_root, record["codebook_size"], s3_rate_hz(name), "s3_pretrained")
     return counts

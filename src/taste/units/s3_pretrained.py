@@ -115,6 +115,24 @@ def config_from_state_dict(state: dict[str, Tensor], metadata: dict[str, str] | 
                        n_codebook_size=int(state["quantizer._codebook.embed"].shape[0]))
 
 
+def describe_s3_tokenizer(model: torch.nn.Module, path: str | os.PathLike, name: str = DEFAULT_NAME) -> dict:
+    """What the units stage records of the S3 tokenizer it used: the file (path, bytes, SHA-256), the model name, its
+    unit rate and codebook size (read off the loaded model's config: 4096 for v1, 3^8 = 6561 for the FSQ v2/v3), and
+    the whole config."""
+    import dataclasses
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    config = model.config
+    return {"name": name, "path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest(),
+            "rate_hz": s3_rate_hz(name), "codebook_size": int(config.n_codebook_size),
+            "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(vars(config))}
+
+
 @torch.inference_mode()
 def s3_units(model: torch.nn.Module, wavs: Sequence[np.ndarray], sr: int = 16000, names: Sequence[str] | None = None
              ) -> list[Tensor]:

@@ -18,6 +18,7 @@ from taste.training.checkpoint import code_digest, dataset_digest, fresh_run_dir
 from taste.training.loop import train_config
 from taste.units.extract import load_units
 from taste.units.model import padding_mask
+from taste.units.pipeline import UNIT_SPACE_FILE, read_unit_space
 from taste.vocoder.data import UnitMelDataset, collate_units_mel, vocoder_loss
 from taste.vocoder.model import UnitVocoder, VocoderConfig
 
@@ -116,13 +117,19 @@ def f0_accuracy(model: UnitVocoder, data: UnitMelDataset, batch_size: int = 16) 
 
 
 def unit_space(params: dict[str, Any]) -> tuple[int, int]:
-    """(codebook size, units per second) of the unit streams stage 02a wrote (trained tokenizer or S3)."""
+    """(codebook size, units per second) of the unit streams stage 02a wrote (trained tokenizer or S3): params'
+    units.codebook_size and units.rate_hz, which every unit model is sized by, checked against what the units stage
+    recorded beside the streams (units.pipeline.write_unit_space) when it did. A mismatch (streams from other
+    settings) -> ValueError naming the file."""
     u = params["units"]
-    if u.get("backend", "trained") == "s3_pretrained":
-        from taste.units.s3_pretrained import s3_rate_hz
-
-        return 4096, s3_rate_hz(u.get("s3_name", "speech_tokenizer_v1_25hz"))
-    return int(u["codebook_size"]), int(u["rate_hz"])
+    expected = int(u["codebook_size"]), int(u["rate_hz"])
+    units_root = Path(params["shared"]["paths"]["units"])
+    space = read_unit_space(units_root)
+    if space is not None and (space["codebook_size"], space["rate_hz"]) != expected:
+        raise ValueError(f"{units_root / UNIT_SPACE_FILE}: the unit streams have {space['codebook_size']} codes at "
+                         f"{space['rate_hz']} Hz ({space['backend']}) but params say units.codebook_size "
+                         f"{expected[0]}, units.rate_hz {expected[1]}: rerun the units stage or fix params.yaml")
+    return expected
 
 
 def corpus_sentences(params: dict[str, Any], splits: Sequence[str] = ("train", "dev", "test")) -> list[str]:
