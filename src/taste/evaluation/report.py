@@ -422,7 +422,6 @@ def paired_ratios(df: pd.DataFrame, judges: Sequence[str], n_boot: int = 1000, s
                 entry.update({k: None for k in non_finite}, non_finite=non_finite,
                              undefined=f"{zero} of {n_boot} resamples have a zero mean in the denominator")
             out[f"{judge}.{a}_over_{b}"] = entry
-            out[f"{judge}.{a}_over_{b}"] = entry
     return out
 
 

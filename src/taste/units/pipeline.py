@@ -121,7 +121,7 @@ def s3_unit_streams(params: dict[str, Any], model_dir: str | Path, splits=SPLITS
     s3_tokenizer.json: which file made the units (path, size, SHA-256) and the model's sizes, so the stage's output
     records its model as the trained backend's does. A checkpoint whose codebook size or rate differs from params'
     units.codebook_size / units.rate_hz (which size every unit model downstream) -> ValueError."""
-    from taste.units.s3_pretrained import describe_s3_tokenizer, load_s3_tokenizer, s3_rate_hz, s3_units
+    from taste.units.s3_pretrained import describe_s3_tokenizer, load_s3_tokenizer, s3_units
 
     u = params["units"]
     if not u.get("s3_path"):
@@ -149,5 +149,5 @@ def s3_unit_streams(params: dict[str, Any], model_dir: str | Path, splits=SPLITS
                 units[x.id] = codes
         save_units(units, out_root / f"{split}.safetensors")
         counts[split] = len(units)
-    write_unit_space(out_root, record["codebook_size"], s3_rate_hz(name), "s3_pretrained")
+    write_unit_space(out_root, record["codebook_size"], record["rate_hz"], "s3_pretrained")
     return counts

@@ -123,10 +123,8 @@ def describe_s3_tokenizer(model: torch.nn.Module, path: str | os.PathLike, name:
     import hashlib
 
     path = Path(path)
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+        digest = hashlib.file_digest(f, "sha256")
     config = model.config
     return {"name": name, "path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest(),
             "rate_hz": s3_rate_hz(name), "codebook_size": int(config.n_codebook_size),
