@@ -116,22 +116,6 @@ def test_transcribe_command_on_a_wav(tok, tmp_path):
     assert rows[0]["audio"] == str(wav) and isinstance(rows[0]["text"], str)
 
 
-def test_length_buckets_cover_every_item_once_and_pad_less():
-    from taste.asr.train import LengthBuckets, unwrap
-
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(100, 1000, size=103).tolist()
-    buckets = LengthBuckets(list(range(103)), lengths, batch_size=8, seed=1)
-    flat = [i for g in buckets.groups for i in g]
-    assert sorted(flat) == list(range(103)) and all(len(g) <= 8 for g in buckets.groups)
-    padded = sum(max(lengths[i] for i in g) * len(g) for g in buckets.groups)
-    shuffled = rng.permutation(103).tolist()
-    random_padded = sum(max(lengths[i] for i in shuffled[k:k + 8]) * len(shuffled[k:k + 8]) for k in range(0, 103, 8))
-    assert padded < 0.8 * random_padded
-    assert unwrap(lambda items: items)([buckets[0]]) == [buckets.dataset[i] for i in buckets.groups[0]]
-    assert LengthBuckets(list(range(103)), lengths, 8, seed=2).groups != buckets.groups
-
-
 def test_asr_fingerprint_changes_with_any_setting_and_the_data(tok, data):
     from dataclasses import replace
 

@@ -5,7 +5,6 @@ Entry points turn params.yaml into the plain arguments these functions take (`co
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -15,16 +14,17 @@ from tokenizers import Tokenizer
 
 from taste.asr.bpe import train_bpe
 from taste.asr.modeling import AsrWhisper
-from taste.asr.train import (AsrDataset, CtcTrainingModel, LengthBuckets, SpecAugment, bpe_corpus, make_collate,
-                             make_loss_fn, state_phone_labels, unwrap)
+from taste.asr.train import (AsrDataset, CtcTrainingModel, SpecAugment, bpe_corpus, make_collate, make_loss_fn,
+                             state_phone_labels)
 from taste.asr.whisper import AsrConfig, build_asr
 from taste.training import TrainConfig, TrainResult, train
 from taste.training.checkpoint import code_digest, dataset_digest, fresh_run_dir
+from taste.training.loop import train_config
 
 
 def config_from_params(params: dict) -> tuple[AsrConfig, TrainConfig]:
     """params.yaml (asr, data.speech.max_seconds, shared) -> the model and training configs."""
-    a, t = params["asr"], params["asr"]["train"]
+    a = params["asr"]
     cfg = AsrConfig(
         n_mels=int(params["shared"]["features"]["n_mels"]), d_model=int(a["d_model"]),
         encoder_layers=int(a["encoder_layers"]), decoder_layers=int(a["decoder_layers"]),
@@ -32,11 +32,7 @@ def config_from_params(params: dict) -> tuple[AsrConfig, TrainConfig]:
         max_seconds=float(params["data"]["speech"]["max_seconds"]),
         max_target_positions=int(a.get("max_target_positions", 128)),
     )
-    train_cfg = TrainConfig(
-        steps=int(t["steps"]), batch_size=int(t["batch_size"]), lr=float(t["lr"]),
-        warmup_steps=int(t["warmup_steps"]), checkpoint_every=int(t.get("checkpoint_every", 200)),
-        seed=int(params["shared"]["seed"]), mixed_precision=str(params["shared"].get("mixed_precision", "no")),
-    )
+    train_cfg = train_config(params["asr"], params)
     return cfg, train_cfg
 
 
@@ -61,16 +57,16 @@ def frame_phone_targets(rows: Sequence, store, phones_path: str | Path, weight: 
 
 def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[str], store,
             train_cfg: TrainConfig, out_dir: str | Path, spec_augment: bool = True,
-            bucket_by_length: bool = True, ctc_weight: float = 0.3, frame_phone_weight: float = 0.0,
+            ctc_weight: float = 0.3, frame_phone_weight: float = 0.0,
             phone_labels: Sequence | None = None, n_phones: int = 0) -> tuple[AsrWhisper, TrainResult]:
     """Build and train the Whisper on (ids, texts) with features from `store`, in the run folder
     `out_dir/<key>` (asr_fingerprint, fresh_run_dir): a rerun with the same model, training settings, vocabulary,
     training data and code resumes (or finds finished) its run; any change trains afresh in a new folder.
 
-    With `bucket_by_length`, batches are groups of similar-length utterances (`LengthBuckets`): the loop
-    then runs with batch_size 1 over groups of `train_cfg.batch_size` utterances. With `ctc_weight` > 0 an
-    auxiliary CTC head on the encoder joins training (`CtcTrainingModel`) and is dropped afterwards; with
-    `frame_phone_weight` > 0 so does a frame-phone head (`phone_labels` from `state_phone_labels`, `n_phones`).
+    With `train_cfg.bucket_by_length` the loop draws groups of similar-length utterances (`LengthBuckets` in
+    `taste.training.batching`). With `ctc_weight` > 0 an auxiliary CTC head on the encoder joins training
+    (`CtcTrainingModel`) and is dropped afterwards; with `frame_phone_weight` > 0 so does a frame-phone head
+    (`phone_labels` from `state_phone_labels`, `n_phones`).
     """
     if frame_phone_weight > 0 and (phone_labels is None or n_phones <= 0):
         raise ValueError("frame_phone_weight > 0 needs phone_labels and n_phones")
@@ -79,24 +75,20 @@ def fit_asr(cfg: AsrConfig, tok: Tokenizer, ids: Sequence[str], texts: Sequence[
     trained = CtcTrainingModel(model, n_phones if use_phones else 0) if ctc_weight > 0 or use_phones else model
     dataset = AsrDataset(ids, texts, store, tok, phone_labels if use_phones else None)
     collate = make_collate(model)
-    if bucket_by_length:
-        lengths = [store.get(i).shape[-1] for i in ids]
-        dataset = LengthBuckets(dataset, lengths, train_cfg.batch_size, seed=train_cfg.seed)
-        collate = unwrap(collate)
-        train_cfg = dataclasses.replace(train_cfg, batch_size=1)
+    lengths = [store.get(i).shape[-1] for i in ids] if train_cfg.bucket_by_length else None
     loss_fn = make_loss_fn(SpecAugment() if spec_augment else None, ctc_weight=ctc_weight,
                            frame_phone_weight=frame_phone_weight)
-    fingerprint = asr_fingerprint(cfg, tok, dataset, spec_augment=spec_augment, bucket_by_length=bucket_by_length,
+    fingerprint = asr_fingerprint(cfg, tok, dataset, spec_augment=spec_augment,
                                   ctc_weight=ctc_weight, frame_phone_weight=frame_phone_weight,
                                   n_phones=n_phones if use_phones else 0)
     run = fresh_run_dir(out_dir, train_cfg, fingerprint)
-    result = train(trained, dataset, collate, loss_fn, train_cfg, run, fingerprint=fingerprint)
+    result = train(trained, dataset, collate, loss_fn, train_cfg, run, fingerprint=fingerprint, lengths=lengths)
     return model.eval(), result
 
 
 def asr_fingerprint(cfg: AsrConfig, tok: Tokenizer, dataset, **settings) -> dict:
     """What an ASR run depends on besides its TrainConfig: the model config, the vocabulary, the other training
-    `settings`, a digest of the exact training items (features, targets, phone labels, length buckets) and the code
+    `settings`, a digest of the exact training items (features, targets, phone labels) and the code
     (a smoke run's checkpoint must never be loaded into the default-size model, nor old weights reported as new)."""
     return {"model": cfg, "tokenizer": hashlib.sha256(tok.to_str().encode()).hexdigest(), "settings": settings,
             "n": len(dataset), "data": dataset_digest(dataset), "code": code_digest()}

@@ -76,36 +76,6 @@ def state_phone_labels(utterances: Sequence, n_frames: Sequence[int], vocab) -> 
     return out
 
 
-class LengthBuckets(Dataset):
-    """Item i = a whole batch of utterances of similar length (train with batch_size 1 and `unwrap(collate)`).
-
-    The study's loop draws random items; with random batches every batch pads to the longest of B random
-    utterances. Grouping by length (jittered by +-`jitter`, seeded, so groups differ between seeds) cuts the
-    padded frames, and the step time with them; the loop still shuffles the groups each epoch.
-    """
-
-    def __init__(self, dataset: Dataset, lengths: Sequence[int], batch_size: int, seed: int = 0,
-                 jitter: float = 0.15):
-        if len(lengths) != len(dataset):
-            raise ValueError(f"{len(lengths)} lengths for {len(dataset)} items")
-        rng = np.random.default_rng(seed)
-        keys = np.asarray(lengths, dtype=np.float64) * rng.uniform(1 - jitter, 1 + jitter, len(lengths))
-        order = np.argsort(keys, kind="stable").tolist()
-        self.dataset = dataset
-        self.groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-    def __len__(self) -> int:
-        return len(self.groups)
-
-    def __getitem__(self, i: int) -> list:
-        return [self.dataset[j] for j in self.groups[i]]
-
-
-def unwrap(collate):
-    """collate for LengthBuckets: the loop hands over [group]; the group is the batch."""
-    return lambda items: collate([x for group in items for x in group])
-
-
 def make_collate(model: AsrWhisper):
     """collate(list of (mel, target ids)) -> batch dict for `loss_fn`, padded to the batch's longest item."""
     cfg = model.config

@@ -223,7 +223,7 @@ def train_taslm(params: dict[str, Any], variant: str, base_lm, tok, vocab: tl.LM
     rdir = fresh_run_dir(run_dir(params, f"taslm_{variant}"), tcfg, fingerprint)
     collate = partial(collate_taslm, pad_id=vocab.pad)
     result = train_with_own_peak(train, model, train_ds, collate, taslm_loss, tcfg, rdir, progress=progress,
-                                 fingerprint=fingerprint)
+                                 fingerprint=fingerprint, lengths=[len(x.input_ids) for x in train_ds.examples])
     model.save_pretrained(lm_dir(params) / f"taslm_{variant}")
     return model, result, heldout_loss(model, dev_ds, collate, taslm_loss)
 
@@ -249,7 +249,7 @@ def train_s3_lm(params: dict[str, Any], base_lm, tok, vocab: tl.LMVocab, progres
     rdir = fresh_run_dir(run_dir(params, "s3_lm"), tcfg, fingerprint)
     collate = partial(collate_s3, pad_id=vocab.pad, n_units=cfg.n_units)
     result = train_with_own_peak(train, model, train_ds, collate, s3_loss, tcfg, rdir, progress=progress,
-                                 fingerprint=fingerprint)
+                                 fingerprint=fingerprint, lengths=[len(x.unit_ids) for x in train_ds.examples])
     model.save_pretrained(s3_lm_dir(params))
     return model, result, heldout_loss(model, dev_ds, collate, s3_loss)
 

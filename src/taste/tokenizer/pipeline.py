@@ -21,6 +21,7 @@ from taste.tokenizer.data import TasteItem, build_items, save_items
 from taste.tokenizer.model import WEIGHTS_FILE, TasteTokenizer
 from taste.tokenizer.train import StageSteps, train_all
 from taste.training import TrainConfig
+from taste.training.loop import train_config
 from taste.units.extract import load_units
 
 ABLATIONS = ("other_mode", "last_layer_values", "other_duration_feature")
@@ -129,13 +130,10 @@ def stretched_train_items(model: TasteTokenizer, params: dict[str, Any], paths: 
 
 
 def substage_train_config(params: dict[str, Any]) -> TrainConfig:
-    """The optimiser settings the tokenizer's sub-stages share (`base` of train_all), from `tokenizer.train` plus the
-    shared seed / mixed precision. steps is a placeholder: train_all sets each sub-stage's steps (and caps its warmup).
-    Not taste.training.loop.train_config: the tokenizer's block has per-sub-stage step counts, not one `steps`."""
-    t = params["tokenizer"]["train"]
-    return TrainConfig(steps=1, batch_size=t["batch_size"], lr=t["lr"], warmup_steps=t["warmup_steps"],
-                       seed=params["shared"]["seed"], mixed_precision=params["shared"].get("mixed_precision", "no"),
-                       checkpoint_every=200, log_every=20)
+    """The optimiser settings the tokenizer's sub-stages share (`base` of train_all): `train_config` of
+    `tokenizer.train` with a placeholder `steps` (the block has per-sub-stage step counts; train_all sets each
+    sub-stage's steps and caps its warmup)."""
+    return train_config({"train": {**params["tokenizer"]["train"], "steps": 1}}, params)
 
 
 def training_aids(params: dict[str, Any]) -> dict[str, float]:

@@ -230,7 +230,8 @@ def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str
                                                                duration_weight=duration_weight,
                                                                duration_target=target,
                                                                assign_weight=assign_weight), config,
-                   Path(out_dir) / f"run_{stage}", trainable=trainable, fingerprint=fingerprint)
+                   Path(out_dir) / f"run_{stage}", trainable=trainable, fingerprint=fingerprint,
+                   lengths=[len(it.units) for it in items])
     model.save_pretrained(stage_dir)
     info = {"stage": stage, "steps": config.steps, "wall_time_s": result.wall_time_s,
             "peak_memory_mb": result.peak_memory_mb, "resumed_from": result.resumed_from,

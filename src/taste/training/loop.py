@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from taste.training.batching import LengthBuckets, unwrap
 from taste.training.checkpoint import (
     RESUME_NEUTRAL_KEYS,
     find_checkpoint,
@@ -108,6 +109,7 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: str = "no"  # "no" | "bf16"
     betas: tuple[float, float] = (0.9, 0.98)
+    bucket_by_length: bool = False  # batches are groups of similar-length items (needs `lengths` in train())
 
 
 def train_config(section: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
@@ -115,7 +117,8 @@ def train_config(section: dict[str, Any], params: dict[str, Any]) -> TrainConfig
     t = section["train"]
     return TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], warmup_steps=t["warmup_steps"],
                        checkpoint_every=t.get("checkpoint_every", 200), log_every=t.get("log_every", 20),
-                       seed=params["shared"]["seed"], mixed_precision=params["shared"].get("mixed_precision", "no"))
+                       seed=params["shared"]["seed"], mixed_precision=params["shared"].get("mixed_precision", "no"),
+                       bucket_by_length=bool(t.get("bucket_by_length", False)))
 
 
 def model_config(model: torch.nn.Module):
@@ -225,12 +228,16 @@ def train(
     trainable: Iterable[torch.nn.Parameter] | None = None,
     progress: bool = True,
     fingerprint: Any = None,
+    lengths: Sequence[float] | None = None,
 ) -> TrainResult:
     """Train `model` for `config.steps` optimizer steps, resuming from `out_dir/checkpoint` when present.
 
     `fingerprint` (JSON-able: dicts, dataclasses, strings, digests) names what else the run depends on (model
     config, data digests, starting weights). It is saved with every checkpoint; a checkpoint whose config or
     fingerprint differs from the current one is never resumed: ResumeMismatchError names the differing keys.
+
+    With `config.bucket_by_length`, `lengths` (one per item, in any unit) groups the items into batches of
+    similar length (`LengthBuckets`, seeded by `config.seed`) and the loop draws one group per step.
 
     Returns the training curve (`history`, one row per `log_every` steps plus a final eval row when
     `eval_fn` is given), wall time and peak resident memory. `model` ends with the final weights.
@@ -241,6 +248,12 @@ def train(
     n_items = len(dataset)  # type: ignore[arg-type]
     if n_items == 0:
         raise EmptyDatasetError(f"training set for {out_dir} is empty")
+    draw = config.batch_size  # items per rank and step
+    if config.bucket_by_length:
+        if lengths is None:
+            raise ValueError(f"{out_dir}: bucket_by_length is on but train() got no item lengths")
+        dataset = LengthBuckets(dataset, lengths, config.batch_size, seed=config.seed)
+        collate, draw, n_items = unwrap(collate), 1, len(dataset)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # accelerate chooses the device: the CPU here, a GPU per process under `accelerate launch` where GPUs exist
@@ -271,7 +284,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(step, config.warmup_steps, config.steps)
         batch = to_device(
-            collate([dataset[i] for i in batch_indices(step, config.batch_size, n_items, config.seed, rank, world)]),
+            collate([dataset[i] for i in batch_indices(step, draw, n_items, config.seed, rank, world)]),
             device)
         with accelerator.autocast():
             loss, logs = loss_fn(model, batch)

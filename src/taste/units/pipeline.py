@@ -65,7 +65,7 @@ def train_unit_tokenizer(params: dict[str, Any], model_dir: Path, progress: bool
                    "code": code_digest()}
     run_dir = fresh_run_dir(Path(model_dir) / "training", tcfg, fingerprint)
     result = train(model, data, collate_mel_phones, unit_tokenizer_loss, tcfg, run_dir,
-                   progress=progress, fingerprint=fingerprint)
+                   progress=progress, fingerprint=fingerprint, lengths=[u.duration for u in utts])
     model.save_pretrained(model_dir)
     (Path(model_dir) / "phones.json").write_text(json.dumps(list(vocab.phones)), encoding="utf-8")
     return model, vocab, result

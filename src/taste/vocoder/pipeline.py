@@ -58,7 +58,7 @@ def train_vocoder(params: dict[str, Any], model_dir: Path, n_units: int, unit_ra
     run_dir = fresh_run_dir(Path(model_dir) / "training", tcfg, fingerprint)
     result = train(model, data, partial(collate_units_mel, upsample=cfg.upsample),
                    partial(vocoder_loss, pitch_weight=pitch_weight), tcfg, run_dir, progress=progress,
-                   fingerprint=fingerprint)
+                   fingerprint=fingerprint, lengths=[len(data.units[i]) for i in data.ids])
     model.save_pretrained(model_dir)
     return model, result
 
