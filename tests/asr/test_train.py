@@ -79,7 +79,8 @@ def test_spec_augment_masks_bands_and_keeps_input():
 
 def test_tiny_training_learns_and_evaluates(tok, data, tmp_path):
     ids, store = data
-    cfg = TrainConfig(steps=200, batch_size=6, lr=3e-3, warmup_steps=10, log_every=20, checkpoint_every=1000)
+    cfg = TrainConfig(steps=200, batch_size=6, lr=3e-3, warmup_steps=10, log_every=20, checkpoint_every=1000,
+                      bucket_by_length=True)  # the stage's setting (asr.train.bucket_by_length)
     model, result = fit_asr(debug_config(), tok, ids, TEXTS, store, cfg, tmp_path / "run", spec_augment=False)
     losses = [r["loss"] for r in result.history if "loss" in r]
     assert losses[-1] < 0.5 * losses[0]

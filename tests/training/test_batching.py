@@ -19,7 +19,9 @@ def test_length_buckets_cover_every_item_once_and_pad_less():
     flat = [i for g in buckets.groups for i in g]
     assert sorted(flat) == list(range(103)) and all(len(g) <= 8 for g in buckets.groups)
     random_groups = [batch_indices(s, 8, 103, 0) for s in range(13)]
-    assert real_share(lengths, buckets.groups) > 0.9 > real_share(lengths, random_groups)
+    # groups of 8 jittered by +-15%: about 0.87 real positions; random batches of lengths 100-999: about 0.6
+    assert real_share(lengths, buckets.groups) > real_share(lengths, random_groups) + 0.15
+    assert real_share(lengths, LengthBuckets(list(range(103)), lengths, 8, seed=1, jitter=0.0).groups) > 0.97
     assert unwrap(lambda items: items)([buckets[0]]) == [buckets.dataset[i] for i in buckets.groups[0]]
     assert LengthBuckets(list(range(103)), lengths, 8, seed=2).groups != buckets.groups
 
@@ -127,3 +129,20 @@ def test_train_config_reads_the_switch():
     block = {"steps": 5, "batch_size": 2, "lr": 0.1, "warmup_steps": 0}
     assert train_config({"train": block}, params).bucket_by_length is False
     assert train_config({"train": {**block, "bucket_by_length": True}}, params).bucket_by_length is True
+
+
+def test_runs_saved_before_the_switch_existed_keep_their_identity(tmp_path):
+    """A run saved without bucket_by_length (older code) is the same run as bucket_by_length False: same folder
+    name, and it resumes; with the switch on it is another run."""
+    from dataclasses import asdict
+
+    from taste.training.checkpoint import run_key
+    from taste.training.loop import resume_mismatch
+
+    off = TrainConfig(steps=4, batch_size=2, lr=0.1)
+    on = TrainConfig(steps=4, batch_size=2, lr=0.1, bucket_by_length=True)
+    older = {k: v for k, v in asdict(off).items() if k != "bucket_by_length"}
+    assert run_key(off, {"d": 1}) == run_key(older, {"d": 1}) != run_key(on, {"d": 1})
+    saved = {"config": older, "fingerprint": {"d": 1}}
+    assert resume_mismatch(saved, off, {"d": 1}) == []
+    assert resume_mismatch(saved, on, {"d": 1}) == ["config.bucket_by_length (not in the saved run)"]

@@ -205,12 +205,24 @@ def code_digest() -> str:
 RESUME_NEUTRAL_KEYS = frozenset({"checkpoint_every", "log_every"})
 
 
-def run_key(config: Any, fingerprint: Any) -> str:
-    """A short hash of (config minus RESUME_NEUTRAL_KEYS, fingerprint): the name of the run's folder."""
+# TrainConfig fields added after runs were saved, with the value every older run had: a run holding that value is
+# the same run as before the field existed (same folder name, and it resumes), as with the training aids' weights.
+LATER_FIELD_DEFAULTS = {"bucket_by_length": False}
+
+
+def config_identity(config: Any) -> Any:
+    """A run's config as it identifies the run: JSON, minus RESUME_NEUTRAL_KEYS and minus fields that hold their
+    LATER_FIELD_DEFAULTS value."""
     cfg = jsonable(config)
     if isinstance(cfg, dict):
-        cfg = {k: v for k, v in cfg.items() if k not in RESUME_NEUTRAL_KEYS}
-    blob = json.dumps({"config": cfg, "fingerprint": jsonable(fingerprint)}, sort_keys=True)
+        cfg = {k: v for k, v in cfg.items()
+               if k not in RESUME_NEUTRAL_KEYS and not (k in LATER_FIELD_DEFAULTS and v == LATER_FIELD_DEFAULTS[k])}
+    return cfg
+
+
+def run_key(config: Any, fingerprint: Any) -> str:
+    """A short hash of (config_identity(config), fingerprint): the name of the run's folder."""
+    blob = json.dumps({"config": config_identity(config), "fingerprint": jsonable(fingerprint)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from taste.training.batching import LengthBuckets, unwrap
 from taste.training.checkpoint import (
-    RESUME_NEUTRAL_KEYS,
+    config_identity,
     find_checkpoint,
     jsonable,
     load_training_state,
@@ -72,15 +72,15 @@ def resume_mismatch(saved: dict[str, Any], config: TrainConfig | dict[str, Any] 
     """Which keys of the saved run's {"config", "fingerprint"} differ from the current ones ([] = same run).
 
     A saved run without a recorded fingerprint (written before fingerprints existed) matches only a current
-    run without one. Keys in RESUME_NEUTRAL_KEYS are ignored."""
+    run without one. Configs compare by `config_identity` (RESUME_NEUTRAL_KEYS ignored; a field added later counts
+    as absent while it holds its LATER_FIELD_DEFAULTS value)."""
     differing: list[str] = []
     if config is not None:
-        now = {k: v for k, v in jsonable(config).items() if k not in RESUME_NEUTRAL_KEYS}
         old = saved.get("config")
         if not isinstance(old, dict):
             differing.append("config (not recorded in the saved run)")
         else:
-            differing += _diff_keys("config", {k: v for k, v in old.items() if k not in RESUME_NEUTRAL_KEYS}, now)
+            differing += _diff_keys("config", config_identity(old), config_identity(config))
     if "fingerprint" not in saved and fingerprint is not None:
         differing.append("fingerprint (not recorded in the saved run)")
     else:
