@@ -21,7 +21,8 @@ def test_length_buckets_cover_every_item_once_and_pad_less():
     random_groups = [batch_indices(s, 8, 103, 0) for s in range(13)]
     # groups of 8 jittered by +-15%: about 0.87 real positions; random batches of lengths 100-999: about 0.6
     assert real_share(lengths, buckets.groups) > real_share(lengths, random_groups) + 0.15
-    assert real_share(lengths, LengthBuckets(list(range(103)), lengths, 8, seed=1, jitter=0.0).groups) > 0.97
+    sorted_share = real_share(lengths, LengthBuckets(list(range(103)), lengths, 8, seed=1, jitter=0.0).groups)
+    assert sorted_share > max(0.93, real_share(lengths, buckets.groups))  # a plain sort pads least
     assert unwrap(lambda items: items)([buckets[0]]) == [buckets.dataset[i] for i in buckets.groups[0]]
     assert LengthBuckets(list(range(103)), lengths, 8, seed=2).groups != buckets.groups
 
