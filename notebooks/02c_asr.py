@@ -46,6 +46,7 @@ from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.audio_io import read_audio
 from taste.data.loaders import FeatureStore
 from taste.data.records import read_manifest
+from taste.metrics.stats import corpus_wer_summary
 
 params = load_params(params_path)
 set_threads(params["shared"]["threads"])
@@ -151,9 +152,15 @@ for row in per_utt["test"][:4]:
                   rate=params["shared"]["sample_rate"]))
 
 # %%
+# Corpus WER with a 95% CI from the utterance bootstrap (utterances are the independent units).
+wer_ci = {split: corpus_wer_summary([r["ref"] for r in per_utt[split]], [r["hyp"] for r in per_utt[split]],
+                                    n=params["asr"]["bootstrap"], seed=params["shared"]["seed"])
+          for split in ("dev", "test")}
 metrics = {
     "test_wer": summaries["test"]["wer"], "test_cer": summaries["test"]["cer"],
     "dev_wer": summaries["dev"]["wer"], "dev_cer": summaries["dev"]["cer"],
+    "test_wer_ci": [wer_ci["test"]["ci_lo"], wer_ci["test"]["ci_hi"]],
+    "dev_wer_ci": [wer_ci["dev"]["ci_lo"], wer_ci["dev"]["ci_hi"]],
     "test_rtf": summaries["test"]["rtf"], "n_parameters": n_params, "vocab_size": tok.get_vocab_size(),
     "pretrained": bool(pretrained), "fit_s": fit_s,
     "train_wall_s": result.wall_time_s if result else 0.0,
