@@ -12,7 +12,7 @@ from taste.lm import pipeline as P
 from taste.lm.continuation import (SYSTEMS, load_systems, prepare_prompt, run_system, sampling_from_params,
                                    select_prompts)
 from taste.lm.data import load_code_table
-from taste.lm.memory import current_rss_mb
+from taste.training.memory import current_rss_mb
 from taste.lm.report import read_records, speed_table
 from taste.tokenizer import TasteTokenizer
 from taste.units.model import UnitTokenizer

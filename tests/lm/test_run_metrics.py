@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from taste.lm import memory
+from taste.training import memory
 from taste.lm import pipeline as P
 from taste.training import TrainResult
 
@@ -37,7 +37,7 @@ def test_the_second_model_reports_its_own_peak_not_the_first_ones():
 
 
 _CHILD = ("from tests.lm.test_run_metrics import _fake_train\n"
-          "from taste.lm import memory\n"
+          "from taste.training import memory\n"
           "print(memory.current_rss_mb(), flush=True)\n"
           "memory.train_with_own_peak(_fake_train, 300)\n"
           "memory.train_with_own_peak(_fake_train, 10)\n")
@@ -84,7 +84,7 @@ def test_without_proc_the_peak_is_the_process_and_says_so(monkeypatch, tmp_path)
 
 
 def test_run_metrics_keeps_the_metrics_json_shape():
-    result = memory.LMTrainResult(history=[{"step": 0, "loss": 3.0}, {"step": 9, "lr": 1e-3, "loss": 1.234567,
+    result = memory.OwnPeakTrainResult(history=[{"step": 0, "loss": 3.0}, {"step": 9, "lr": 1e-3, "loss": 1.234567,
                                                                        "unit_ce": 2.000049}],
                                   wall_time_s=396.66, peak_memory_mb=1716.94, peak_memory_scope="model")
     dev = {"loss": 1.42099, "unit_ce": 2.51304}
@@ -100,7 +100,7 @@ def test_run_metrics_keeps_the_metrics_json_shape():
 
 def test_text_lm_metrics_trained_and_loaded():
     model = torch.nn.Linear(1000, 1000)  # 1.001 M parameters
-    result = memory.LMTrainResult(history=[{"step": 5, "lr": 1e-3, "loss": 1.64331, "ce": 1.64331}],
+    result = memory.OwnPeakTrainResult(history=[{"step": 5, "lr": 1e-3, "loss": 1.64331, "ce": 1.64331}],
                                   wall_time_s=559.94, peak_memory_mb=1598.91, peak_memory_scope="model")
     run = SimpleNamespace(model=model, result=result, heldout_ppl=5.2049, heldout_tokens=34305)
     trained = P.text_lm_metrics(run)

@@ -42,7 +42,7 @@ def repo_relative(path: Path) -> str:
         return path.as_posix()
 
 
-def _run_group(args: tuple[list[UttJob], SynthSettings]) -> tuple[list[Utterance] | None, str | None]:
+def synthesise_group(args: tuple[list[UttJob], SynthSettings]) -> tuple[list[Utterance] | None, str | None]:
     """Synthesise a group (an utterance, or all renditions of a swap pair); keep it only if every member fits."""
     group, cfg = args
     done = []
@@ -86,7 +86,7 @@ class _Synthesiser:
 
     def _map(self, groups):
         args = [(g, self.cfg) for g in groups]
-        return self.pool.map(_run_group, args, chunksize=4) if self.pool else [_run_group(a) for a in args]
+        return self.pool.map(synthesise_group, args, chunksize=4) if self.pool else [synthesise_group(a) for a in args]
 
     def fill(self, groups: Iterator[list[UttJob]], need: Callable[[list[Utterance]], int]):
         """Synthesise groups in batches until need(kept) (groups still wanted, an estimate) is 0.

@@ -9,7 +9,7 @@ run's fingerprint holds its settings, a digest of the exact items it learns from
 codes and vectors; unit streams), the weights it starts from (base LM, TASTE tokenizer) and the study's code, so a
 rerun after an upstream stage or the code changed trains afresh in a new folder instead of resuming a finished run on
 stale inputs (those folders are not DVC outputs: `dvc repro` keeps them). Each training reports the peak memory of
-its own run (taste.lm.memory), and run_metrics / text_lm_metrics turn a run into its entry of the stage's metrics.json.
+its own run (taste.training.memory), and run_metrics / text_lm_metrics turn a run into its entry of the stage's metrics.json.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ import torch
 from taste.data.records import read_manifest
 from taste.lm import text_lm as tl
 from taste.lm.data import S3Dataset, TASLMDataset, collate_s3, collate_taslm, load_code_table
-from taste.lm.memory import RESUMED_FINISHED, LMTrainResult, train_with_own_peak
 from taste.lm.s3_lm import S3LMConfig, S3UnitLM, s3_loss
 from taste.lm.taslm import TASLM, TASLMConfig, taslm_loss
 from taste.training import TrainResult, train
 from taste.training.checkpoint import code_digest, dataset_digest, fresh_run_dir, module_digest
 from taste.training.loop import train_config
+from taste.training.memory import RESUMED_FINISHED, OwnPeakTrainResult, train_with_own_peak
 
 TOKENIZER_FILE = "tokenizer.json"
 VOCAB_FILE = "lm_vocab.json"
@@ -94,7 +94,7 @@ class TextLMRun:
     model: Any
     tokenizer: Any
     vocab: tl.LMVocab
-    result: LMTrainResult | None
+    result: OwnPeakTrainResult | None
     heldout_ppl: float
     heldout_tokens: int
 
@@ -207,7 +207,7 @@ def heldout_loss(model, dataset, collate, loss_fn, batch_size: int = 16, max_ite
 
 def train_taslm(params: dict[str, Any], variant: str, base_lm, tok, vocab: tl.LMVocab, taste,
                 progress: bool = True, codes_dir: str | Path | None = None
-                ) -> tuple[TASLM, LMTrainResult, dict[str, float]]:
+                ) -> tuple[TASLM, OwnPeakTrainResult, dict[str, float]]:
     """Fine-tune one TASLM variant on the train split's TASTE codes (in `codes_dir`, by default
     taslm_codes_dir(params)); returns (model, training result, dev losses)."""
     train_ds = taslm_data(params, "train", tok, vocab, taste, codes_dir)
@@ -236,7 +236,7 @@ def s3_data(params: dict[str, Any], split: str, tok, vocab: tl.LMVocab) -> S3Dat
 
 
 def train_s3_lm(params: dict[str, Any], base_lm, tok, vocab: tl.LMVocab, progress: bool = True
-                ) -> tuple[S3UnitLM, LMTrainResult, dict[str, float]]:
+                ) -> tuple[S3UnitLM, OwnPeakTrainResult, dict[str, float]]:
     """The S3-unit baseline: same pretrained LM, same speech, same fine-tuning mode and budget as TASLM."""
     r, alpha = _lora(params)
     cfg = S3LMConfig(n_units=params["units"]["codebook_size"], lora_r=r, lora_alpha=alpha)

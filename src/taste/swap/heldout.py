@@ -30,7 +30,7 @@ from torch import Tensor
 
 from taste.data import corpus
 from taste.data.corpus import Speaker, UttJob
-from taste.data.materialise import SynthSettings, _run_group
+from taste.data.materialise import SynthSettings, synthesise_group
 from taste.data.records import Utterance, read_manifest, read_text_pool_sentences
 from taste.data.text_norm import normalise
 
@@ -149,7 +149,7 @@ def heldout_jobs(seed: int, sentences: Sequence[str], speakers: Sequence[Speaker
 
 def synthesise_heldout(jobs: Sequence[tuple[UttJob, int]], audio_dir: str | Path, seed: int, sample_rate: int,
                        dither: float, max_seconds: float) -> list[tuple[Utterance, int]]:
-    """Speak each job by the corpus's own per-recording synthesis (`taste.data.materialise._run_group`: the embedded
+    """Speak each job by the corpus's own per-recording synthesis (`taste.data.materialise.synthesise_group`: the embedded
     synthesiser, the dither seed crc32 of '<shared.seed>:<id>', 16-bit WAV at audio_dir/audio/<id>.wav) -> (utterance
     record with the synthesiser's word and phone timings, word j); the audio is then read back through
     taste.data.validate.read_speech, as every recording. Where the corpus drops a recording that is too long or
@@ -159,7 +159,7 @@ def synthesise_heldout(jobs: Sequence[tuple[UttJob, int]], audio_dir: str | Path
                         seed=seed)
     out = []
     for job, j in jobs:
-        utts, dropped = _run_group(([job], cfg))
+        utts, dropped = synthesise_group(([job], cfg))
         if utts is None:
             why = (f"lasts over data.speech.max_seconds {max_seconds} s" if dropped == "too_long"
                    else f"cannot be synthesised ({dropped})")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from taste.training import TrainResult
+from taste.training.loop import TrainResult
 
 STATM = Path("/proc/self/statm")
 RESUMED_FINISHED = "not trained in this run"  # scope of a run resumed at its last step: its time and peak are not its training's
@@ -63,14 +63,14 @@ class PeakRssSampler:
 
 
 @dataclass
-class LMTrainResult(TrainResult):
+class OwnPeakTrainResult(TrainResult):
     """A TrainResult whose peak_memory_mb is the peak resident set sampled while this model trained ("model"), or
     the process's peak so far ("process") where it could not be sampled."""
 
     peak_memory_scope: str = "process"
 
 
-def train_with_own_peak(train_fn: Callable[..., TrainResult], *args: Any, **kwargs: Any) -> LMTrainResult:
+def train_with_own_peak(train_fn: Callable[..., TrainResult], *args: Any, **kwargs: Any) -> OwnPeakTrainResult:
     """`train_fn(*args, **kwargs)`'s result with the peak memory of this run alone (scope "model"), or of the process
     so far where the resident set cannot be read (scope "process").
 
@@ -78,11 +78,11 @@ def train_with_own_peak(train_fn: Callable[..., TrainResult], *args: Any, **kwar
     model's bytes alone: what a machine needs to train it."""
     if current_rss_mb() is None:
         result = train_fn(*args, **kwargs)
-        return LMTrainResult(**{f.name: getattr(result, f.name) for f in fields(TrainResult)})
+        return OwnPeakTrainResult(**{f.name: getattr(result, f.name) for f in fields(TrainResult)})
     with PeakRssSampler() as sampler:
         result = train_fn(*args, **kwargs)
     values = {f.name: getattr(result, f.name) for f in fields(TrainResult)}
     if result.final_step and result.resumed_from >= result.final_step:  # a finished run found again: no step ran here
-        return LMTrainResult(**values, peak_memory_scope=RESUMED_FINISHED)
+        return OwnPeakTrainResult(**values, peak_memory_scope=RESUMED_FINISHED)
     values["peak_memory_mb"] = sampler.peak_mb
-    return LMTrainResult(**values, peak_memory_scope="model")
+    return OwnPeakTrainResult(**values, peak_memory_scope="model")
