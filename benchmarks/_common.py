@@ -33,17 +33,24 @@ def test_mels(params: dict, n: int, seconds: float = 3.5) -> list[torch.Tensor]:
 def mean_step_seconds(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], tuple], batch: Any,
                       repeats: int) -> float:
     """Mean seconds of one AdamW step on a fixed batch; the first step is warm-up and not counted."""
+    return mean_step_seconds_over(model, loss_fn, [batch] * repeats)
+
+
+def mean_step_seconds_over(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], tuple],
+                           batches: list[Any]) -> float:
+    """Mean seconds of one AdamW step over `batches`; one extra step on the first batch warms up (k-means init)
+    and is not counted."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
     times = []
-    for _ in range(repeats + 1):
+    for batch in [batches[0]] + list(batches):
         t0 = time.perf_counter()
         loss, _ = loss_fn(model, batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
-    return sum(times[1:]) / repeats
+    return sum(times[1:]) / len(batches)
 
 
 def dev_variant_args(doc: str, what: str, default_runs: str) -> tuple[argparse.Namespace, dict, dict]:

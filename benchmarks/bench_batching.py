@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from _common import peak_mb
+from _common import mean_step_seconds_over, peak_mb
 from taste.config import load_params, set_threads
 from taste.data.loaders import prepared_paths
 from taste.data.records import read_manifest
@@ -41,21 +40,6 @@ def shares(lengths: list[float], batch_size: int, seed: int) -> dict[str, float]
     return {"random": real_share(lengths, random_groups), "bucketed": real_share(lengths, buckets.groups)}
 
 
-def time_steps(model: torch.nn.Module, loss_fn: Callable, batches: list[Any]) -> float:
-    """Mean seconds per AdamW step over `batches`; one extra step on the first batch warms up (k-means init)."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model.train()
-    times = []
-    for batch in [batches[0]] + batches:
-        t0 = time.perf_counter()
-        loss, _ = loss_fn(model, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    return sum(times[1:]) / len(batches)
-
-
 def compare(make_model: Callable[[], torch.nn.Module], loss_fn: Callable, dataset, collate, lengths: list[float],
             batch_size: int, seed: int, steps: int) -> dict[str, float]:
     n = len(dataset)
@@ -64,9 +48,9 @@ def compare(make_model: Callable[[], torch.nn.Module], loss_fn: Callable, datase
     order = [buckets.groups[i] for s in range(steps) for i in batch_indices(s, 1, len(buckets), seed)]
     bucketed_batches = [collate([dataset[i] for i in g]) for g in order]
     torch.manual_seed(seed)
-    t_random = time_steps(make_model(), loss_fn, random_batches)
+    t_random = mean_step_seconds_over(make_model(), loss_fn, random_batches)
     torch.manual_seed(seed)
-    t_bucketed = time_steps(make_model(), loss_fn, bucketed_batches)
+    t_bucketed = mean_step_seconds_over(make_model(), loss_fn, bucketed_batches)
     return {"random_s_per_step": t_random, "bucketed_s_per_step": t_bucketed, "speedup": t_random / t_bucketed}
 
 
