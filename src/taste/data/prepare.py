@@ -22,7 +22,7 @@ from .loaders import save_tensor_map
 from .materialise import repo_relative
 from .pitch import PitchConfig, track_pitch
 from .records import TIMING_SOURCES, Utterance, write_manifest
-from .speaker_embed import BatchSpeakerEncoder
+from .speaker_embed import conditioning_encoder
 from .validate import (AudioValidationError, Rejection, Repair, TooManyRejectionsError, TranscriptValidationError,
                        ValidationConfig, read_manifest_lenient, validate_utterance)
 
@@ -187,7 +187,7 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
     timer = ForcedTimer([u.text for u in utts if not u.words and u.text.strip()])
     encoder = None
     if embed_speakers and params["prepare"].get("speaker_embedding", "resemblyzer") == "resemblyzer":
-        encoder = BatchSpeakerEncoder("cpu", float(params["prepare"].get("speaker_partials_per_second", 1.3)))
+        encoder = conditioning_encoder(params)
     by_split: dict[str, list[Utterance]] = defaultdict(list)
     features: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
     pitch: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)  # F0 in Hz per feature frame, 0 = unvoiced
