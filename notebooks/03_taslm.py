@@ -39,10 +39,10 @@ from IPython.display import Audio, Markdown, display
 
 from taste.config import load_params, seed_everything, set_threads, stage_dir
 from taste.data.records import read_manifest
+from taste.data.speaker_embed import conditioning_encoder
 from taste.lm import pipeline as P
 from taste.lm.continuation import (load_systems, prepare_prompt, prompt_unit_encoder, run_system,
                                    sampling_from_params, seconds_per_word, select_prompts, write_prompts)
-from taste.metrics.speaker import SpeakerEncoder
 from taste.lm.report import records_frame, speed_table, step_ratio
 from taste.lm.taste_use import taste_use_summary, taste_use_table, zeroed_continuations
 from taste.tokenizer import TasteTokenizer
@@ -146,7 +146,7 @@ systems = load_systems(params, system_names)
 # The S3-unit LM's prompt units come from the configured unit backend (units.backend: the trained tokenizer, or
 # CosyVoice's S3 tokenizer in the paper profile), the unit space it was trained in.
 unit_model = prompt_unit_encoder(params["units"], paths["models"], systems.mel_cfg.sample_rate)
-speaker_encoder = SpeakerEncoder()
+speaker_encoder = conditioning_encoder(params)  # the prepare stage's embedder and settings: as in training
 prepared = [prepare_prompt(p, systems, speaker_encoder.embed, unit_model) for p in prompts]
 train_utts = read_manifest(Path(paths["prepared"]) / "train.jsonl")
 max_units = int(2 * seconds_per_word(train_utts) * cont["target_words"] * systems.unit_rate_hz) + 10

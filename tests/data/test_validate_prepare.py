@@ -178,10 +178,37 @@ def test_no_synthetic_utterance_is_near_the_silence_floor(tiny_corpus):
 
 
 def test_batched_speaker_embeddings_match_the_reference():
+    """The one embedder equals resemblyzer's own embed_utterance (librosa mel, one utterance at a time) at its
+    default partial rate, batched or one by one, and the judge (metrics.speaker) is that same computation."""
+    from resemblyzer import VoiceEncoder, preprocess_wav
+
     from taste.data.speaker_embed import BatchSpeakerEncoder
     from taste.metrics.speaker import SpeakerEncoder
 
     rng = np.random.default_rng(0)
     wavs = [_wav(1.3) + 0.01 * rng.standard_normal(int(1.3 * SR)).astype(np.float32), _wav(2.5, 0.1)]
-    ref = np.stack([SpeakerEncoder().embed(w) for w in wavs])
-    assert np.allclose(BatchSpeakerEncoder().embed_batch(wavs), ref, atol=1e-5)
+    reference = VoiceEncoder("cpu", verbose=False)
+
+    def reference_embed(w):  # resemblyzer's own path; audio its VAD trims to nothing is embedded raw, as ours does
+        prepared = preprocess_wav(w, source_sr=SR)
+        return reference.embed_utterance(prepared if prepared.size >= SR // 10 else w)
+
+    ref = np.stack([reference_embed(w) for w in wavs])
+    encoder = BatchSpeakerEncoder()
+    assert np.allclose(encoder.embed_batch(wavs), ref, atol=1e-5)
+    assert np.allclose(np.stack([encoder.embed(w) for w in wavs]), ref, atol=1e-5)
+    assert np.allclose(np.stack([SpeakerEncoder().embed(w) for w in wavs]), ref, atol=1e-5)
+
+
+def test_conditioning_embedder_follows_prepare_settings():
+    """prepare, the stages and the CLI embed speakers with conditioning_encoder(params): prepare's partial rate."""
+    from taste.data.speaker_embed import BatchSpeakerEncoder, conditioning_encoder
+
+    wav = _wav(4.0) + 0.01 * np.random.default_rng(1).standard_normal(4 * SR).astype(np.float32)
+    for rate in (1.0, 2.0):
+        encoder = conditioning_encoder({"prepare": {"speaker_partials_per_second": rate}})
+        assert encoder.rate == rate
+        assert np.array_equal(encoder.embed(wav), BatchSpeakerEncoder("cpu", rate).embed_batch([wav])[0])
+    # a 4 s utterance: more partials at a higher rate, so the two rates give different embeddings
+    low, high = (conditioning_encoder({"prepare": {"speaker_partials_per_second": r}}).embed(wav) for r in (0.7, 2.0))
+    assert not np.allclose(low, high, atol=1e-6)

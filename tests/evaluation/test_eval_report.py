@@ -254,6 +254,10 @@ def test_judge_scopes_audible_and_rated():
     assert judge_scopes(items, wavs, {"p1"}) == [rated, unrated, inaudible]  # p2 is outside quality_prompts
     assert judge_scopes(items, wavs, None) == [rated, rated, inaudible]
     assert judge_scopes(items, wavs, set()) == [unrated, unrated, inaudible]
+    # digital silence is not audible however long (session 21: an S3-unit LM continuation of 0.1 s of zeros got a
+    # speaker similarity from resemblyzer's NaN-normalised audio)
+    silent = [np.zeros(1600, np.float32), np.zeros(16000, np.float32), np.r_[np.zeros(1599), 1e-4].astype(np.float32)]
+    assert judge_scopes(items, silent, None) == [inaudible, inaudible, rated]
 
 
 def test_asr_transcriber_matches_direct_transcription(tmp_path):

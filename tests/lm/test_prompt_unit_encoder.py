@@ -132,7 +132,7 @@ def test_taste_continue_s3_lm_uses_the_configured_backend(tmp_path, monkeypatch,
 
     path, name = _s3_checkpoint(tmp_path)
     import taste.lm.continuation as continuation
-    import taste.metrics.speaker as speaker
+    import taste.data.speaker_embed as speaker_embed
     from taste.cli import main
     from taste.config import load_params
     from taste.data.audio_io import write_audio
@@ -149,6 +149,9 @@ def test_taste_continue_s3_lm_uses_the_configured_backend(tmp_path, monkeypatch,
     seen = {}
 
     class FakeSpeakerEncoder:
+        def __init__(self, params):
+            seen["partials_per_second"] = params["prepare"]["speaker_partials_per_second"]
+
         def embed(self, wav):
             seen["wav"] = wav
             return np.zeros(256, np.float32)
@@ -159,11 +162,12 @@ def test_taste_continue_s3_lm_uses_the_configured_backend(tmp_path, monkeypatch,
 
     monkeypatch.setattr(continuation, "load_systems", lambda params, names: _systems())
     monkeypatch.setattr(continuation, "continue_prompt", fake_continue)
-    monkeypatch.setattr(speaker, "SpeakerEncoder", FakeSpeakerEncoder)
+    monkeypatch.setattr(speaker_embed, "conditioning_encoder", FakeSpeakerEncoder)
     rc = main(["--params", str(params_path), "continue", str(audio), "a dog ran", "-o", str(tmp_path / "out.wav"),
                "--system", "s3_lm"])
     assert rc == 0, capsys.readouterr().err
     assert seen["system"] == "s3_lm"
+    assert seen["partials_per_second"] == params["prepare"]["speaker_partials_per_second"]  # prepare's embedder
     assert torch.equal(seen["units"], s3_units(load_s3_tokenizer(path, name), [seen["wav"]], 16000)[0])
 
     # the trained backend on the same empty models folder: a one-line error naming the missing tokenizer

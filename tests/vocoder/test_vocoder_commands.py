@@ -30,7 +30,7 @@ def test_vocode(tmp_path, monkeypatch):
     (tmp_path / "u.jsonl").write_text(json.dumps({"audio": str(tmp_path / "a.wav"), "rate_hz": 25, "units": units})
                                       + "\n", encoding="utf-8")
 
-    monkeypatch.setattr("taste.metrics.speaker.SpeakerEncoder.embed", lambda self, wav: np.ones(256, np.float32))
+    monkeypatch.setattr("taste.data.speaker_embed.BatchSpeakerEncoder.embed", lambda self, wav: np.ones(256, np.float32))
     args = _parser().parse_args(["vocode", str(tmp_path / "u.jsonl"), "--speaker", str(tmp_path / "a.wav"),
                                  "--model", str(tmp_path / "vocoder"), "-o", str(tmp_path / "out")])
     assert args.func(args) == 0

@@ -174,7 +174,35 @@ def _clear_outputs(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
 
 
+def _split_targets(sp: dict, sw: dict, train_spk, test_spk) -> dict[str, tuple]:
+    """split -> (its speakers, need(kept): how many more groups the split still wants, an estimate)."""
+    def hours_needed(kept: list[Utterance]) -> int:
+        missing = 3600 * sp["train_hours"] - sum(u.duration for u in kept)
+        mean = sum(u.duration for u in kept) / len(kept) if kept else 3.0
+        return 0 if missing <= 0 else math.ceil(missing / mean)
+
+    return {
+        "dev": (train_spk, lambda kept: sp["dev_utterances"] - len(kept)),
+        "test": (test_spk, lambda kept: sp["test_utterances"] - len(kept)),
+        "swap_global": (test_spk, lambda kept: sw["global_sentences"] - len(kept) // 4),
+        "swap_local": (test_spk, lambda kept: sw["local_pairs"] - len(kept) // 2),
+        "train": (train_spk, hours_needed),
+    }
+
+
+def _write_stories(path: Path, registry: dict[str, Story], split_stories: dict, heldout: list[Story]) -> None:
+    """stories.jsonl: every spoken story with its split, then the held-out stories (subset "heldout")."""
+    with path.open("w", encoding="utf-8", newline="\n") as f:
+        for split in SPLIT_ORDER:
+            for sid in split_stories[split]:
+                f.write(json.dumps({**registry[sid].to_dict(), "subset": split}, sort_keys=True) + "\n")
+        for story in heldout:
+            f.write(json.dumps({**story.to_dict(), "subset": "heldout"}, sort_keys=True) + "\n")
+
+
 def materialise_synthetic(params: dict, out_dir: Path) -> dict:
+    """Synthesise the corpus of params' data section into out_dir (audio/, manifest.jsonl, text_pool.txt,
+    stories.jsonl, corpus_info.json) -> the corpus summary (corpus_info.json's content)."""
     seed, sr = int(params["shared"]["seed"]), int(params["shared"]["sample_rate"])
     data = params["data"]
     text, sp, sw = data["text"], data["speech"], data["swap_sets"]
@@ -183,18 +211,7 @@ def materialise_synthetic(params: dict, out_dir: Path) -> dict:
     registry: dict[str, Story] = {}
     synth = _Synthesiser(cfg, int(data.get("workers", 1)))
     splits, dropped, split_stories = {}, {}, {}
-    def hours_needed(kept: list[Utterance]) -> int:
-        missing = 3600 * sp["train_hours"] - sum(u.duration for u in kept)
-        mean = sum(u.duration for u in kept) / len(kept) if kept else 3.0
-        return 0 if missing <= 0 else math.ceil(missing / mean)
-
-    targets = {
-        "dev": (train_spk, lambda kept: sp["dev_utterances"] - len(kept)),
-        "test": (test_spk, lambda kept: sp["test_utterances"] - len(kept)),
-        "swap_global": (test_spk, lambda kept: sw["global_sentences"] - len(kept) // 4),
-        "swap_local": (test_spk, lambda kept: sw["local_pairs"] - len(kept) // 2),
-        "train": (train_spk, hours_needed),
-    }
+    targets = _split_targets(sp, sw, train_spk, test_spk)
     try:
         for split in SPLIT_ORDER:
             speakers, done = targets[split]
@@ -203,17 +220,11 @@ def materialise_synthetic(params: dict, out_dir: Path) -> dict:
             splits[split], dropped[split], split_stories[split] = synth.fill(groups, done)
     finally:
         synth.close()
-    utterances = [u for split in SPLIT_ORDER for u in splits[split]]
-    write_manifest(out_dir / "manifest.jsonl", utterances)
+    write_manifest(out_dir / "manifest.jsonl", [u for split in SPLIT_ORDER for u in splits[split]])
     n_pool_stories, n_pool_sentences, pool_vocab = _write_text_pool(out_dir / "text_pool.txt", seed, text)
     heldout = [generate_story(seed, "heldout", i, tuple(text["sentences_per_story"]), text["min_words"],
                               text["max_words"]) for i in range(int(text.get("heldout_stories", 0)))]
-    with (out_dir / "stories.jsonl").open("w", encoding="utf-8", newline="\n") as f:
-        for split in SPLIT_ORDER:
-            for sid in split_stories[split]:
-                f.write(json.dumps({**registry[sid].to_dict(), "subset": split}, sort_keys=True) + "\n")
-        for story in heldout:
-            f.write(json.dumps({**story.to_dict(), "subset": "heldout"}, sort_keys=True) + "\n")
+    _write_stories(out_dir / "stories.jsonl", registry, split_stories, heldout)
     info = {
         "source": "synthetic", "seed": seed, "sample_rate": sr,
         "utterances": {s: len(splits[s]) for s in SPLIT_ORDER},

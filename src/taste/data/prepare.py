@@ -22,7 +22,7 @@ from .loaders import save_tensor_map
 from .materialise import repo_relative
 from .pitch import PitchConfig, track_pitch
 from .records import TIMING_SOURCES, Utterance, write_manifest
-from .speaker_embed import BatchSpeakerEncoder
+from .speaker_embed import conditioning_encoder
 from .validate import (AudioValidationError, Rejection, Repair, TooManyRejectionsError, TranscriptValidationError,
                        ValidationConfig, read_manifest_lenient, validate_utterance)
 
@@ -164,6 +164,70 @@ def _voiced_share(pitch: dict[str, dict[str, torch.Tensor]]) -> float:
     return round(sum(int((f0 > 0).sum()) for f0 in tracks) / max(1, frames), 4)
 
 
+def _read_raw(raw_dir: Path) -> tuple[list[Utterance], list[Rejection]]:
+    """The raw manifest's readable records, and the rejections of the unreadable ones and of the transcripts a
+    real-corpus loader could not read (data/raw/load_rejections.json)."""
+    utts, rejections = read_manifest_lenient(raw_dir / "manifest.jsonl")
+    if (raw_dir / "load_rejections.json").is_file():
+        rejections += [Rejection(**r) for r in json.loads((raw_dir / "load_rejections.json").read_text("utf-8"))]
+    return utts, rejections
+
+
+class _PreparedSplits:
+    """What prepare keeps of each accepted utterance, by split: records, log-mel, F0, phones, speaker embeddings
+    (embedded in batches of `batch` when an encoder is given)."""
+
+    def __init__(self, mel_cfg: MelConfig, pitch_cfg, encoder, batch: int = 64):
+        self.mel_cfg, self.pitch_cfg, self.encoder, self.batch = mel_cfg, pitch_cfg, encoder, batch
+        self.by_split: dict[str, list[Utterance]] = defaultdict(list)
+        self.features: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
+        self.pitch: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)  # F0 in Hz per feature frame, 0 = unvoiced
+        self.speakers: dict[str, torch.Tensor] = {}
+        self.phones: Counter = Counter()
+        self._pending: list[tuple[str, np.ndarray]] = []
+
+    def add(self, utt: Utterance, wav: np.ndarray) -> None:
+        self.by_split[utt.split].append(utt)
+        self.features[utt.split][utt.id] = log_mel(torch.from_numpy(wav), self.mel_cfg).to(torch.float16)
+        self.pitch[utt.split][utt.id] = track_pitch(wav, self.pitch_cfg)
+        self.phones.update(p.phone for p in utt.phones)
+        self._pending.append((utt.id, wav))
+        if len(self._pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Embed the utterances still waiting for their speaker embedding."""
+        if self.encoder is not None and self._pending:
+            for (uid, _), emb in zip(self._pending, self.encoder.embed_batch([w for _, w in self._pending])):
+                self.speakers[uid] = torch.from_numpy(emb)
+        self._pending.clear()
+
+    def write(self, out_dir: Path) -> None:
+        for split in SPLITS:
+            write_manifest(out_dir / f"{split}.jsonl", self.by_split.get(split, []))
+            save_tensor_map(out_dir / "features" / f"{split}.safetensors", self.features.get(split, {}))
+            save_tensor_map(out_dir / "pitch" / f"{split}.safetensors", self.pitch.get(split, {}), torch.float32)
+        if self.encoder is not None:
+            save_tensor_map(out_dir / "speaker_embeddings.safetensors", self.speakers)
+        (out_dir / "phones.json").write_text(
+            json.dumps({"phones": sorted(self.phones), "counts": dict(sorted(self.phones.items()))}, indent=2) + "\n",
+            encoding="utf-8")
+
+
+def _write_rejections(out_dir: Path, raw_dir: Path, rejections: list[Rejection], repairs: list, n_total: int,
+                      max_share: float) -> None:
+    """rejections.json; TooManyRejectionsError (after writing it) when more than max_share were rejected."""
+    share = len(rejections) / max(1, n_total)
+    report = {"n_input": n_total, "n_rejected": len(rejections), "share": round(share, 5), "max_share": max_share,
+              "rejections": [asdict(r) for r in rejections], "repairs": [asdict(r) for r in repairs]}
+    (out_dir / "rejections.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if share > max_share:
+        raise TooManyRejectionsError(
+            f"{raw_dir / 'manifest.jsonl'}: {len(rejections)} of {n_total} utterances rejected ({share:.1%} > "
+            f"prepare.max_rejection_share {max_share:.1%}); see {out_dir / 'rejections.json'}. First: "
+            + "; ".join(f"{r.id}: {r.problem}" for r in rejections[:3]))
+
+
 def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."), embed_speakers: bool = True,
             progress: bool = True) -> dict:
     """Validate data/raw/manifest.jsonl and write data/prepared -> metrics (also returned when nothing is rejected).
@@ -177,30 +241,15 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
     raw_dir, out_dir, root = Path(raw_dir), Path(out_dir), Path(root)
     cfg = validation_config(params)
     mel_cfg = MelConfig.from_dict(params["shared"]["features"], cfg.sample_rate)
-    pitch_cfg = pitch_config(params, mel_cfg)
-    utts, rejections = read_manifest_lenient(raw_dir / "manifest.jsonl")
-    if (raw_dir / "load_rejections.json").is_file():  # transcripts a real-corpus loader could not read
-        rejections += [Rejection(**r) for r in json.loads((raw_dir / "load_rejections.json").read_text("utf-8"))]
+    utts, rejections = _read_raw(raw_dir)
     n_total = len(utts) + len(rejections)
     stream, more_rejections, repairs = validate_all(utts, cfg, root, out_dir)
     align_rejections: list[Rejection] = []
     timer = ForcedTimer([u.text for u in utts if not u.words and u.text.strip()])
     encoder = None
     if embed_speakers and params["prepare"].get("speaker_embedding", "resemblyzer") == "resemblyzer":
-        encoder = BatchSpeakerEncoder("cpu", float(params["prepare"].get("speaker_partials_per_second", 1.3)))
-    by_split: dict[str, list[Utterance]] = defaultdict(list)
-    features: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
-    pitch: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)  # F0 in Hz per feature frame, 0 = unvoiced
-    speakers: dict[str, torch.Tensor] = {}
-    phones: Counter = Counter()
-    pending: list[tuple[str, np.ndarray]] = []
-
-    def flush_embeddings():
-        if encoder is not None and pending:
-            for (uid, _), emb in zip(pending, encoder.embed_batch([w for _, w in pending])):
-                speakers[uid] = torch.from_numpy(emb)
-        pending.clear()
-
+        encoder = conditioning_encoder(params)
+    kept = _PreparedSplits(mel_cfg, pitch_config(params, mel_cfg), encoder)
     for utt, wav, source in tqdm(stream, total=len(utts), desc="prepare", mininterval=10, disable=not progress):
         if not utt.words:  # the corpus gave no timings: align the known transcript, never invent them
             timer.ready()
@@ -209,35 +258,13 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
             except ValueError as e:  # AlignmentError (pocketsphinx's own errors become one inside the aligner)
                 align_rejections.append(Rejection(utt.id, source, alignment_problem(_resolve(source, root), e)))
                 continue
-        by_split[utt.split].append(utt)
-        features[utt.split][utt.id] = log_mel(torch.from_numpy(wav), mel_cfg).to(torch.float16)
-        pitch[utt.split][utt.id] = track_pitch(wav, pitch_cfg)
-        phones.update(p.phone for p in utt.phones)
-        pending.append((utt.id, wav))
-        if len(pending) >= 64:
-            flush_embeddings()
-    flush_embeddings()
+        kept.add(utt, wav)
+    kept.flush()
     rejections += more_rejections + align_rejections
     out_dir.mkdir(parents=True, exist_ok=True)
-    share = len(rejections) / max(1, n_total)
-    max_share = float(params["prepare"]["max_rejection_share"])
-    report = {"n_input": n_total, "n_rejected": len(rejections), "share": round(share, 5), "max_share": max_share,
-              "rejections": [asdict(r) for r in rejections], "repairs": [asdict(r) for r in repairs]}
-    (out_dir / "rejections.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if share > max_share:
-        raise TooManyRejectionsError(
-            f"{raw_dir / 'manifest.jsonl'}: {len(rejections)} of {n_total} utterances rejected ({share:.1%} > "
-            f"prepare.max_rejection_share {max_share:.1%}); see {out_dir / 'rejections.json'}. First: "
-            + "; ".join(f"{r.id}: {r.problem}" for r in rejections[:3]))
-    for split in SPLITS:
-        write_manifest(out_dir / f"{split}.jsonl", by_split.get(split, []))
-        save_tensor_map(out_dir / "features" / f"{split}.safetensors", features.get(split, {}))
-        save_tensor_map(out_dir / "pitch" / f"{split}.safetensors", pitch.get(split, {}), torch.float32)
-    if encoder is not None:
-        save_tensor_map(out_dir / "speaker_embeddings.safetensors", speakers)
-    (out_dir / "phones.json").write_text(json.dumps({"phones": sorted(phones), "counts": dict(sorted(phones.items()))},
-                                                    indent=2) + "\n", encoding="utf-8")
-    metrics = _summary(by_split, n_total, rejections, repairs, phones)
-    metrics["voiced_share"] = _voiced_share(pitch)
+    _write_rejections(out_dir, raw_dir, rejections, repairs, n_total, float(params["prepare"]["max_rejection_share"]))
+    kept.write(out_dir)
+    metrics = _summary(kept.by_split, n_total, rejections, repairs, kept.phones)
+    metrics["voiced_share"] = _voiced_share(kept.pitch)
     (out_dir / "prepare_summary.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return metrics

@@ -154,15 +154,10 @@ def build_ssml(words: tuple[str, ...], markups: tuple[str | None, ...]) -> tuple
     return ssml + "</speak>", tuple(positions)
 
 
-def events_to_alignments(events, n_samples: int, words: tuple[str, ...], markups, positions: tuple[int, ...],
-                         phone_count: Callable[[str], int], sr: int = ESPEAK_SR):
-    """Word and phone alignments (seconds) from espeak events in stream order.
-
-    A phone ends where the next phoneme event starts; pause phones ('_...') and zero-length ones are dropped.
-    A word spans from its first to its last phone, so a following pause is not part of the word.
-    espeak speaks some pairs ("in the") as one word with one event: the merged phones are split by the phone
-    count of each word spoken alone.
-    """
+def _phones_by_word_event(events, n_samples: int, words: tuple[str, ...], positions: tuple[int, ...]
+                          ) -> list[tuple[int, list[tuple[int, int, str]]]]:
+    """[(index of the first word an espeak word event speaks, its phones as (start, end, name) samples)], in stream
+    order. A phone ends where the next phoneme event starts; pause phones ('_...') are dropped."""
     phone_events = [(s, name) for kind, s, name in events if kind == _EV_PHONEME]
     ends = [phone_events[i + 1][0] if i + 1 < len(phone_events) else n_samples for i in range(len(phone_events))]
 
@@ -180,7 +175,7 @@ def events_to_alignments(events, n_samples: int, words: tuple[str, ...], markups
                 return start_of[c]
         raise SynthesisError(f"espeak word event at character {char} matches no word of {' '.join(words)!r}")
 
-    groups: list[tuple[int, list[tuple[int, int, str]]]] = []  # (first word index, phones)
+    groups: list[tuple[int, list[tuple[int, int, str]]]] = []
     p = 0
     for kind, sample, value in events:
         if kind == _EV_WORD:
@@ -192,6 +187,13 @@ def events_to_alignments(events, n_samples: int, words: tuple[str, ...], markups
     starts = [g[0] for g in groups]
     if starts != sorted(set(starts)) or not starts or starts[0] != 0:
         raise SynthesisError(f"espeak word events out of order for {' '.join(words)!r}")
+    return groups
+
+
+def _split_merged_words(groups: list[tuple[int, list[tuple[int, int, str]]]], words: tuple[str, ...],
+                        phone_count: Callable[[str], int]) -> list[list[tuple[int, int, str]]]:
+    """One phone list per word: an event that speaks several words gives each of the first ones its own phone
+    count (the word spoken alone) and the last one the rest."""
     per_word: list[list[tuple[int, int, str]]] = []
     for g, (first, phones) in enumerate(groups):
         last = groups[g + 1][0] if g + 1 < len(groups) else len(words)
@@ -200,8 +202,21 @@ def events_to_alignments(events, n_samples: int, words: tuple[str, ...], markups
             per_word.append(phones[:k])
             phones = phones[k:]
         per_word.append(phones)
+    return per_word
+
+
+def events_to_alignments(events, n_samples: int, words: tuple[str, ...], markups, positions: tuple[int, ...],
+                         phone_count: Callable[[str], int], sr: int = ESPEAK_SR):
+    """Word and phone alignments (seconds) from espeak events in stream order.
+
+    A phone ends where the next phoneme event starts; pause phones ('_...') and zero-length ones are dropped.
+    A word spans from its first to its last phone, so a following pause is not part of the word.
+    espeak speaks some pairs ("in the") as one word with one event: the merged phones are split by the phone
+    count of each word spoken alone.
+    """
+    groups = _phones_by_word_event(events, n_samples, words, positions)
     word_al, phone_al = [], []
-    for word, markup, phones in zip(words, markups, per_word):
+    for word, markup, phones in zip(words, markups, _split_merged_words(groups, words, phone_count)):
         phones = [ph for ph in phones if ph[1] > ph[0]]
         if not phones:
             raise SynthesisError(f"espeak produced no phones for word {word!r} of {' '.join(words)!r}")

@@ -169,7 +169,8 @@ def audio_row(c: Continuation, wav: np.ndarray, prompt_wav: np.ndarray, asr_text
 @dataclass(frozen=True)
 class JudgeScope:
     """Which audio judges one continuation gets. Audible (>= MIN_SAMPLES: DNSMOS and the speaker encoder need
-    >= 0.1 s): pocketsphinx and speaker similarity. Rated (audible, and its prompt in quality_prompts or
+    >= 0.1 s; and not all zeros: resemblyzer's loudness normalisation turns digital silence into NaN samples and a
+    meaningless embedding): pocketsphinx and speaker similarity. Rated (audible, and its prompt in quality_prompts or
     quality_prompts None): DNSMOS and UTMOS too."""
 
     audible: bool
@@ -181,7 +182,7 @@ def judge_scopes(items: Sequence[Continuation], wavs: Sequence[np.ndarray], qual
     """The JudgeScope of each continuation, in order (wavs: their audio)."""
     scopes = []
     for c, wav in zip(items, wavs, strict=True):
-        audible = len(wav) >= MIN_SAMPLES
+        audible = len(wav) >= MIN_SAMPLES and bool(np.any(np.asarray(wav) != 0))
         scopes.append(JudgeScope(audible, audible and (quality_prompts is None or c.prompt_id in quality_prompts)))
     return scopes
 

@@ -35,7 +35,7 @@ def _continue(args: argparse.Namespace) -> int:
     from taste.data.prepare import validation_config
     from taste.data.validate import read_speech
     from taste.data.text_norm import normalise
-    from taste.metrics.speaker import SpeakerEncoder
+    from taste.data.speaker_embed import conditioning_encoder
     from taste.lm.continuation import (Prompt, continue_prompt, load_systems, prepare_audio, prompt_unit_encoder,
                                        sampling_from_params)
 
@@ -51,7 +51,7 @@ def _continue(args: argparse.Namespace) -> int:
     prompt_id = args.prompt_id or Path(args.audio).stem
     prompt = Prompt(prompt_id, Path(args.audio).stem, args.audio, None, "unknown",
                     len(wav) / systems.mel_cfg.sample_rate, text or "", text or "")
-    prepared = prepare_audio(prompt, wav, systems, SpeakerEncoder().embed, unit_model, text)
+    prepared = prepare_audio(prompt, wav, systems, conditioning_encoder(params).embed, unit_model, text)
     cont = params["lm"]["continuation"]
     target = args.words or cont["target_words"]
     max_units = int(target * 3 * systems.unit_rate_hz)  # generous: 3 s per word

@@ -176,7 +176,8 @@ def prepare_audio(p: Prompt, wav: np.ndarray, systems: Systems, speaker_embed, u
     TASTE codes are all computed from `wav`, never from the utterance it was cut from. The study and `taste continue`
     both come through here, so the same prompt audio gives the same inputs.
 
-    speaker_embed: np.ndarray[T] -> np.ndarray[256] (e.g. SpeakerEncoder().embed)."""
+    speaker_embed: np.ndarray[T] -> np.ndarray[256] (`taste.data.speaker_embed.conditioning_encoder(params).embed`:
+    the prepare stage's embedder, so the prompt is embedded as the training speech was)."""
     speaker = torch.from_numpy(np.asarray(speaker_embed(wav), dtype=np.float32))
     units = prompt_units(unit_model, wav, systems.mel_cfg) if unit_model is not None else None
     return prepare_wav(p, wav, systems, speaker, units, text)

@@ -8,7 +8,7 @@ Each generator stops once ``target_words`` new words are complete and counts its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -144,17 +144,25 @@ def _predict_codes(model, hidden: Tensor, codebook: Codebook, generator: torch.G
     return codebook.quantize((mean + noise * torch.exp(0.5 * logvar)).unsqueeze(0))[0].long()
 
 
-@torch.no_grad()
-def generate_taslm(model, codebook: Codebook, tokenizer, vocab: LMVocab, word_ids_fn, prompt_text: str,
-                   prompt_codes: Tensor, target_words: int, s: Sampling, generator: torch.Generator) -> TASLMGeneration:
-    """Continue a spoken prompt: its ASR text and TASTE codes [N_prompt_words, n_q] -> text + one code row per word.
+@dataclass
+class _TaslmPrompt:
+    """The state after reading a prompt: the model's last output (with its cache), the token ids and word index of
+    the text stream, the prompt's code rows, and the TASTE input the next token carries."""
 
-    Delay 1: when a sampled token starts a new word, the hidden state that sampled it also gives the codes of
-    the word just finished; those codes ride on the new token's input and are carried forward.
-    """
+    out: Any
+    ids: list[int]
+    word_index: list[int]
+    prompt_token_ids: list[int]
+    codes: list[Tensor]
+    current_vec: Tensor
+    current_has: Tensor
+
+
+def _read_taslm_prompt(model, codebook: Codebook, tokenizer, vocab: LMVocab, word_ids_fn, prompt_text: str,
+                       prompt_codes: Tensor) -> _TaslmPrompt:
+    """Check the prompt (one code row per word) and run the model over it in one forward pass."""
     from taste.lm.data import build_taslm_example
 
-    model.eval()
     if model.config.delay != 1:
         raise ValueError(f"generation implements the paper's delay of 1 word, model has delay {model.config.delay}")
     n_prompt = len(prompt_text.split())
@@ -165,9 +173,24 @@ def generate_taslm(model, codebook: Codebook, tokenizer, vocab: LMVocab, word_id
     vectors = codebook.codes_to_vectors(prompt_codes).float()
     ex = build_taslm_example(ids, wi, prompt_codes, vectors, model.config.delay)
     out = model(ex.input_ids[None], ex.taste_vectors[None], ex.has_taste[None], use_cache=True)
-    codes = [c for c in prompt_codes.long()]
-    current_vec, current_has = ex.taste_vectors[-1], ex.has_taste[-1]
-    words = _WordCounter(tokenizer, vocab, tok_ids)
+    return _TaslmPrompt(out, ids, wi, tok_ids, [c for c in prompt_codes.long()], ex.taste_vectors[-1],
+                        ex.has_taste[-1])
+
+
+@torch.no_grad()
+def generate_taslm(model, codebook: Codebook, tokenizer, vocab: LMVocab, word_ids_fn, prompt_text: str,
+                   prompt_codes: Tensor, target_words: int, s: Sampling, generator: torch.Generator) -> TASLMGeneration:
+    """Continue a spoken prompt: its ASR text and TASTE codes [N_prompt_words, n_q] -> text + one code row per word.
+
+    Delay 1: when a sampled token starts a new word, the hidden state that sampled it also gives the codes of
+    the word just finished; those codes ride on the new token's input and are carried forward.
+    """
+    model.eval()
+    prompt = _read_taslm_prompt(model, codebook, tokenizer, vocab, word_ids_fn, prompt_text, prompt_codes)
+    out, ids, wi, codes = prompt.out, prompt.ids, prompt.word_index, prompt.codes
+    current_vec, current_has = prompt.current_vec, prompt.current_has
+    n_prompt = len(prompt_text.split())
+    words = _WordCounter(tokenizer, vocab, prompt.prompt_token_ids)
     steps = 0
     for _ in range(target_words * s.max_tokens_per_word):
         hidden = out.hidden[0, -1]

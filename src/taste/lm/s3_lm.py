@@ -6,7 +6,6 @@ Each position sums a unit embedding and a text-token embedding, the transcript p
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from taste.lm.patterns import IGNORE
-from taste.lm.taslm import _read_config, build_lm_from_dict, causal_lm
+from taste.lm.taslm import build_lm_from_dict, causal_lm
+from taste.training.saved_model import SavedModel
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,9 @@ def debug_config() -> S3LMConfig:
     return S3LMConfig(n_units=16)
 
 
-class S3UnitLM(nn.Module):
+class S3UnitLM(SavedModel, nn.Module):
+    saved_name = "S3-unit LM"
+
     def __init__(self, lm, config: S3LMConfig):
         super().__init__()
         self.config = config
@@ -58,26 +60,14 @@ class S3UnitLM(nn.Module):
         h = out.last_hidden_state
         return self.unit_head(h), base.lm_head(h), (out.cache if use_cache else None)
 
-    def save_pretrained(self, out_dir: str | Path) -> Path:
-        from safetensors.torch import save_model
-
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        meta = {"s3_lm": asdict(self.config), "llama": causal_lm(self.lm).config.to_dict()}
-        (out_dir / "config.json").write_text(json.dumps(meta, indent=2))
-        save_model(self, str(out_dir / "model.safetensors"))
-        return out_dir
+    # ---- save / load (taste.training.saved_model.SavedModel: config.json + model.safetensors) ---------------
+    def config_payload(self) -> dict:
+        return {"s3_lm": asdict(self.config), "llama": causal_lm(self.lm).config.to_dict()}
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> "S3UnitLM":
-        from safetensors.torch import load_model
-
-        path = Path(path)
-        meta = _read_config(path)
-        config = S3LMConfig(**meta["s3_lm"])
-        model = cls(build_lm_from_dict(meta["llama"], config.lora_r, config.lora_alpha), config)
-        load_model(model, str(path / "model.safetensors"))
-        return model.eval()
+    def from_payload(cls, payload: dict, directory: Path) -> "S3UnitLM":
+        config = S3LMConfig(**payload["s3_lm"])
+        return cls(build_lm_from_dict(payload["llama"], config.lora_r, config.lora_alpha), config)
 
 
 def s3_loss(model: S3UnitLM, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:

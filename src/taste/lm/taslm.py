@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from taste.lm.patterns import IGNORE
+from taste.training.saved_model import SavedModel
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,9 @@ def causal_lm(lm):
     return lm.get_base_model() if hasattr(lm, "get_base_model") else lm
 
 
-class TASLM(nn.Module):
+class TASLM(SavedModel, nn.Module):
+    saved_name = "TASLM"
+
     def __init__(self, lm, config: TASLMConfig, keep_reference: bool = True):
         """lm: the pretrained LlamaForCausalLM (peft-wrapped when config.lora_r > 0).
 
@@ -131,38 +133,15 @@ class TASLM(nn.Module):
             raise RuntimeError("TASLM has no frozen reference LM: build it with keep_reference=True to train")
         yield self._frozen_lm
 
-    # ---- save / load -------------------------------------------------------------------------------------
-    def save_pretrained(self, out_dir: str | Path) -> Path:
-        from safetensors.torch import save_model
-
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        base = causal_lm(self.lm)
-        meta = {"taslm": asdict(self.config), "llama": base.config.to_dict()}
-        (out_dir / "config.json").write_text(json.dumps(meta, indent=2))
-        save_model(self, str(out_dir / "model.safetensors"))  # handles the tied embedding / head
-        return out_dir
+    # ---- save / load (taste.training.saved_model.SavedModel: config.json + model.safetensors) ---------------
+    def config_payload(self) -> dict:
+        return {"taslm": asdict(self.config), "llama": causal_lm(self.lm).config.to_dict()}
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> "TASLM":
-        from safetensors.torch import load_model
-
-        path = Path(path)
-        meta = _read_config(path)
-        config = TASLMConfig(**{**meta["taslm"], "fusion_init": tuple(meta["taslm"]["fusion_init"])})
-        model = cls(build_lm_from_dict(meta["llama"], config.lora_r, config.lora_alpha), config, keep_reference=False)
-        load_model(model, str(path / "model.safetensors"))
-        return model.eval()
-
-
-def _read_config(path: Path) -> dict:
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        raise FileNotFoundError(f"{path}: no config.json -- not a saved model folder")
-    meta = json.loads(cfg.read_text())
-    if "llama" not in meta:
-        raise ValueError(f"{cfg}: missing the 'llama' section")
-    return meta
+    def from_payload(cls, payload: dict, directory: Path) -> "TASLM":
+        t = payload["taslm"]
+        config = TASLMConfig(**{**t, "fusion_init": tuple(t["fusion_init"])})
+        return cls(build_lm_from_dict(payload["llama"], config.lora_r, config.lora_alpha), config, keep_reference=False)
 
 
 def build_lm_from_dict(llama: dict, lora_r: int = 0, lora_alpha: int = 128):

@@ -3,35 +3,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from taste.data.speaker_embed import RESEMBLYZER_PARTIALS_PER_SECOND, BatchSpeakerEncoder
+
 SAMPLE_RATE = 16000
 EMBED_DIM = 256
 
 
 class SpeakerEncoder:
-    """`embed(wav16k: np.ndarray[T]) -> np.ndarray[256]` (L2-normalised float32); the model loads on first use."""
+    """The speaker-similarity judge: `embed(wav16k: np.ndarray[T]) -> np.ndarray[256]` (L2-normalised float32).
 
-    def __init__(self, device: str = "cpu"):
-        self.device = device
-        self._encoder = None
+    The one speaker-embedding implementation (`taste.data.speaker_embed.BatchSpeakerEncoder`) at resemblyzer's own
+    partial rate, fixed so the instrument does not move with `prepare.speaker_partials_per_second` (the rate of the
+    models' conditioning embeddings). The model loads on first use."""
 
-    def _load(self):
-        if self._encoder is None:
-            from resemblyzer import VoiceEncoder
-
-            self._encoder = VoiceEncoder(self.device, verbose=False)
-        return self._encoder
+    def __init__(self, device: str = "cpu", partials_per_second: float = RESEMBLYZER_PARTIALS_PER_SECOND):
+        self._encoder = BatchSpeakerEncoder(device, partials_per_second)
 
     def embed(self, wav16k: np.ndarray) -> np.ndarray:
         """Utterance embedding of 16 kHz mono float audio -> float32 [256]."""
-        from resemblyzer import preprocess_wav
-
-        wav = np.asarray(wav16k, dtype=np.float32)
-        if wav.ndim != 1 or wav.size < SAMPLE_RATE // 10:
-            raise ValueError(f"speaker embedding needs mono audio of at least 0.1 s, got shape {wav.shape}")
-        prepared = preprocess_wav(wav, source_sr=SAMPLE_RATE)
-        if prepared.size < SAMPLE_RATE // 10:
-            prepared = wav  # silence trimming removed (nearly) everything: embed the raw signal instead
-        return self._load().embed_utterance(prepared).astype(np.float32)
+        return self._encoder.embed(wav16k)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -32,6 +32,7 @@ from taste.data import corpus
 from taste.data.corpus import Speaker, UttJob
 from taste.data.materialise import SynthSettings, synthesise_group
 from taste.data.records import Utterance, read_manifest, read_text_pool_sentences
+from taste.data.speaker_embed import BatchSpeakerEncoder, conditioning_encoder
 from taste.data.text_norm import normalise
 
 HELDOUT_PREFIX = "hot"  # recording ids hot0000, hot0001, ...: never an id of the corpus (train_, swl, swg, ...)
@@ -170,11 +171,8 @@ def synthesise_heldout(jobs: Sequence[tuple[UttJob, int]], audio_dir: str | Path
 
 
 def embed_speakers(utterances: Sequence[Utterance], read_wav: Callable[[Utterance], np.ndarray],
-                   partials_per_second: float, batch: int = 64) -> dict[str, Tensor]:
-    """Per-recording speaker embeddings [256] by the prepare stage's encoder and settings (as the corpus's)."""
-    from taste.data.speaker_embed import BatchSpeakerEncoder
-
-    encoder = BatchSpeakerEncoder("cpu", partials_per_second)
+                   encoder: BatchSpeakerEncoder, batch: int = 64) -> dict[str, Tensor]:
+    """Per-recording speaker embeddings [256] by `encoder` (the prepare stage's: `conditioning_encoder(params)`)."""
     out: dict[str, Tensor] = {}
     for i in range(0, len(utterances), batch):
         part = utterances[i:i + batch]
@@ -220,8 +218,7 @@ def build_heldout_bases(params: Mapping, settings: HeldoutSettings, audio_dir: s
                                             tuple(sp["pitch"]))
     jobs = heldout_jobs(seed, sentences, test_speakers, settings.rate_wpm, float(sp["word_markup_share"]))
     bases = synthesise_heldout(jobs, audio_dir, seed, sr, float(sp["dither"]), float(sp["max_seconds"]))
-    speakers = embed_speakers([u for u, _ in bases], read_wav,
-                              float(params.get("prepare", {}).get("speaker_partials_per_second", 1.3)))
+    speakers = embed_speakers([u for u, _ in bases], read_wav, conditioning_encoder(params))
     info = {"sentences_file": str(settings.sentences), **vocabulary_overlap(sentences, training),
             "speakers": [s.id for s in test_speakers],
             "seconds_of_audio": round(sum(u.duration for u, _ in bases), 2)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,10 @@ DEFAULT_VOCODER = "models/vocoder"
 
 
 def encode_file(model_dir: str | Path, audio_path: str | Path, transcript: str,
-                speaker: np.ndarray | None = None, speaker_source: str = "speaker embedding") -> dict:
-    """Audio file + transcript -> codes document (JSON-ready). speaker: [speaker_dim] (None = resemblyzer on the
-    audio). The audio is read by data.validate.read_speech (any format; bad audio or an implausible transcript is
+                speaker: np.ndarray | None = None, speaker_source: str = "speaker embedding",
+                speaker_embed: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+    """Audio file + transcript -> codes document (JSON-ready). speaker: [speaker_dim]; None = `speaker_embed` of the
+    audio (the models' conditioning embedder, `taste.data.speaker_embed.conditioning_encoder(params).embed`). The audio is read by data.validate.read_speech (any format; bad audio or an implausible transcript is
     refused); a speaker embedding of the wrong size or with non-finite values is refused naming `speaker_source`."""
     from taste.data.features import log_mel
     from taste.data.validate import read_speech
@@ -46,9 +48,9 @@ def encode_file(model_dir: str | Path, audio_path: str | Path, transcript: str,
     except TokenizerInputError as exc:  # e.g. longer than the speech encoder's window: name the file
         raise TokenizerInputError(f"{audio_path}: {exc}") from exc
     if speaker is None:
-        from taste.metrics.speaker import SpeakerEncoder
-
-        speaker = SpeakerEncoder().embed(wav)
+        if speaker_embed is None:
+            raise TypeError("encode_file: give a speaker embedding or a speaker_embed function")
+        speaker = speaker_embed(wav)
     return {"format": FORMAT, "tokenizer": tokenizer_fingerprint(model_dir), "transcript": text,
             "codes": codes.codes.tolist(), "n_quantizers": int(codes.codes.shape[1]),
             "unit_rate_hz": model.cfg.unit_rate_hz,
@@ -103,7 +105,14 @@ def load_speaker_embedding(path: str | Path) -> np.ndarray:
 
 def _cmd_encode(args: argparse.Namespace) -> int:
     speaker = load_speaker_embedding(args.speaker_embedding) if args.speaker_embedding else None
-    doc = encode_file(args.model, args.audio, args.transcript, speaker, speaker_source=str(args.speaker_embedding))
+    speaker_embed = None
+    if speaker is None:  # the conditioning embedder at params' settings, as the prepare stage embedded training speech
+        from taste.config import load_params
+        from taste.data.speaker_embed import conditioning_encoder
+
+        speaker_embed = conditioning_encoder(load_params(args.params)).embed
+    doc = encode_file(args.model, args.audio, args.transcript, speaker, speaker_source=str(args.speaker_embedding),
+                      speaker_embed=speaker_embed)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(doc), encoding="utf-8")
     print(f"{args.output}: {len(doc['codes'])} words x {doc['n_quantizers']} codes")
@@ -127,7 +136,9 @@ def register(subparsers) -> None:
     enc.add_argument("transcript", help="what is said in AUDIO")
     enc.add_argument("-o", "--output", required=True)
     enc.add_argument("--model", default=DEFAULT_MODEL, help="saved TasteTokenizer folder")
-    enc.add_argument("--speaker-embedding", default=None, help=".npy speaker embedding (default: resemblyzer on AUDIO)")
+    enc.add_argument("--speaker-embedding", default=None,
+                     help=".npy speaker embedding (default: AUDIO's, embedded as the prepare stage embeds training "
+                          "speech, at prepare.speaker_partials_per_second of --params)")
     enc.set_defaults(func=_cmd_encode)
     dec = subparsers.add_parser("decode", help="codes.json -> units -> waveform")
     dec.add_argument("codes")

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from taste.tokenizer.aggregator import Aggregator
@@ -19,9 +18,9 @@ from taste.tokenizer.config import TasteConfig
 from taste.tokenizer.quantizer import WordQuantizer
 from taste.tokenizer.streams import parse_stream
 from taste.tokenizer.unit_decoder import UnitDecoder
+from taste.training.saved_model import CONFIG_FILE, WEIGHTS_FILE, SavedModel  # noqa: F401 (re-exported)
 
 STAGES = ("text_only", "no_vq", "rvq")
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 ASR_DIR = "speech_encoder"  # the frozen Whisper (saved with taste.asr.whisper.save_asr) and its BPE tokenizer
 
 
@@ -68,9 +67,11 @@ def pad_text(pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> TextBatch:
     return TextBatch(ids, words, words.max(dim=1).values + 1)
 
 
-class TasteTokenizer(nn.Module):
+class TasteTokenizer(SavedModel, nn.Module):
     """Speech + transcript -> one code tuple per word -> units. The frozen Whisper (`asr`, whose encoder is
     the speech encoder) is kept outside the module's parameters: it is never trained and is saved apart."""
+
+    saved_name = "TasteTokenizer"
 
     def __init__(self, cfg: TasteConfig, asr: nn.Module | None = None, bpe=None, stage: str = "rvq") -> None:
         super().__init__()
@@ -214,16 +215,15 @@ class TasteTokenizer(nn.Module):
         rate = self.cfg.unit_rate_hz
         return DecodeResult(torch.tensor(units, dtype=torch.long), bounds, counts, [c / rate for c in counts], stream)
 
-    # -- persistence ---------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """config.json + model.safetensors (+ encoder and subword tokenizer when attached)."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+    # -- persistence (taste.training.saved_model.SavedModel: config.json + model.safetensors) -------------------
+    def config_payload(self) -> dict:
         data = json.loads(json.dumps(self.cfg, default=lambda o: o.__dict__))
         data["stage"] = self.stage
-        (out / CONFIG_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(out / WEIGHTS_FILE))
+        return data
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """config.json + model.safetensors (+ the speech encoder and subword tokenizer when attached)."""
+        out = super().save_pretrained(directory)
         if self._frozen["asr"] is not None:
             from taste.asr.whisper import save_asr
 
@@ -231,19 +231,13 @@ class TasteTokenizer(nn.Module):
         return out
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "TasteTokenizer":
-        d = Path(directory)
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            if not (d / name).is_file():
-                raise FileNotFoundError(f"{d / name}: missing (not a saved TasteTokenizer folder)")
-        data = json.loads((d / CONFIG_FILE).read_text(encoding="utf-8"))
+    def from_payload(cls, payload: dict, directory: Path) -> "TasteTokenizer":
+        data = dict(payload)
         stage = data.pop("stage", "rvq")
         asr = bpe = None
-        if (d / ASR_DIR).is_dir():
+        if (directory / ASR_DIR).is_dir():
             from taste.asr.bpe import load_bpe
             from taste.asr.whisper import load_asr
 
-            asr, bpe = load_asr(d / ASR_DIR), load_bpe(d / ASR_DIR)
-        model = cls(TasteConfig.from_dict(data), asr=asr, bpe=bpe, stage=stage)
-        model.load_state_dict(load_file(str(d / WEIGHTS_FILE)))
-        return model.eval()
+            asr, bpe = load_asr(directory / ASR_DIR), load_bpe(directory / ASR_DIR)
+        return cls(TasteConfig.from_dict(data), asr=asr, bpe=bpe, stage=stage)

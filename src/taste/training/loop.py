@@ -216,6 +216,72 @@ def _rewrite_history(path: Path, rows: list[dict[str, float]]) -> None:
     write_text_atomic("".join(json.dumps(r) + "\n" for r in rows), path)
 
 
+def _batch_source(dataset: Dataset, collate: Callable[[list[Any]], Any], config: TrainConfig,
+                  lengths: Sequence[float] | None, out_dir: Path) -> tuple[Dataset, Callable[[list[Any]], Any], int]:
+    """(dataset, collate, items drawn per rank and step): the items themselves, or with `bucket_by_length` their
+    LengthBuckets groups, one group drawn per step."""
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise EmptyDatasetError(f"training set for {out_dir} is empty")
+    if not config.bucket_by_length:
+        return dataset, collate, config.batch_size
+    if lengths is None:
+        raise ValueError(f"{out_dir}: bucket_by_length is on but train() got no item lengths")
+    return LengthBuckets(dataset, lengths, config.batch_size, seed=config.seed), unwrap(collate), 1
+
+
+def _resume(out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig,
+            fingerprint: Any, is_main_process: bool) -> tuple[int, list[dict[str, float]]]:
+    """(first step to train, history so far): from out_dir/checkpoint when one exists (refused unless it holds the
+    same run), else (0, []). The history file is cut back to the checkpointed step."""
+    start_step = 0
+    ckpt = find_checkpoint(out_dir / "checkpoint")
+    if ckpt is not None:
+        saved = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+        check_resume(out_dir, saved, config, fingerprint)  # before any weights are touched
+        start_step = int(load_training_state(ckpt, model, optimizer)["step"])
+    history = _read_history(out_dir / "history.jsonl", start_step)
+    if is_main_process and (history or (out_dir / "history.jsonl").exists()):
+        _rewrite_history(out_dir / "history.jsonl", history)
+    return start_step, history
+
+
+def _optimizer_step(model: torch.nn.Module, batch: Any, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
+                    params: Sequence[torch.nn.Parameter], config: TrainConfig, accelerator: Any, world: int,
+                    step: int, out_dir: Path) -> dict[str, float]:
+    """One forward / backward / update -> this step's logs (loss first)."""
+    with accelerator.autocast():
+        loss, logs = loss_fn(model, batch)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{out_dir}: loss became {loss.item()} at step {step}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if world > 1:
+        _average_gradients(params, world)
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+    optimizer.step()
+    return {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
+
+
+class _RunningMeans:
+    """Means of the step logs since the last history row."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, logs: dict[str, float]) -> None:
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+
+    def row(self, step: int, lr: float) -> dict[str, float]:
+        """The history row for `step`; the means start afresh."""
+        row = {"step": step, "lr": lr, **{k: v / self.n for k, v in self.sums.items()}}
+        self.sums, self.n = {}, 0
+        return row
+
+
 def train(
     model: torch.nn.Module,
     dataset: Dataset,
@@ -245,16 +311,9 @@ def train(
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
-    n_items = len(dataset)  # type: ignore[arg-type]
-    if n_items == 0:
-        raise EmptyDatasetError(f"training set for {out_dir} is empty")
-    draw = config.batch_size  # items per rank and step
-    if config.bucket_by_length:
-        if lengths is None:
-            raise ValueError(f"{out_dir}: bucket_by_length is on but train() got no item lengths")
-        dataset = LengthBuckets(dataset, lengths, config.batch_size, seed=config.seed)
-        collate, draw, n_items = unwrap(collate), 1, len(dataset)
     out_dir = Path(out_dir)
+    dataset, collate, draw = _batch_source(dataset, collate, config, lengths, out_dir)
+    n_items = len(dataset)  # type: ignore[arg-type]
     out_dir.mkdir(parents=True, exist_ok=True)
     # accelerate chooses the device: the CPU here, a GPU per process under `accelerate launch` where GPUs exist
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
@@ -263,48 +322,25 @@ def train(
     model.to(device)
     params = [p for p in (trainable if trainable is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    start_step = 0
     fingerprint = jsonable(fingerprint)
-    ckpt = find_checkpoint(out_dir / "checkpoint")
-    if ckpt is not None:
-        saved = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
-        check_resume(out_dir, saved, config, fingerprint)  # before any weights are touched
-        start_step = int(load_training_state(ckpt, model, optimizer)["step"])
-    history = _read_history(out_dir / "history.jsonl", start_step)
-    if accelerator.is_main_process and (history or (out_dir / "history.jsonl").exists()):
-        _rewrite_history(out_dir / "history.jsonl", history)
+    start_step, history = _resume(out_dir, model, optimizer, config, fingerprint, accelerator.is_main_process)
     accelerator.wait_for_everyone()
     t0 = time.perf_counter()
     model.train()
     bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, mininterval=10,
                disable=not (progress and accelerator.is_main_process), desc=out_dir.name)
-    running: dict[str, float] = {}
-    n_running = 0
+    running = _RunningMeans()
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(step, config.warmup_steps, config.steps)
         batch = to_device(
             collate([dataset[i] for i in batch_indices(step, draw, n_items, config.seed, rank, world)]),
             device)
-        with accelerator.autocast():
-            loss, logs = loss_fn(model, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{out_dir}: loss became {loss.item()} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if world > 1:
-            _average_gradients(params, world)
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-        for k, v in {"loss": float(loss.detach()), **logs}.items():
-            running[k] = running.get(k, 0.0) + float(v)
-        n_running += 1
+        running.add(_optimizer_step(model, batch, loss_fn, optimizer, params, config, accelerator, world, step,
+                                    out_dir))
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
-            row = {"step": done, "lr": optimizer.param_groups[0]["lr"],
-                   **{k: v / n_running for k, v in running.items()}}
-            running, n_running = {}, 0
+            row = running.row(done, optimizer.param_groups[0]["lr"])
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}")
             if accelerator.is_main_process:

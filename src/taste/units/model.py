@@ -7,9 +7,7 @@ vector-quantised bottleneck in the middle). Reads from leaf blocks up to the who
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +17,8 @@ from torch import Tensor, nn
 from vector_quantize_pytorch import VectorQuantize
 
 from taste.data.features import MEL_PAD_VALUE
-from taste.training.checkpoint import load_safetensors, save_safetensors_atomic
+from taste.training.saved_model import SavedModel
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 class UnitModelError(ValueError):
@@ -116,8 +112,10 @@ def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
-class UnitTokenizer(nn.Module):
+class UnitTokenizer(SavedModel, nn.Module):
     """Encoder -> VectorQuantize (k-means init, EMA, dead-code restart) -> head -> CTC logits over phones."""
+
+    saved_name, load_error = "unit tokenizer", UnitModelError
 
     def __init__(self, cfg: UnitTokenizerConfig):
         super().__init__()
@@ -179,30 +177,13 @@ class UnitTokenizer(nn.Module):
             self.train(was_training)
         return units.masked_fill(~mask, -1), unit_lengths
 
-    # --- persistence -------------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """config.json + model.safetensors (atomic)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2), encoding="utf-8")
-        save_safetensors_atomic(self.state_dict(), directory / WEIGHTS_FILE)
+    # --- persistence (taste.training.saved_model.SavedModel: config.json + model.safetensors) ----------------------
+    def config_payload(self) -> dict:
+        return dataclasses.asdict(self.cfg)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> "UnitTokenizer":
-        directory = Path(directory)
-        config_path = directory / CONFIG_FILE
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{config_path}: unit tokenizer config not found")
-        try:
-            cfg = UnitTokenizerConfig(**json.loads(config_path.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, TypeError) as e:
-            raise UnitModelError(f"{config_path}: bad unit tokenizer config ({e})") from e
-        model = cls(cfg)
-        try:
-            model.load_state_dict(load_safetensors(directory / WEIGHTS_FILE))
-        except RuntimeError as e:
-            raise UnitModelError(f"{directory / WEIGHTS_FILE}: weights do not match config ({e})") from e
-        return model.eval()
+    def from_payload(cls, payload: dict, directory: Path) -> "UnitTokenizer":
+        return cls(UnitTokenizerConfig(**payload))
 
 
 def build_debug_unit_tokenizer(**overrides) -> UnitTokenizer:

@@ -52,7 +52,7 @@ def _vocode(args: argparse.Namespace) -> int:
     from taste.data.audio_io import write_audio
     from taste.data.prepare import validation_config
     from taste.data.validate import read_speech
-    from taste.metrics.speaker import SpeakerEncoder
+    from taste.data.speaker_embed import conditioning_encoder
     from taste.vocoder.model import UnitVocoder
     from taste.vocoder.pipeline import mel_config
 
@@ -62,7 +62,7 @@ def _vocode(args: argparse.Namespace) -> int:
     reference = read_speech(args.speaker, cfg=validation_config(params))
     lines = read_units_file(args.units)
     model = UnitVocoder.from_pretrained(args.model)
-    speaker = torch.from_numpy(SpeakerEncoder().embed(reference))
+    speaker = torch.from_numpy(conditioning_encoder(params).embed(reference))
     out_dir = Path(args.output)
     for i, row in enumerate(lines):
         wav = model.synthesise(torch.tensor(row["units"]), speaker, mel_config(params))

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from taste.training.checkpoint import load_safetensors, save_safetensors_atomic
+from taste.training.saved_model import SavedModel
 from taste.data.features import MEL_PAD_VALUE
 from taste.units.model import padding_mask, sinusoids
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 SYNTHESIS = ("source_filter", "griffin_lim")
 
 
@@ -86,9 +82,11 @@ class ConvSmoother(nn.Module):
         return x
 
 
-class UnitVocoder(nn.Module):
+class UnitVocoder(SavedModel, nn.Module):
     """units LongTensor[B, U] + speaker Tensor[B, speaker_dim] -> log-mel Tensor[B, n_mels, U * upsample] and, per
     frame, a voicing logit and log2(F0 / f0_ref_hz)."""
+
+    saved_name, load_error = "vocoder", VocoderError
 
     def __init__(self, cfg: VocoderConfig):
         super().__init__()
@@ -181,29 +179,13 @@ class UnitVocoder(nn.Module):
             return mel_to_wave(mel, mel_cfg, n_iter or self.cfg.griffin_lim_iters, seed=seed)
         return mel_to_wave_source_filter(mel, f0, mel_cfg, seed=seed, noise_level=self.cfg.noise_level)
 
-    # --- persistence -------------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2), encoding="utf-8")
-        save_safetensors_atomic(self.state_dict(), directory / WEIGHTS_FILE)
+    # --- persistence (taste.training.saved_model.SavedModel: config.json + model.safetensors) ----------------------
+    def config_payload(self) -> dict:
+        return dataclasses.asdict(self.cfg)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> "UnitVocoder":
-        directory = Path(directory)
-        config_path = directory / CONFIG_FILE
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{config_path}: vocoder config not found")
-        try:
-            cfg = VocoderConfig(**json.loads(config_path.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, TypeError) as e:
-            raise VocoderError(f"{config_path}: bad vocoder config ({e})") from e
-        model = cls(cfg)
-        try:
-            model.load_state_dict(load_safetensors(directory / WEIGHTS_FILE))
-        except RuntimeError as e:
-            raise VocoderError(f"{directory / WEIGHTS_FILE}: weights do not match config ({e})") from e
-        return model.eval()
+    def from_payload(cls, payload: dict, directory: Path) -> "UnitVocoder":
+        return cls(VocoderConfig(**payload))
 
 
 def content_seed(*tensors: Tensor | None) -> int:

@@ -1,0 +1,78 @@
+"""One save / load for every model class of the study: a folder with config.json and model.safetensors.
+
+`SavedModel` is a mixin for `nn.Module` subclasses. A subclass says what its config is (`config_payload()`, a
+JSON-able dict) and how to build an untrained model from it (`from_payload(payload, directory)`); the mixin writes
+the folder (the weights atomically, through a temporary file and a rename, with tied tensors stored once, as
+safetensors' `save_model` does) and reads it back, with errors that name the file and what is wrong:
+FileNotFoundError for a missing config or weights file, `load_error` (the subclass's ValueError) for a config that
+does not parse or build, or weights that do not fit the config. Weights are safetensors only: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class SavedModelError(ValueError):
+    """A saved model folder whose config or weights do not make a model of the class reading it."""
+
+
+class SavedModel:
+    """config.json + model.safetensors for an nn.Module: `save_pretrained(dir)` / `cls.from_pretrained(dir)`."""
+
+    saved_name = "model"  # what the folder holds, in error messages ("unit tokenizer", "vocoder", ...)
+    load_error: type[ValueError] = SavedModelError
+
+    def config_payload(self) -> dict[str, Any]:
+        """The JSON-able config that from_payload rebuilds the (untrained) model from."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], directory: Path) -> "SavedModel":
+        """An untrained model of the saved config (directory: the folder, for parts saved beside the weights)."""
+        raise NotImplementedError
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write config.json and model.safetensors (atomically) into `directory` -> the folder."""
+        from safetensors.torch import save_model
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_FILE).write_text(json.dumps(self.config_payload(), indent=2), encoding="utf-8")
+        tmp = out / (WEIGHTS_FILE + ".tmp")
+        save_model(self, str(tmp), force_contiguous=True)  # type: ignore[arg-type]
+        os.replace(tmp, out / WEIGHTS_FILE)
+        return out
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike):
+        """The saved model, in eval mode."""
+        from safetensors.torch import load_model
+
+        folder = Path(directory)
+        config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: {cls.saved_name} {path.name} not found (not a saved "
+                                        f"{cls.saved_name} folder)")
+        try:
+            payload = json.loads(config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise cls.load_error(f"{config_path}: bad {cls.saved_name} config ({e})") from e
+        if not isinstance(payload, dict):
+            raise cls.load_error(f"{config_path}: bad {cls.saved_name} config (not a JSON object)")
+        try:
+            model = cls.from_payload(payload, folder)
+        except (TypeError, KeyError) as e:
+            raise cls.load_error(f"{config_path}: bad {cls.saved_name} config ({e!r})") from e
+        try:
+            load_model(model, str(weights_path))  # type: ignore[arg-type]
+        except RuntimeError as e:
+            raise cls.load_error(f"{weights_path}: weights do not match config ({e})") from e
+        return model.eval()  # type: ignore[attr-defined]
