@@ -44,18 +44,23 @@ def _batch(bpe, texts, durs):
     return tb, taste, stream
 
 
-def _train_and_measure(bpe, use_taste: bool, steps: int = 150) -> float:
+def _train_and_measure(bpe, use_taste: bool, steps: int = 150, length_head: bool = False) -> float:
     torch.manual_seed(0)
     vocab = ["the", "cat", "sat", "on", "mat", "dog", "fox", "sea"]
     cfg = DecoderConfig(n_units=N_UNITS, d_model=32, layers=1, n_heads=2, max_len=128, max_word_units=16,
-                        max_words=8, max_tokens=32, dropout=0.0)
+                        max_words=8, max_tokens=32, dropout=0.0, length_head=length_head)
     dec = UnitDecoder(cfg, "word_sync", bpe.get_vocab_size(), 4)
     opt = torch.optim.AdamW(dec.parameters(), 3e-3)
     g, spk = torch.Generator().manual_seed(0), torch.zeros(16, 256)
     for _ in range(steps):
         tb, taste, stream = _batch(bpe, *_sample(vocab, 16, g))
         fused, mask = dec.condition(tb.token_ids, tb.word_index, tb.n_words, taste if use_taste else None)
-        loss = F.cross_entropy(dec(fused, mask, spk, stream).transpose(1, 2), stream, ignore_index=-1)
+        if length_head:
+            logits, length_logits, length_targets = dec(fused, mask, spk, stream, return_lengths=True)
+            loss = F.cross_entropy(length_logits.transpose(1, 2), length_targets, ignore_index=-1)
+        else:
+            logits, loss = dec(fused, mask, spk, stream), 0.0
+        loss = loss + F.cross_entropy(logits.transpose(1, 2), stream, ignore_index=-1)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -73,5 +78,13 @@ def _train_and_measure(bpe, use_taste: bool, steps: int = 150) -> float:
 @pytest.mark.slow
 def test_generated_durations_follow_word_vectors(bpe):
     r_taste, r_text = _train_and_measure(bpe, True), _train_and_measure(bpe, False)
+    assert r_taste > 0.8, r_taste
+    assert r_taste > r_text + 0.4, (r_taste, r_text)
+
+
+@pytest.mark.slow
+def test_length_head_learns_durations_from_word_vectors(bpe):
+    # the head reads the word's own vector at its BND: durations follow the vectors, and not from text alone
+    r_taste, r_text = _train_and_measure(bpe, True, length_head=True), _train_and_measure(bpe, False, length_head=True)
     assert r_taste > 0.8, r_taste
     assert r_taste > r_text + 0.4, (r_taste, r_text)

@@ -78,6 +78,10 @@ class DecoderConfig:
     taste_context: str = "sentence"  # "sentence": a Transformer over every word's TASTE vector feeds each word;
                                   # "word": each word's units see only its own TASTE vector (a per-word MLP), so
                                   # no other word's token can change them (issue 13, mechanism 1)
+    length_head: bool = False     # word_sync: at each word's boundary a head predicts the word's unit count from the
+                                  # decoder state (which holds the word's own vector); the word then gets that many
+                                  # units, each told how many remain (issue 13: one duration decision per word, made
+                                  # from its token, instead of a per-step end hazard). False = the end-token rule
 
     def __post_init__(self) -> None:
         if self.taste_context not in ("sentence", "word"):
@@ -99,6 +103,8 @@ class TasteConfig:
     def __post_init__(self) -> None:
         if self.conditioning not in CONDITIONING_MODES:
             raise TokenizerConfigError(f"conditioning must be one of {CONDITIONING_MODES}, got {self.conditioning!r}")
+        if self.decoder.length_head and self.conditioning != "word_sync":
+            raise TokenizerConfigError("decoder.length_head needs conditioning word_sync (prefix mode has no words)")
         if self.decoder.boundary not in BOUNDARY_RULES:
             raise TokenizerConfigError(f"decoder.boundary must be one of {BOUNDARY_RULES}, got {self.decoder.boundary!r}")
 
@@ -162,7 +168,7 @@ def config_from_params(params: dict[str, Any], asr_config: Any, *, conditioning:
                               min_len_ratio=dec["min_len_ratio"],
                               max_len_ratio=dec["max_len_ratio"], max_tokens=asr_config.max_target_positions,
                               max_word_units=int(round(2.56 * params["units"]["rate_hz"])),  # 2.56 s per word
-                              taste_context=dec["taste_context"]),
+                              taste_context=dec["taste_context"], length_head=bool(dec["length_head"])),
         conditioning=conditioning or tp["conditioning"],
         unit_rate_hz=float(params["units"]["rate_hz"]),
         max_encoder_frames=2 * asr_config.max_source_positions,

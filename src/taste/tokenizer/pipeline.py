@@ -139,10 +139,12 @@ def substage_train_config(params: dict[str, Any]) -> TrainConfig:
 def training_aids(params: dict[str, Any]) -> dict[str, float]:
     """The weights of the training-only losses that read ground-truth word timings (train_all's keywords):
     `tokenizer.align_weight` (cross-attention vs word spans), `tokenizer.assign_weight` (each frame's word, read
-    off the cross-attention) and `tokenizer.duration_weight` (word vector vs log duration)."""
+    off the cross-attention) and `tokenizer.duration_weight` (word vector vs log duration); plus
+    `tokenizer.length_weight`, the decoder's length head loss (word unit counts of the target stream; used only
+    when `tokenizer.decoder.length_head` is on)."""
     tp = params["tokenizer"]
     return {"align_weight": float(tp["align_weight"]), "duration_weight": float(tp["duration_weight"]),
-            "assign_weight": float(tp.get("assign_weight", 0.0))}
+            "assign_weight": float(tp["assign_weight"]), "length_weight": float(tp["length_weight"])}
 
 
 def train_main(params: dict[str, Any], model: TasteTokenizer, items: list[TasteItem], paths: StagePaths) -> list[dict]:

@@ -80,3 +80,17 @@ def stream_word_features(stream: Tensor, n_codes: int, max_in_word: int) -> tupl
     last_b = torch.cummax(torch.where(is_b, idx, torch.full_like(idx, -1)), dim=1).values
     in_word = torch.where(last_b >= 0, idx - last_b, idx + 1)
     return word, in_word.clamp(max=max_in_word - 1)
+
+
+def stream_word_lengths(stream: Tensor, n_codes: int) -> Tensor:
+    """Per position of a word_sync stream: the unit count of the word the position belongs to.
+
+    stream: Long[B, S] (-1 = pad) -> Long[B, S] (0 before the first BND; a BND counts for the word it opens; positions
+    after EOS read the last word's count, which callers mask)."""
+    is_b = stream == n_codes
+    slot = torch.cumsum(is_b.long(), dim=1)  # 0 before the first BND, j + 1 inside word j
+    is_unit = (stream >= 0) & (stream < n_codes)
+    counts = torch.zeros(stream.shape[0], int(slot.max()) + 1, dtype=torch.long, device=stream.device)
+    counts.scatter_add_(1, slot, is_unit.long())
+    counts[:, 0] = 0
+    return counts.gather(1, slot)

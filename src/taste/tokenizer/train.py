@@ -35,6 +35,8 @@ class TeacherForced:
     commit: torch.Tensor
     taste: torch.Tensor | None
     attention: torch.Tensor | None = None
+    length_logits: torch.Tensor | None = None   # length head: [B, S - 1, max_word_units] at each input position
+    length_targets: torch.Tensor | None = None  # Long[B, S - 1]: unit count of the word a BND opens, -1 elsewhere
 
 
 def teacher_forced(model: TasteTokenizer, batch: TasteBatch, n_layers: int | None = None,
@@ -51,6 +53,10 @@ def teacher_forced(model: TasteTokenizer, batch: TasteBatch, n_layers: int | Non
     else:
         taste, _, commit = model.taste_inputs(text, batch.keys, batch.values, batch.frame_lengths)
     fused, mask = model.decoder.condition(text.token_ids, text.word_index, text.n_words, taste)
+    if model.decoder.has_length_head:
+        logits, length_logits, length_targets = model.decoder(fused, mask, batch.speaker, batch.stream,
+                                                              return_lengths=True)
+        return TeacherForced(logits, batch.stream, commit, taste, attention, length_logits, length_targets)
     logits = model.decoder(fused, mask, batch.speaker, batch.stream)
     return TeacherForced(logits, batch.stream, commit, taste, attention)
 
@@ -153,11 +159,12 @@ def duration_loss(taste: torch.Tensor, word_mask: torch.Tensor, durations_s: tor
 
 
 def loss_fn(model: TasteTokenizer, batch: TasteBatch, align_weight: float = 0.0, duration_weight: float = 0.0,
-            duration_target: DurationTarget | None = None, assign_weight: float = 0.0
+            duration_target: DurationTarget | None = None, assign_weight: float = 0.0, length_weight: float = 0.0
             ) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy over the stream (units, boundaries, EOS) + RVQ commitment (+ align_weight x the aggregator's
     alignment loss against ground-truth word spans, + assign_weight x its frame -> word assignment loss,
-    + duration_weight x duration_loss: training aids, inference needs no timings)."""
+    + duration_weight x duration_loss: training aids, inference needs no timings; + length_weight x the decoder's
+    length head cross-entropy, its word unit counts read off the target stream)."""
     timed = model.stage != "text_only" and batch.word_frames is not None
     use_align, use_assign = timed and align_weight > 0, timed and assign_weight > 0
     use_duration = duration_weight > 0 and model.stage != "text_only" and batch.word_durations is not None
@@ -181,6 +188,9 @@ def loss_fn(model: TasteTokenizer, batch: TasteBatch, align_weight: float = 0.0,
         word_mask = torch.arange(n, device=out.taste.device).unsqueeze(0) < batch.text.n_words.unsqueeze(1)
         dur = duration_loss(out.taste, word_mask, batch.word_durations[:, :n], duration_target)
         loss, logs["duration"] = loss + duration_weight * dur, float(dur.detach())
+    if length_weight > 0 and out.length_logits is not None:
+        length = F.cross_entropy(out.length_logits.transpose(1, 2), out.length_targets, ignore_index=-1)
+        loss, logs["length"] = loss + length_weight * length, float(length.detach())
     return loss, logs
 
 
@@ -195,25 +205,28 @@ class StageSteps:
 
 
 def substage_fingerprint(model: TasteTokenizer, items: Sequence[TasteItem], stage: str, align_weight: float,
-                         duration_weight: float = 0.0, assign_weight: float = 0.0) -> dict:
+                         duration_weight: float = 0.0, assign_weight: float = 0.0, length_weight: float = 0.0) -> dict:
     """What a sub-stage's result depends on besides its TrainConfig: the model config, the weights it starts from
     (the ASR init plus the earlier sub-stages), the training items and the training aids' weights."""
     aids = {"align_weight": align_weight, "duration_weight": duration_weight}
     if assign_weight > 0:  # only when on: runs from before the aid existed keep their fingerprints
         aids["assign_weight"] = assign_weight
+    if length_weight > 0 and model.decoder.has_length_head:  # a weight without the head trains nothing
+        aids["length_weight"] = length_weight
     return jsonable({"stage": stage, "model": model.cfg, "start_weights": module_digest(model),
                      "items": items_digest(items), "n_items": len(items), **aids})
 
 
 def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str, config: TrainConfig,
                    out_dir: str | Path, align_weight: float = 0.0, duration_weight: float = 0.0,
-                   assign_weight: float = 0.0) -> dict:
+                   assign_weight: float = 0.0, length_weight: float = 0.0) -> dict:
     """Train one sub-stage (resumable) and save the model to out_dir/<stage>/. Returns timing info.
 
     A finished sub-stage is skipped, and an interrupted one resumed, only when it was run with the same
     config and fingerprint (substage_fingerprint); otherwise ResumeMismatchError."""
     stage_dir = Path(out_dir) / stage
-    fingerprint = substage_fingerprint(model, items, stage, align_weight, duration_weight, assign_weight)
+    fingerprint = substage_fingerprint(model, items, stage, align_weight, duration_weight, assign_weight,
+                                       length_weight)
     if (stage_dir / WEIGHTS_FILE).is_file() and (stage_dir / "train_info.json").is_file():  # finished: skip
         info = json.loads((stage_dir / "train_info.json").read_text())
         check_resume(stage_dir, info, config, fingerprint)
@@ -229,7 +242,8 @@ def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str
     result = train(model, ItemDataset(items), collate, partial(loss_fn, align_weight=align_weight,
                                                                duration_weight=duration_weight,
                                                                duration_target=target,
-                                                               assign_weight=assign_weight), config,
+                                                               assign_weight=assign_weight,
+                                                               length_weight=length_weight), config,
                    Path(out_dir) / f"run_{stage}", trainable=trainable, fingerprint=fingerprint,
                    lengths=[len(it.units) for it in items])
     model.save_pretrained(stage_dir)
@@ -243,7 +257,7 @@ def train_substage(model: TasteTokenizer, items: Sequence[TasteItem], stage: str
 
 def train_all(model: TasteTokenizer, items: Sequence[TasteItem], steps: StageSteps, base: TrainConfig,
               out_dir: str | Path, stages: Sequence[str] = STAGES, align_weight: float = 0.0,
-              duration_weight: float = 0.0, assign_weight: float = 0.0) -> list[dict]:
+              duration_weight: float = 0.0, assign_weight: float = 0.0, length_weight: float = 0.0) -> list[dict]:
     """Run the sub-stages in order with the same optimiser settings; a stage with 0 steps is skipped."""
     from dataclasses import replace
 
@@ -254,5 +268,5 @@ def train_all(model: TasteTokenizer, items: Sequence[TasteItem], steps: StageSte
             continue
         warmup = min(base.warmup_steps, max(n // 5, 1))
         infos.append(train_substage(model, items, stage, replace(base, steps=n, warmup_steps=warmup), out_dir,
-                                    align_weight, duration_weight, assign_weight))
+                                    align_weight, duration_weight, assign_weight, length_weight))
     return infos

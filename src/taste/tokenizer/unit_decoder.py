@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from taste.tokenizer.aggregator import pool_words
 from taste.tokenizer.config import DecoderConfig
 from taste.tokenizer.sampling import sample_top_k
-from taste.tokenizer.streams import stream_word_features
+from taste.tokenizer.streams import stream_word_features, stream_word_lengths
 
 
 class CausalBlock(nn.Module):
@@ -103,6 +103,13 @@ class UnitDecoder(nn.Module):
         self.blocks = nn.ModuleList(CausalBlock(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, self.n_out)
+        if cfg.length_head:  # unit count of the word opened at a BND (classes 0..max_word_units-1; 0 never a target)
+            self.length_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, cfg.max_word_units))
+            self.remaining_emb = nn.Embedding(cfg.max_word_units, d)
+
+    @property
+    def has_length_head(self) -> bool:
+        return bool(self.cfg.length_head)
 
     # -- conditioning -------------------------------------------------------------------------------
     def condition(self, token_ids: Tensor, word_index: Tensor, n_words: Tensor,
@@ -135,44 +142,85 @@ class UnitDecoder(nn.Module):
         task = self.task.expand(fused.shape[0], 1, -1)
         return torch.cat([spk, fused, task], dim=1), torch.cat([ones, word_mask, ones], dim=1)
 
-    def _token_inputs(self, tokens: Tensor, fused: Tensor, word: Tensor, in_word: Tensor) -> Tensor:
-        """Embeddings of stream tokens [B, S]; word_sync adds the current word's vector and in-word position."""
+    def _token_inputs(self, tokens: Tensor, fused: Tensor, word: Tensor, in_word: Tensor,
+                      word_len: Tensor | None = None) -> Tensor:
+        """Embeddings of stream tokens [B, S]; word_sync adds the current word's vector and in-word position; with
+        the length head, unit positions also get how many units of their word remain (word_len - in_word; a BND
+        position gets none, so the head that reads it never sees the length it predicts)."""
         x = self.token_emb(tokens.clamp(min=0))
         if self.conditioning == "word_sync":
             idx = word.clamp(min=0, max=fused.shape[1] - 1)
             cur = fused.gather(1, idx.unsqueeze(-1).expand(-1, -1, fused.shape[-1]))
             x = x + self.in_word_emb(in_word) + cur * (word >= 0).unsqueeze(-1)
+        if self.has_length_head:
+            remaining = (word_len - in_word).clamp(min=0, max=self.cfg.max_word_units - 1)
+            x = x + self.remaining_emb(remaining) * ((in_word > 0) & (word >= 0)).unsqueeze(-1)
         return x
 
-    def _run(self, x: Tensor, key_valid: Tensor, caches: list[dict] | None = None) -> Tensor:
+    def _hidden(self, x: Tensor, key_valid: Tensor, caches: list[dict] | None = None) -> Tensor:
         for i, block in enumerate(self.blocks):
             x = block(x, key_valid, None if caches is None else caches[i])
-        return self.head(self.ln_f(x))
+        return self.ln_f(x)
+
+    def _run(self, x: Tensor, key_valid: Tensor, caches: list[dict] | None = None) -> Tensor:
+        return self.head(self._hidden(x, key_valid, caches))
+
+    def length_logits(self, hidden: Tensor) -> Tensor:
+        """Decoder states [..., d] at BND positions -> logits over the opened word's unit count [..., max_word_units]
+        (count 0 is impossible and masked)."""
+        logits = self.length_mlp(hidden)
+        return torch.cat([torch.full_like(logits[..., :1], float("-inf")), logits[..., 1:]], dim=-1)
+
+    def choose_lengths(self, hidden: Tensor, median: bool, gen: Sequence[torch.Generator]) -> Tensor:
+        """[B, d] states at a BND -> Long[B] unit counts: the median of the head's distribution (median boundary
+        rule, the analogue of end_of_word_choice) or a sample from it, row i drawing from gen[i] (so pass only the
+        rows that opened a word: a row's random stream must not depend on its batch-mates)."""
+        probs = torch.softmax(self.length_logits(hidden).float(), dim=-1)
+        if median:
+            return (probs.cumsum(-1) < 0.5).sum(-1).clamp(min=1, max=self.cfg.max_word_units - 1)
+        return torch.stack([torch.multinomial(p, 1, generator=g)[0] for p, g in zip(probs, gen)])
 
     # -- teacher forcing ---------------------------------------------------------------------------
-    def forward(self, fused: Tensor, word_mask: Tensor, speaker: Tensor, stream: Tensor) -> Tensor:
-        """stream: Long[B, S] target tokens (-1 = pad). Returns logits [B, S, n_units + 2]; logits[:, i] predicts stream[:, i]."""
+    def forward(self, fused: Tensor, word_mask: Tensor, speaker: Tensor, stream: Tensor,
+                return_lengths: bool = False) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        """stream: Long[B, S] target tokens (-1 = pad). Returns logits [B, S, n_units + 2]; logits[:, i] predicts stream[:, i].
+
+        return_lengths (length head only): also (length logits [B, S - 1, max_word_units] at every input position,
+        length targets Long[B, S - 1]: the unit count of the word each input BND opens, -1 elsewhere)."""
         prefix, valid = self._prefix(fused, word_mask, speaker)
         inputs = stream[:, :-1]
         word, in_word = stream_word_features(inputs, self.bnd, self.cfg.max_word_units)
-        x = torch.cat([prefix, self._token_inputs(inputs, fused, word, in_word)], dim=1)
+        word_len = stream_word_lengths(stream, self.bnd)[:, :-1] if self.has_length_head else None
+        x = torch.cat([prefix, self._token_inputs(inputs, fused, word, in_word, word_len)], dim=1)
         valid = torch.cat([valid, inputs >= 0], dim=1)
         pos = (torch.cumsum(valid.long(), dim=1) - 1).clamp(min=0)
         if int(pos.max()) >= self.cfg.max_len:
             raise ValueError(f"sequence of {int(pos.max()) + 1} positions exceeds decoder max_len {self.cfg.max_len}")
-        logits = self._run(x + self.pos_emb(pos), valid)
-        return logits[:, prefix.shape[1] - 1 :]
+        hidden = self._hidden(x + self.pos_emb(pos), valid)
+        logits = self.head(hidden)[:, prefix.shape[1] - 1 :]
+        if not return_lengths:
+            return logits
+        if not self.has_length_head:
+            raise ValueError("return_lengths needs a decoder with length_head")
+        targets = torch.where(inputs == self.bnd, word_len.clamp(max=self.cfg.max_word_units - 1),
+                              torch.full_like(word_len, -1))
+        return logits, self.length_logits(hidden[:, prefix.shape[1]:]), targets
 
     # -- sampling ----------------------------------------------------------------------------------
     def _constrain(self, logits: Tensor, n_words: Tensor, done: Tensor, in_word: Tensor, n_units: Tensor,
-                   finished: Tensor) -> Tensor:
+                   finished: Tensor, word_len: Tensor | None = None) -> Tensor:
         """Mask forbidden tokens. word_sync: BND first, no empty words, no EOS before all words, no BND after;
+        with the length head, a word ends exactly after its chosen `word_len` units;
         prefix: EOS only within [min_len_ratio, max_len_ratio] x words."""
         allow = torch.ones_like(logits, dtype=torch.bool)
         units_ok, bnd_ok, eos_ok = allow[:, : self.bnd], allow[:, self.bnd], allow[:, self.eos]
         if self.conditioning == "word_sync":
             started = done > 0
             capped = in_word >= self.cfg.max_word_units - 1
+            if word_len is not None:
+                capped = capped | (in_word >= word_len)
+                bnd_ok &= capped | ~started
+                eos_ok &= capped
             units_ok &= (started & ~capped).unsqueeze(-1)
             bnd_ok &= (done < n_words) & ((in_word > 0) | ~started)
             eos_ok &= (done >= n_words) & (in_word > 0)
@@ -213,6 +261,7 @@ class UnitDecoder(nn.Module):
         gen = row_generators(seed, b, device)
         k = self.cfg.top_k if top_k is None else top_k
         median = (boundary or self.cfg.boundary) == "median" and self.conditioning == "word_sync"
+        by_length = self.has_length_head
         log_survival = torch.zeros(b, device=device)
         n_words = word_mask.sum(1)
         prefix, valid = self._prefix(fused, word_mask, speaker)
@@ -221,6 +270,7 @@ class UnitDecoder(nn.Module):
         logits = self._run(prefix + self.pos_emb(pos), valid, caches)[:, -1]
         next_pos = valid.sum(1)
         done, in_word, n_units = (torch.zeros(b, dtype=torch.long, device=device) for _ in range(3))
+        word_len = torch.zeros(b, dtype=torch.long, device=device) if by_length else None
         finished = torch.zeros(b, dtype=torch.bool, device=device)
         out: list[list[int]] = [[] for _ in range(b)]
         if self.conditioning == "word_sync":
@@ -229,8 +279,9 @@ class UnitDecoder(nn.Module):
             max_steps = int(self.cfg.max_len_ratio * int(n_words.max())) + 1
         max_steps = min(max_steps, self.cfg.max_len - int(next_pos.max()))
         for _ in range(max_steps):
-            tok, log_survival = self._next_tokens(self._constrain(logits, n_words, done, in_word, n_units, finished),
-                                                  log_survival, k, median, gen)
+            allowed = self._constrain(logits, n_words, done, in_word, n_units, finished, word_len)
+            # with the length head the constraints already place every word end: units are plain top-k samples
+            tok, log_survival = self._next_tokens(allowed, log_survival, k, median and not by_length, gen)
             for i in torch.nonzero(~finished).flatten().tolist():
                 if int(tok[i]) != self.eos:
                     out[i].append(int(tok[i]))
@@ -241,8 +292,15 @@ class UnitDecoder(nn.Module):
             if bool(finished.all()):
                 break
             x = self._token_inputs(tok[:, None], fused, (done - 1)[:, None],
-                                   in_word.clamp(max=self.cfg.max_word_units - 1)[:, None])
+                                   in_word.clamp(max=self.cfg.max_word_units - 1)[:, None],
+                                   None if word_len is None else word_len[:, None])
             valid = torch.cat([valid, torch.ones(b, 1, dtype=torch.bool, device=device)], dim=1)
-            logits = self._run(x + self.pos_emb(next_pos.clamp(max=self.cfg.max_len - 1))[:, None], valid, caches)[:, -1]
+            hidden = self._hidden(x + self.pos_emb(next_pos.clamp(max=self.cfg.max_len - 1))[:, None], valid, caches)
+            logits = self.head(hidden)[:, -1]
+            opened = torch.nonzero(is_b).flatten()
+            if by_length and len(opened):  # the word just opened gets its unit count from the state at its BND
+                word_len = word_len.clone()
+                word_len[opened] = self.choose_lengths(hidden[opened, -1], median,
+                                                       [gen[i] for i in opened.tolist()])
             next_pos = next_pos + 1
         return out
