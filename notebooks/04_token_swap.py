@@ -79,9 +79,11 @@ seed_everything(params["shared"]["seed"])
 sp = params["swap"]
 out = stage_dir(params, "swap")
 fig_dir = out / "figures"
-# Decodes run in `swap.decode_workers` processes, each with its own copy of the saved tokenizer (same units as one
-# process: every row samples from its own seeded generator); everything else uses this process's copy.
-tokenizer = ParallelDecoding(TasteTokenizer.from_pretrained(sp["model_dir"]), sp["model_dir"], sp["decode_workers"])
+# Decodes run in `shared.threads` one-thread processes (as the tokenizer stage's measures and judges), each with its
+# own copy of the saved tokenizer (the same units as one process: every row samples from its own seeded generator);
+# everything else uses this process's copy.
+tokenizer = ParallelDecoding(TasteTokenizer.from_pretrained(sp["model_dir"]), sp["model_dir"],
+                             params["shared"]["threads"])
 settings = settings_from_params(sp, tokenizer.cfg.unit_rate_hz)
 # Same-text renditions exist only where a synthesiser made them: a real corpus (data.source != synthetic) has none,
 # and the stage measures its edited local sets alone (below), saying so under `skipped` in metrics.json.
