@@ -55,7 +55,7 @@ from taste.metrics.recognizer import blind_corpus
 from taste.metrics.stats import paired_corpus_wer_ratio
 from taste.vocoder.pipeline import (corpus_sentences, evaluation_subset, f0_accuracy, mel_config, mel_l1, resynthesise,
                                     train_vocoder, unit_dataset, unit_space)
-from taste.vocoder.resynthesis import default_judges, judge_utterances, summarise_table
+from taste.vocoder.resynthesis import judge_utterances_parallel, summarise_table
 
 params = load_params(params_path)
 set_threads(params["shared"]["threads"])
@@ -105,8 +105,12 @@ lm_text, n_removed = blind_corpus(corpus_sentences(params, splits=("train",))
                                                              params["evaluation"]["recognizer_sentences"]),
                                   [u.text for u in subset])
 print(f"recogniser LM: {len(lm_text)} train-split sentences ({n_removed} scored sentences removed)")
-judges = default_judges(lm_text, scored_sentences=[u.text for u in subset])
-per_utt = judge_utterances([u.id for u in subset], [u.text for u in subset], systems, judges)
+# The judges run in `shared.threads` one-thread processes, utterances shared out (each judge is order-free)
+t0 = time.perf_counter()
+per_utt = judge_utterances_parallel([u.id for u in subset], [u.text for u in subset], systems, lm_text,
+                                    workers=params["shared"]["threads"])
+judge_s = time.perf_counter() - t0
+print(f"judged {len(per_utt)} rows in {judge_s:.0f} s")
 per_utt.to_csv(out / "resynthesis_per_utterance.csv", index=False)
 table = summarise_table(per_utt, n_boot=params["evaluation"].get("bootstrap", 1000), seed=params["shared"]["seed"])
 table.to_csv(out / "resynthesis_table.csv")
@@ -198,7 +202,8 @@ metrics = {"resynthesis": rows, "units_wer_over_topline_wer": round(wer_ratio, 3
            "units_wer_over_topline_wer_ci": {"lo": round(ratio["ci_lo"], 3), "hi": round(ratio["ci_hi"], 3),
                                              "n": ratio["n"]},
            "eval_utterances": len(subset),
-           "synthesis": model.cfg.synthesis, "synthesis_rtf": round(synthesis_rtf, 4), **train_info}
+           "synthesis": model.cfg.synthesis, "synthesis_rtf": round(synthesis_rtf, 4), "judge_seconds": round(judge_s, 1),
+           **train_info}
 (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
 display(Markdown(
     f"**Result.** On {len(subset)} test utterances of unseen speakers, pocketsphinx (corpus LM) reads the original "

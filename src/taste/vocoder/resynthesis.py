@@ -64,6 +64,42 @@ def judge_utterances(ids: Sequence[str], texts: Sequence[str], systems: Mapping[
     return pd.DataFrame(rows)
 
 
+def _judge_share(job: tuple) -> pd.DataFrame:
+    ids, texts, systems, corpus_sentences = job
+    import torch
+
+    torch.set_num_threads(1)
+    return judge_utterances(ids, texts, systems, default_judges(corpus_sentences, scored_sentences=texts))
+
+
+def judge_utterances_parallel(ids: Sequence[str], texts: Sequence[str], systems: Mapping[str, Sequence[np.ndarray]],
+                              corpus_sentences: Sequence[str], workers: int = 2) -> pd.DataFrame:
+    """judge_utterances with the default judges (`default_judges(corpus_sentences, texts)`), the utterances shared
+    out over `workers` one-thread processes (pocketsphinx and the DNSMOS model are single-threaded); the same rows, in
+    the same order, as one process (every judge is order-free: pocketsphinx starts each utterance on a fresh front
+    end). JudgeLeakError before any worker starts when a scored text is in `corpus_sentences`."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from taste.data.forced_align import build_resources
+    from taste.metrics.recognizer import check_blind
+
+    check_blind(corpus_sentences, texts)
+    if workers <= 1:
+        return judge_utterances(ids, texts, systems, default_judges(corpus_sentences, scored_sentences=texts))
+    build_resources(corpus_sentences)  # once, before the workers: they then reuse the cached LM and dictionary
+    shares = [list(range(w, len(ids), workers)) for w in range(min(workers, len(ids)))]
+    jobs = [([ids[i] for i in share], [texts[i] for i in share],
+             {name: [wavs[i] for i in share] for name, wavs in systems.items()}, list(corpus_sentences))
+            for share in shares]
+    with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
+        frames = list(pool.map(_judge_share, jobs))
+    out = pd.concat(frames, ignore_index=True)
+    order = {(name, utt): k for k, (name, utt) in enumerate((n, u) for n in systems for u in ids)}
+    out["_order"] = [order[(n, u)] for n, u in zip(out["system"], out["id"])]
+    return out.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+
+
 def summarise_table(per_utt: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per system: corpus WER with a 95% CI from the utterance bootstrap (wer_lo, wer_hi: resample utterances,
     recompute sum(edits) / sum(reference words)), and mean DNSMOS / speaker sim / duration ratio with 95% bootstrap
