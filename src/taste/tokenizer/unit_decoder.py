@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -249,58 +250,88 @@ class UnitDecoder(nn.Module):
         tok = torch.where(end | ~units_possible, end_tok, unit_tok)
         return tok, torch.where(tok >= self.bnd, torch.zeros_like(log_survival), log_survival)
 
+    def _open_decode(self, fused: Tensor, word_mask: Tensor, speaker: Tensor
+                     ) -> tuple[Tensor, Tensor, Tensor, list[dict]]:
+        """The prefix pass of a decode -> (logits [B, V] of the first token, key validity [B, P], next position [B],
+        the filled KV caches)."""
+        prefix, valid = self._prefix(fused, word_mask, speaker)
+        pos = (torch.cumsum(valid.long(), 1) - 1).clamp(min=0)
+        caches: list[dict] = [{} for _ in self.blocks]
+        logits = self._run(prefix + self.pos_emb(pos), valid, caches)[:, -1]
+        return logits, valid, valid.sum(1), caches
+
+    def _step_limit(self, n_words: Tensor, next_pos: Tensor) -> int:
+        if self.conditioning == "word_sync":
+            limit = int(n_words.max()) * self.cfg.max_word_units + 1
+        else:
+            limit = int(self.cfg.max_len_ratio * int(n_words.max())) + 1
+        return min(limit, self.cfg.max_len - int(next_pos.max()))
+
     @torch.no_grad()
     def generate(self, fused: Tensor, word_mask: Tensor, speaker: Tensor, *, seed: int | Sequence[int] = 0,
                  top_k: int | None = None, boundary: str | None = None) -> list[list[int]]:
         """Batched KV-cached decoding. fused: [B, N, d]; speaker: [B, speaker_dim] -> one stream per row (EOS excluded).
 
-        Units are sampled top-k; word ends follow `boundary` (default: the config's), see `end_of_word_choice`.
-        The prefix mode has no word ends to place and always samples. seed: see `row_generators` (each row
-        samples from its own generator, so a row's units do not depend on the batch it is decoded in)."""
+        Units are sampled top-k; word ends follow `boundary` (default: the config's), see `end_of_word_choice`, or,
+        with the length head, the unit count it chose at the word's BND. The prefix mode has no word ends to place
+        and always samples. seed: see `row_generators` (each row samples from its own generator, so a row's units
+        do not depend on the batch it is decoded in)."""
         b, device = fused.shape[0], fused.device
         gen = row_generators(seed, b, device)
         k = self.cfg.top_k if top_k is None else top_k
         median = (boundary or self.cfg.boundary) == "median" and self.conditioning == "word_sync"
-        by_length = self.has_length_head
-        log_survival = torch.zeros(b, device=device)
         n_words = word_mask.sum(1)
-        prefix, valid = self._prefix(fused, word_mask, speaker)
-        pos = (torch.cumsum(valid.long(), 1) - 1).clamp(min=0)
-        caches: list[dict] = [{} for _ in self.blocks]
-        logits = self._run(prefix + self.pos_emb(pos), valid, caches)[:, -1]
-        next_pos = valid.sum(1)
-        done, in_word, n_units = (torch.zeros(b, dtype=torch.long, device=device) for _ in range(3))
-        word_len = torch.zeros(b, dtype=torch.long, device=device) if by_length else None
-        finished = torch.zeros(b, dtype=torch.bool, device=device)
+        logits, valid, next_pos, caches = self._open_decode(fused, word_mask, speaker)
+        state = _DecodeState.start(b, device, self.has_length_head)
         out: list[list[int]] = [[] for _ in range(b)]
-        if self.conditioning == "word_sync":
-            max_steps = int(n_words.max()) * self.cfg.max_word_units + 1
-        else:
-            max_steps = int(self.cfg.max_len_ratio * int(n_words.max())) + 1
-        max_steps = min(max_steps, self.cfg.max_len - int(next_pos.max()))
-        for _ in range(max_steps):
-            allowed = self._constrain(logits, n_words, done, in_word, n_units, finished, word_len)
+        for _ in range(self._step_limit(n_words, next_pos)):
+            allowed = self._constrain(logits, n_words, state.done, state.in_word, state.n_units, state.finished,
+                                      state.word_len)
             # with the length head the constraints already place every word end: units are plain top-k samples
-            tok, log_survival = self._next_tokens(allowed, log_survival, k, median and not by_length, gen)
-            for i in torch.nonzero(~finished).flatten().tolist():
+            tok, state.log_survival = self._next_tokens(allowed, state.log_survival, k,
+                                                        median and state.word_len is None, gen)
+            for i in torch.nonzero(~state.finished).flatten().tolist():
                 if int(tok[i]) != self.eos:
                     out[i].append(int(tok[i]))
-            is_b = tok == self.bnd
-            done, n_units = done + is_b.long(), n_units + (tok < self.bnd).long()
-            in_word = torch.where(is_b, torch.zeros_like(in_word), in_word + 1)
-            finished = finished | (tok == self.eos)
-            if bool(finished.all()):
+            opened = state.advance(tok, self.bnd, self.eos)
+            if bool(state.finished.all()):
                 break
-            x = self._token_inputs(tok[:, None], fused, (done - 1)[:, None],
-                                   in_word.clamp(max=self.cfg.max_word_units - 1)[:, None],
-                                   None if word_len is None else word_len[:, None])
+            x = self._token_inputs(tok[:, None], fused, (state.done - 1)[:, None],
+                                   state.in_word.clamp(max=self.cfg.max_word_units - 1)[:, None],
+                                   None if state.word_len is None else state.word_len[:, None])
             valid = torch.cat([valid, torch.ones(b, 1, dtype=torch.bool, device=device)], dim=1)
             hidden = self._hidden(x + self.pos_emb(next_pos.clamp(max=self.cfg.max_len - 1))[:, None], valid, caches)
             logits = self.head(hidden)[:, -1]
-            opened = torch.nonzero(is_b).flatten()
-            if by_length and len(opened):  # the word just opened gets its unit count from the state at its BND
-                word_len = word_len.clone()
-                word_len[opened] = self.choose_lengths(hidden[opened, -1], median,
-                                                       [gen[i] for i in opened.tolist()])
+            rows = torch.nonzero(opened).flatten()
+            if state.word_len is not None and len(rows):  # a word just opened: its unit count, from its BND's state
+                state.word_len = state.word_len.clone()
+                state.word_len[rows] = self.choose_lengths(hidden[rows, -1], median, [gen[i] for i in rows.tolist()])
             next_pos = next_pos + 1
         return out
+
+
+@dataclass
+class _DecodeState:
+    """Per-row progress of a decode: words begun (done), position in the current word, units so far, finished rows,
+    log P(current word still running) (median rule) and, with the length head, the current word's chosen count."""
+
+    done: Tensor
+    in_word: Tensor
+    n_units: Tensor
+    finished: Tensor
+    log_survival: Tensor
+    word_len: Tensor | None
+
+    @classmethod
+    def start(cls, batch: int, device: torch.device | str, by_length: bool) -> "_DecodeState":
+        zeros = [torch.zeros(batch, dtype=torch.long, device=device) for _ in range(3)]
+        return cls(*zeros, torch.zeros(batch, dtype=torch.bool, device=device), torch.zeros(batch, device=device),
+                   torch.zeros(batch, dtype=torch.long, device=device) if by_length else None)
+
+    def advance(self, tok: Tensor, bnd: int, eos: int) -> Tensor:
+        """Account for the tokens just chosen -> Bool[B]: the rows that opened a word (emitted BND)."""
+        is_b = tok == bnd
+        self.done, self.n_units = self.done + is_b.long(), self.n_units + (tok < bnd).long()
+        self.in_word = torch.where(is_b, torch.zeros_like(self.in_word), self.in_word + 1)
+        self.finished = self.finished | (tok == eos)
+        return is_b
