@@ -96,8 +96,8 @@ scored = [c.prompt_text for c in items] + [s for sid in {c.story_id for c in ite
 lm_text, n_removed = blind_corpus([u.text for u in read_manifest(prepared / "train.jsonl")]
                                   + read_text_pool_sentences(raw / "text_pool.txt", ev["recognizer_sentences"]), scored)
 print(f"pocketsphinx LM: {len(lm_text)} train-split sentences ({n_removed} scored sentences removed)")
-# The judges (pocketsphinx, resemblyzer, DNSMOS, UTMOS) run in `shared.threads` processes: pocketsphinx as one
-# ordered stream (its transcripts depend on call order), the others in the rest, the study ASR here meanwhile. Every
+# The judges (pocketsphinx, resemblyzer, DNSMOS, UTMOS) run in `shared.threads` processes: pocketsphinx in one
+# (each utterance on a fresh front end), the others in the rest, the study ASR here meanwhile. Every
 # process runs torch on one thread while the pool is open, so the values are those of the sequential path
 # (JudgePool with workers=1) run at one thread; against a 2-thread run, float sums may differ in their last digits
 # (resemblyzer: ~1e-8). JudgeLeakError before any process starts.

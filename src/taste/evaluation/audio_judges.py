@@ -1,9 +1,9 @@
 """The evaluate stage's audio judges (pocketsphinx, resemblyzer, DNSMOS, UTMOS) built from picklable settings, and a
 pool that spreads them over 1-thread processes with results identical to `report.measure_audio`.
 
-Pocketsphinx keeps its front-end state across calls, so its transcripts depend on call order: it runs as ONE ordered
-stream in its own process (the judge floor first, then every audible continuation in item order, as the sequential
-path calls it). The stateless judges (speaker embedding, DNSMOS, UTMOS) run in the other `workers - 1` processes, and
+Pocketsphinx runs as one stream in its own process (the judge floor first, then every audible continuation in item
+order, as the sequential path calls it); since session 23 each utterance starts on a fresh front end, so its
+transcripts no longer depend on that order. The stateless judges (speaker embedding, DNSMOS, UTMOS) run in the other `workers - 1` processes, and
 the study ASR in the calling process meanwhile. Every process, the caller included while the pool is open, runs
 torch on ONE thread: three jobs share the machine's cores, and multi-threaded torch beside other busy processes runs
 many times slower here. Resemblyzer's embeddings of long clips move by ~1e-8 between 1 and 2 torch threads, so the
@@ -85,7 +85,7 @@ def _judge_group(job: tuple) -> list[tuple[int, tuple[dict, float, float]]]:
 class JudgePool:
     """`workers` processes holding the judges of `settings` (anything with check / recognizer / stateless).
 
-    `transcribe(wavs)` is pocketsphinx's ordered stream; `measure_audio(...)` equals `report.measure_audio` with the
+    `transcribe(wavs)` is pocketsphinx's stream; `measure_audio(...)` equals `report.measure_audio` with the
     same judges. workers <= 1: the judges live in this process and `report.measure_audio` runs unchanged.
     Use as a context manager; the blindness check runs before any worker starts."""
 
