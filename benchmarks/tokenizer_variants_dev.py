@@ -20,7 +20,9 @@ are merged key by key). Two keys are the script's own:
 --root is a checkout whose prepare, units, asr and vocoder stages have run (its data and models are only read).
 Each variant trains in <runs>/<NAME> (resumable sub-stages, like the stage) and prints one JSON line with the swap
 stage's dev edited set (`swap.edited.dev_bases` dev recordings, word j = the middle word, stretched or pitch-shifted:
-retention, transfer, control with 95% CIs) and the tokenizer's teacher-forced unit accuracy on dev.
+retention, transfer, control with 95% CIs), the tokenizer's teacher-forced unit accuracy on dev and, for an RVQ model,
+its duration consistency on dev (generated word durations within 25 / 50 ms of the ground truth, utterance-bootstrap
+CIs, as the stage's reconstruction table measures it on test).
 """
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ from taste.swap.edited_set import measure_edited_set, middle_word_bases
 from taste.swap.slope import local_slope_frame, slope_settings_from_params
 from taste.swap.study import settings_from_params
 from taste.tokenizer import pipeline as P
-from taste.tokenizer.evaluate import attention_in_span, teacher_forced_accuracy
+from taste.tokenizer.evaluate import (attention_in_span, boundary_durations_by_utterance, consistency_with_ci,
+                                      reconstruct, teacher_forced_accuracy)
 from taste.tokenizer.model import WEIGHTS_FILE, TasteTokenizer
 from taste.tokenizer.train import StageSteps, train_all
 from taste.vocoder import UnitVocoder
@@ -188,6 +191,12 @@ def main() -> None:
     tf = teacher_forced_accuracy(model, dev_items)
     recon = {"teacher_forced_top1": round(float(tf.top1.mean()), 4), "teacher_forced_top5": round(float(tf.top5.mean()), 4),
              "attention_in_span": round(float(attention_in_span(model, dev_items)), 4), "n_utterances": len(dev_items)}
+    if model.stage == "rvq":  # issue 13's duration consistency, as the stage's table measures it, on dev
+        ref, hyp, utts = boundary_durations_by_utterance(dev_items, reconstruct(model, dev_items,
+                                                                                seed=int(params["shared"]["seed"])),
+                                                         model.cfg.unit_rate_hz)
+        recon["duration_consistency"] = {k: round(float(v), 4) for k, v in consistency_with_ci(
+            ref, hyp, int(params["swap"]["bootstrap"]), int(params["shared"]["seed"]), utts).items()}
 
     sp = params["swap"]
     vocoder = UnitVocoder.from_pretrained(root / sp["vocoder_dir"])
