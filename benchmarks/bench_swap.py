@@ -4,8 +4,10 @@ Measures (1) the unit decoder's sampling at the params.yaml size: one batched, K
 sentences against decoding them one at a time (METHOD.md 6: batching is what keeps the stage in budget), and from
 it an estimate of the stage's decode time at the configured number of pairs and seeds; (2) the per-utterance cost
 of the audio measures (vocoder + source-filter synthesis, pocketsphinx transcription and forced alignment, YIN F0);
-(3) swap_codes against its plain-Python reference. Uses a randomly initialised decoder whose boundary logit is
-biased so words get ~8 units, the length a trained model produces at 25 Hz.
+(3) swap_codes against its plain-Python reference; (4) the stage's decode workers: `shared.threads` batches decoded
+by one process at that many threads, then by as many one-thread processes at once (the speed-up of
+ParallelDecoding). Uses a randomly initialised decoder whose boundary logit is biased so words get ~8 units, the
+length a trained model produces at 25 Hz.
 
     .venv/bin/python benchmarks/bench_swap.py [--params params.yaml] [--out outputs/benchmarks/swap.json]
 """
@@ -60,6 +62,35 @@ def time_generate(model: UnitDecoder, batch: int, seed: int = 0) -> tuple[float,
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     units = np.mean([sum(1 for t in s if t < model.bnd) / N_WORDS for s in streams])
     return seconds, float(units), cpu
+
+
+def _worker_generate(params: dict, batch: int, seed: int, barrier, results) -> None:
+    torch.set_num_threads(1)
+    model = build_decoder(params)
+    time_generate(model, 2)  # warm-up
+    barrier.wait()  # both workers time their batch over the same seconds
+    results.put(time_generate(model, batch, seed=seed)[0])
+
+
+def decode_workers_speedup(params: dict, batch: int, workers: int) -> dict:
+    """How many sentences per second the swap stage's two ways of decoding give: one process at `shared.threads`
+    threads decoding `workers` batches in turn, against `workers` one-thread processes decoding a batch each at the
+    same time (taste.swap.decode.ParallelDecoding; their start-up, once per stage, is not counted)."""
+    import multiprocessing as mp
+
+    model = build_decoder(params)
+    time_generate(model, 2)
+    serial = sum(time_generate(model, batch, seed=s)[0] for s in range(workers))
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_worker_generate, args=(params, batch, s, barrier, results)) for s in range(workers)]
+    for p in procs:
+        p.start()
+    parallel = max(results.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return {"workers": workers, "batches": workers, "batch": batch, "one_process_s": round(serial, 2),
+            "worker_processes_s": round(parallel, 2), "speedup": round(serial / parallel, 2)}
 
 
 def estimate_decodes(params: dict) -> int:
@@ -152,6 +183,7 @@ def main() -> None:
         "batched_cpu_s_per_sentence": round(cpu_batch / batch, 4),
         "estimated_decode_s_idle_machine": round(n_decodes / batch * cpu_batch / threads * scale, 1),
         "audio": bench_audio(params), "swap": bench_swap_codes(),
+        "decode_workers": decode_workers_speedup(params, batch, threads),
     }
     audio_utts = int(params["swap"]["audio_pairs"]) * (7 + 7 + 5)  # global_rate, global_pitch, local jobs
     result["estimated_audio_s"] = round(audio_utts * result["audio"]["per_utterance_s"], 1)
