@@ -68,7 +68,7 @@ def _worker_generate(params: dict, batch: int, seed: int, barrier, results) -> N
     torch.set_num_threads(1)
     model = build_decoder(params)
     time_generate(model, 2)  # warm-up
-    barrier.wait()  # both workers time their batch over the same seconds
+    barrier.wait(timeout=600)  # both workers time their batch over the same seconds
     results.put(time_generate(model, batch, seed=seed)[0])
 
 
@@ -86,7 +86,7 @@ def decode_workers_speedup(params: dict, batch: int, workers: int) -> dict:
     procs = [ctx.Process(target=_worker_generate, args=(params, batch, s, barrier, results)) for s in range(workers)]
     for p in procs:
         p.start()
-    parallel = max(results.get() for _ in procs)
+    parallel = max(results.get(timeout=1200) for _ in procs)
     for p in procs:
         p.join()
     return {"workers": workers, "batches": workers, "batch": batch, "one_process_s": round(serial, 2),

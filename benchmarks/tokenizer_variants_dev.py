@@ -191,7 +191,7 @@ def main() -> None:
     tf = teacher_forced_accuracy(model, dev_items)
     recon = {"teacher_forced_top1": round(float(tf.top1.mean()), 4), "teacher_forced_top5": round(float(tf.top5.mean()), 4),
              "attention_in_span": round(float(attention_in_span(model, dev_items)), 4), "n_utterances": len(dev_items)}
-    if model.stage == "rvq":  # issue 13's duration consistency, as the stage's table measures it, on dev
+    if model.stage == "rvq" and model.cfg.conditioning == "word_sync":  # issue 13's duration consistency, as the stage's table measures it, on dev
         ref, hyp, utts = boundary_durations_by_utterance(dev_items, reconstruct(model, dev_items,
                                                                                 seed=int(params["shared"]["seed"])),
                                                          model.cfg.unit_rate_hz)

@@ -151,3 +151,32 @@ def test_save_load_round_trip_keeps_the_head(asr, bpe, mel, tmp_path):
     a = model.decode("the cat sat", codes, torch.zeros(256), seed=3)
     b = again.decode("the cat sat", codes, torch.zeros(256), seed=3)
     assert a.units.tolist() == b.units.tolist() and list(a.word_durations_s) == list(b.word_durations_s)
+
+
+def test_a_word_longer_than_the_heads_classes_is_no_target():
+    dec = _decoder()  # max_word_units 12: classes 1..11
+    fused, mask = _conditioning(dec, 2)
+    stream = torch.tensor([_stream([14, 3])])
+    _, _, targets = dec(fused, mask, torch.zeros(1, 256), stream, return_lengths=True)
+    assert targets[0][stream[0, :-1] == N_UNITS].tolist() == [-1, 3]
+
+
+def test_params_switch_reaches_the_word_sync_config_only(asr):
+    from taste.config import load_params
+    from taste.tokenizer.config import config_from_params
+
+    params = load_params("params.yaml")
+    assert params["tokenizer"]["decoder"]["length_head"] is False  # the default until a dev A/B says otherwise
+    params["tokenizer"]["decoder"]["length_head"] = True
+    assert config_from_params(params, asr.config, conditioning="word_sync").decoder.length_head
+    # the stage's prefix-mode ablation has no word ends to place: built without the head, not refused
+    assert not config_from_params(params, asr.config, conditioning="prefix").decoder.length_head
+
+
+def test_fingerprint_names_the_head_only_when_on(asr, bpe):
+    from taste.tokenizer.train import substage_fingerprint
+
+    off = substage_fingerprint(make_tokenizer(asr, bpe), [], "no_vq", 1.0, 1.0, length_weight=1.0)
+    assert "length_head" not in off["model"]["decoder"] and "length_weight" not in off  # runs from before keep theirs
+    on = substage_fingerprint(_with_head(asr, bpe), [], "no_vq", 1.0, 1.0, length_weight=1.0)
+    assert on["model"]["decoder"]["length_head"] is True and on["length_weight"] == 1.0

@@ -168,7 +168,9 @@ def config_from_params(params: dict[str, Any], asr_config: Any, *, conditioning:
                               min_len_ratio=dec["min_len_ratio"],
                               max_len_ratio=dec["max_len_ratio"], max_tokens=asr_config.max_target_positions,
                               max_word_units=int(round(2.56 * params["units"]["rate_hz"])),  # 2.56 s per word
-                              taste_context=dec["taste_context"], length_head=bool(dec["length_head"])),
+                              taste_context=dec["taste_context"],
+                              # the head places word ends: a prefix-mode model (the ablation) has none to place
+                              length_head=bool(dec["length_head"]) and (conditioning or tp["conditioning"]) == "word_sync"),
         conditioning=conditioning or tp["conditioning"],
         unit_rate_hz=float(params["units"]["rate_hz"]),
         max_encoder_frames=2 * asr_config.max_source_positions,

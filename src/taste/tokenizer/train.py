@@ -213,7 +213,10 @@ def substage_fingerprint(model: TasteTokenizer, items: Sequence[TasteItem], stag
         aids["assign_weight"] = assign_weight
     if length_weight > 0 and model.decoder.has_length_head:  # a weight without the head trains nothing
         aids["length_weight"] = length_weight
-    return jsonable({"stage": stage, "model": model.cfg, "start_weights": module_digest(model),
+    model_cfg = jsonable(model.cfg)
+    if not model_cfg["decoder"].get("length_head"):  # added in session 23: runs from before keep their fingerprints
+        model_cfg["decoder"].pop("length_head", None)
+    return jsonable({"stage": stage, "model": model_cfg, "start_weights": module_digest(model),
                      "items": items_digest(items), "n_items": len(items), **aids})
 
 

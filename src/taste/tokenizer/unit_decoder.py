@@ -153,9 +153,10 @@ class UnitDecoder(nn.Module):
             idx = word.clamp(min=0, max=fused.shape[1] - 1)
             cur = fused.gather(1, idx.unsqueeze(-1).expand(-1, -1, fused.shape[-1]))
             x = x + self.in_word_emb(in_word) + cur * (word >= 0).unsqueeze(-1)
-        if self.has_length_head:
+        if self.has_length_head:  # a word longer than the head's classes (teacher forcing only) gets no count
+            fits = word_len < self.cfg.max_word_units
             remaining = (word_len - in_word).clamp(min=0, max=self.cfg.max_word_units - 1)
-            x = x + self.remaining_emb(remaining) * ((in_word > 0) & (word >= 0)).unsqueeze(-1)
+            x = x + self.remaining_emb(remaining) * ((in_word > 0) & (word >= 0) & fits).unsqueeze(-1)
         return x
 
     def _hidden(self, x: Tensor, key_valid: Tensor, caches: list[dict] | None = None) -> Tensor:
@@ -187,7 +188,8 @@ class UnitDecoder(nn.Module):
         """stream: Long[B, S] target tokens (-1 = pad). Returns logits [B, S, n_units + 2]; logits[:, i] predicts stream[:, i].
 
         return_lengths (length head only): also (length logits [B, S - 1, max_word_units] at every input position,
-        length targets Long[B, S - 1]: the unit count of the word each input BND opens, -1 elsewhere)."""
+        length targets Long[B, S - 1]: the unit count of the word each input BND opens, -1 elsewhere and for a
+        word of max_word_units units or more)."""
         prefix, valid = self._prefix(fused, word_mask, speaker)
         inputs = stream[:, :-1]
         word, in_word = stream_word_features(inputs, self.bnd, self.cfg.max_word_units)
@@ -203,8 +205,9 @@ class UnitDecoder(nn.Module):
             return logits
         if not self.has_length_head:
             raise ValueError("return_lengths needs a decoder with length_head")
-        targets = torch.where(inputs == self.bnd, word_len.clamp(max=self.cfg.max_word_units - 1),
-                              torch.full_like(word_len, -1))
+        # a word of more units than the head's classes (generation never makes one) is no target
+        opens = (inputs == self.bnd) & (word_len < self.cfg.max_word_units)
+        targets = torch.where(opens, word_len, torch.full_like(word_len, -1))
         return logits, self.length_logits(hidden[:, prefix.shape[1]:]), targets
 
     # -- sampling ----------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def judge_utterances_parallel(ids: Sequence[str], texts: Sequence[str], systems:
     from taste.metrics.recognizer import check_blind
 
     check_blind(corpus_sentences, texts)
-    if workers <= 1:
+    if workers <= 1 or len(ids) <= 1:
         return judge_utterances(ids, texts, systems, default_judges(corpus_sentences, scored_sentences=texts))
     build_resources(corpus_sentences)  # once, before the workers: they then reuse the cached LM and dictionary
     shares = [list(range(w, len(ids), workers)) for w in range(min(workers, len(ids)))]
@@ -94,10 +94,12 @@ def judge_utterances_parallel(ids: Sequence[str], texts: Sequence[str], systems:
             for share in shares]
     with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
         frames = list(pool.map(_judge_share, jobs))
+    # each share's rows are system-major over its utterances: tag them with their serial position, then sort
+    n = len(ids)
+    for frame, share in zip(frames, shares):
+        frame["_order"] = [s * n + i for s in range(len(systems)) for i in share]
     out = pd.concat(frames, ignore_index=True)
-    order = {(name, utt): k for k, (name, utt) in enumerate((n, u) for n in systems for u in ids)}
-    out["_order"] = [order[(n, u)] for n, u in zip(out["system"], out["id"])]
-    return out.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+    return out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
 def summarise_table(per_utt: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
