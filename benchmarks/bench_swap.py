@@ -4,9 +4,8 @@ Measures (1) the unit decoder's sampling at the params.yaml size: one batched, K
 sentences against decoding them one at a time (METHOD.md 6: batching is what keeps the stage in budget), and from
 it an estimate of the stage's decode time at the configured number of pairs and seeds; (2) the per-utterance cost
 of the audio measures (vocoder + source-filter synthesis, pocketsphinx transcription and forced alignment, YIN F0);
-(3) swap_codes against its plain-Python reference; (4) the stage's decode workers: `shared.threads` batches decoded
-by one process at that many threads, then by as many one-thread processes at once (the speed-up of
-ParallelDecoding). Uses a randomly initialised decoder whose boundary logit is biased so words get ~8 units, the
+(3) swap_codes against its plain-Python reference; (4) whether decode workers would help: `shared.threads` batches
+decoded by one process at that many threads, then by as many one-thread processes at once. Uses a randomly initialised decoder whose boundary logit is biased so words get ~8 units, the
 length a trained model produces at 25 Hz.
 
     .venv/bin/python benchmarks/bench_swap.py [--params params.yaml] [--out outputs/benchmarks/swap.json]
@@ -73,9 +72,9 @@ def _worker_generate(params: dict, batch: int, seed: int, barrier, results) -> N
 
 
 def decode_workers_speedup(params: dict, batch: int, workers: int) -> dict:
-    """How many sentences per second the swap stage's two ways of decoding give: one process at `shared.threads`
-    threads decoding `workers` batches in turn, against `workers` one-thread processes decoding a batch each at the
-    same time (taste.swap.decode.ParallelDecoding; their start-up, once per stage, is not counted)."""
+    """Whether decoding in worker processes would buy time: one process at `shared.threads` threads decoding
+    `workers` batches in turn, against `workers` one-thread processes decoding a batch each at the same time (their
+    start-up not counted). Session 23: 0.90x, so the swap stage decodes in one process."""
     import multiprocessing as mp
 
     model = build_decoder(params)

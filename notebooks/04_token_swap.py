@@ -64,7 +64,6 @@ from taste.swap.slope import (code_agreement, local_slope_frame, slope_metrics, 
                               truth_table)
 from taste.swap.study import (SWAP_SETS, load_inputs, original_rows, plan_jobs, run_audio, run_decoder,
                               settings_from_params, synthetic_pairs_skip_reason)
-from taste.swap.decode import ParallelDecoding
 from taste.swap.summary import build_metrics, json_safe, local_set_rows, pitch_pairs_only
 from taste.tokenizer.model import TasteTokenizer
 from taste.vocoder import UnitVocoder
@@ -79,11 +78,7 @@ seed_everything(params["shared"]["seed"])
 sp = params["swap"]
 out = stage_dir(params, "swap")
 fig_dir = out / "figures"
-# Decodes run in `shared.threads` one-thread processes (as the tokenizer stage's measures and judges), each with its
-# own copy of the saved tokenizer (the same units as one process: every row samples from its own seeded generator);
-# everything else uses this process's copy.
-tokenizer = ParallelDecoding(TasteTokenizer.from_pretrained(sp["model_dir"]), sp["model_dir"],
-                             params["shared"]["threads"])
+tokenizer = TasteTokenizer.from_pretrained(sp["model_dir"])
 settings = settings_from_params(sp, tokenizer.cfg.unit_rate_hz)
 # Same-text renditions exist only where a synthesiser made them: a real corpus (data.source != synthetic) has none,
 # and the stage measures its edited local sets alone (below), saying so under `skipped` in metrics.json.
@@ -452,7 +447,6 @@ for key, wav in (wavs.items() if synthetic_skip is None else ()):
 # reads 0.5, not 0, so no goal is judged on it.
 
 # %%
-tokenizer.close()  # the decode workers
 metrics["stage_seconds"] = round(time.perf_counter() - t_start, 1)
 (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n",
                                   encoding="utf-8")

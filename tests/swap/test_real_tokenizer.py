@@ -106,30 +106,3 @@ def test_records_sharing_an_embedding_decode_once_and_alike(tokenizer):
         alone = tokenizer.decode(text, job.codes.long(), voice, seed=0)
         assert list(got.units) == alone.units.tolist()
 
-
-def test_parallel_decoding_gives_the_serial_units(tokenizer, tmp_path):
-    from taste.swap.decode import ParallelDecoding
-
-    utts, codes, speakers = make_pairs(n_pairs=3, n_words=5, n_q=tokenizer.cfg.rvq.n_quantizers)
-    settings = SwapSettings(seeds=(0,), batch_size=4, rate_hz=tokenizer.cfg.unit_rate_hz)
-    flat = [j for jobs in plan_jobs(build_pairs(utts), codes, settings) for j in jobs]
-    tokenizer.save_pretrained(tmp_path / "taste")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each worker runs
-    try:
-        serial = decode_jobs(tokenizer, flat, speakers, seed=3, rate_hz=settings.rate_hz, batch_size=4)
-    finally:
-        torch.set_num_threads(threads)
-    with ParallelDecoding(tokenizer, tmp_path / "taste", workers=2) as parallel:
-        assert parallel.cfg is tokenizer.cfg  # everything but the decodes is the wrapped tokenizer's
-        both = decode_jobs(parallel, flat, speakers, seed=3, rate_hz=settings.rate_hz, batch_size=4)
-        assert parallel._pool is not None
-    assert parallel._pool is None
-    assert len(both) == len(flat) and both == serial
-
-
-def test_parallel_decoding_needs_the_saved_tokenizer(tokenizer, tmp_path):
-    from taste.swap.decode import ParallelDecoding
-
-    with pytest.raises(FileNotFoundError, match="no saved tokenizer"):
-        ParallelDecoding(tokenizer, tmp_path / "missing", workers=2)

@@ -3,16 +3,13 @@
 Codes against the tokenizer contract: `decode(transcript, codes, speaker, seed) -> DecodeResult` with `units` and
 either `word_durations_s` or `word_boundaries` (unit index where each word starts). When the tokenizer offers
 `decode_batch(transcripts, vectors, speakers, seed)` and `codes_to_vectors(codes)`, jobs are decoded in batches
-(KV-cached batched sampling: METHOD.md 6). `ParallelDecoding` wraps a tokenizer so that `decode_jobs` spreads the
-unique jobs over worker processes, each with its own one-thread copy of the saved tokenizer (issue 12: batched
-sampling of a small decoder uses one core; two processes use two).
+(KV-cached batched sampling: METHOD.md 6).
+Decoding stays in one process: at `shared.threads` threads a batch of 64 already keeps both cores busy, and two
+one-thread worker processes decoding a batch each were 0.90x as fast (benchmarks/bench_swap.py, `decode_workers`).
 """
 from __future__ import annotations
 
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -89,83 +86,8 @@ def _decode_in_batches(tokenizer: Any, order: Sequence[SwapJob], speakers: Mappi
 
 def decode_jobs(tokenizer: Any, jobs: Sequence[SwapJob], speakers: Mapping[str, Tensor], seed: int,
                 rate_hz: float, batch_size: int = 64) -> list[Decoded]:
-    """Decode every job (recipient's speaker embedding) at one seed -> one Decoded per job, in order.
-
-    A `ParallelDecoding` tokenizer decodes the unique jobs in its worker processes (the same units: each row
-    samples from its own seeded generator, whatever its batch)."""
+    """Decode every job (recipient's speaker embedding) at one seed -> one Decoded per job, in order."""
     voices = {r: speakers[r].float().cpu().numpy().tobytes() for r in {job.pair.recipient_id for job in jobs}}
     keys, order, rank = _unique_by_length(jobs, voices)
-    if isinstance(tokenizer, ParallelDecoding):
-        results = tokenizer.decode_unique(order, speakers, seed, rate_hz, batch_size)
-    else:
-        results = _decode_in_batches(tokenizer, order, speakers, seed, rate_hz, batch_size)
+    results = _decode_in_batches(tokenizer, order, speakers, seed, rate_hz, batch_size)
     return [results[rank[key]] for key in keys]
-
-
-_WORKER_TOKENIZER: Any = None
-
-
-def _load_worker_tokenizer(model_dir: str) -> None:
-    global _WORKER_TOKENIZER
-    from taste.tokenizer import TasteTokenizer
-
-    torch.set_num_threads(1)
-    _WORKER_TOKENIZER = TasteTokenizer.from_pretrained(model_dir)
-
-
-def _decode_share(order: Sequence[SwapJob], speakers: Mapping[str, Tensor], seed: int, rate_hz: float,
-                  batch_size: int) -> list[Decoded]:
-    return _decode_in_batches(_WORKER_TOKENIZER, order, speakers, seed, rate_hz, batch_size)
-
-
-class ParallelDecoding:
-    """A tokenizer whose swap decodes run in `workers` processes, each holding the tokenizer saved in `model_dir`
-    (the one `tokenizer` was loaded from) at one torch thread; every other attribute is `tokenizer`'s own. The workers
-    start at the first decode and stop at `close()` (or on leaving a `with` block). workers <= 1 decodes here, like
-    the plain tokenizer."""
-
-    def __init__(self, tokenizer: Any, model_dir: str | Path, workers: int) -> None:
-        if not (Path(model_dir) / "config.json").is_file():
-            raise FileNotFoundError(f"{model_dir}: no saved tokenizer (config.json) for the decode workers")
-        self.tokenizer, self.model_dir, self.workers = tokenizer, str(model_dir), int(workers)
-        self._pool: ProcessPoolExecutor | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "tokenizer":  # not yet set (unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.tokenizer, name)
-
-    def __enter__(self) -> "ParallelDecoding":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop the workers (they start at the first parallel decode)."""
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-    def _workers_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_load_worker_tokenizer, initargs=(self.model_dir,))
-        return self._pool
-
-    def decode_unique(self, order: Sequence[SwapJob], speakers: Mapping[str, Tensor], seed: int, rate_hz: float,
-                      batch_size: int) -> list[Decoded]:
-        """Decode the (unique, length-sorted) jobs; every worker gets whole batches, interleaved so that each has
-        a share of short and long sentences."""
-        if self.workers <= 1:
-            return _decode_in_batches(self.tokenizer, order, speakers, seed, rate_hz, batch_size)
-        pool = self._workers_pool()
-        batches = [list(order[i:i + batch_size]) for i in range(0, len(order), batch_size)]
-        shares = [[b for k, b in enumerate(batches) if k % self.workers == w] for w in range(self.workers)]
-        futures = []
-        for share in shares:
-            jobs = [job for batch in share for job in batch]
-            voices = {job.pair.recipient_id: speakers[job.pair.recipient_id] for job in jobs}
-            futures.append(pool.submit(_decode_share, jobs, voices, seed, rate_hz, batch_size))
-        done = [iter(f.result()) for f in futures]
-        return [next(done[k % self.workers]) for k, batch in enumerate(batches) for _ in batch]
