@@ -5,8 +5,9 @@ sentences against decoding them one at a time (METHOD.md 6: batching is what kee
 it an estimate of the stage's decode time at the configured number of pairs and seeds; (2) the per-utterance cost
 of the audio measures (vocoder + source-filter synthesis, pocketsphinx transcription and forced alignment, YIN F0);
 (3) swap_codes against its plain-Python reference; (4) whether decode workers would help: `shared.threads` batches
-decoded by one process at that many threads, then by as many one-thread processes at once. Uses a randomly initialised decoder whose boundary logit is biased so words get ~8 units, the
-length a trained model produces at 25 Hz.
+decoded by one process at that many threads, then by as many one-thread processes at once. Uses a randomly
+initialised decoder whose boundary logit is biased so words get ~8 units, the length a trained model produces at
+25 Hz.
 
     .venv/bin/python benchmarks/bench_swap.py [--params params.yaml] [--out outputs/benchmarks/swap.json]
 """

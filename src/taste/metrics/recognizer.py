@@ -9,7 +9,7 @@ the answer is no judge).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from taste.data import forced_align
 from taste.data.forced_align import AlignmentError  # noqa: F401 (re-exported: callers catch it beside the judge)
@@ -35,6 +35,20 @@ def check_blind(corpus_sentences: Sequence[str], scored_sentences: Sequence[str]
     if leaked:
         raise JudgeLeakError(f"{len(leaked)} scored sentences are in the recogniser's LM text, e.g. {leaked[:3]}; "
                              f"build it from train-split text with blind_corpus()")
+
+
+def judge_in_processes(worker: Callable[[Any], Any], jobs: Sequence[Any], corpus_sentences: Sequence[str],
+                       scored_sentences: Sequence[str]) -> list:
+    """`worker(job)` for every job, each in its own spawn process (pocketsphinx is single-threaded, so two processes
+    use two cores), in job order. The blindness check runs first (JudgeLeakError before any process starts), and the
+    recogniser's LM and dictionary are built once here, so the workers reuse the cache instead of each building it."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    check_blind(corpus_sentences, scored_sentences)
+    forced_align.build_resources(corpus_sentences)
+    with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
+        return list(pool.map(worker, jobs))
 
 
 class Pocketsphinx(forced_align.Pocketsphinx):

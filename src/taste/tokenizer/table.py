@@ -201,21 +201,13 @@ def audio_rows_parallel(row_wavs: Mapping[str, Sequence[np.ndarray]], ids: Seque
     """audio_rows with the default instruments, rows spread over `workers` 1-thread processes
     (pocketsphinx is single-threaded, so two processes use both cores). The scored sentences are `texts`:
     JudgeLeakError (before any worker starts) when one of them is in `corpus_sentences`."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    from taste.metrics.recognizer import judge_in_processes
 
-    from taste.data.forced_align import build_resources
-    from taste.metrics.recognizer import check_blind
-
-    check_blind(corpus_sentences, texts)
-
-    build_resources(corpus_sentences)  # once, before the workers: they then reuse the cached LM and dictionary
     names = list(row_wavs)
     groups = [g for g in (names[i::workers] for i in range(workers)) if g]
     jobs = [([(n, list(row_wavs[n])) for n in g], list(ids), list(texts), [list(d) for d in ref_durations],
              [np.asarray(s) for s in ref_speakers], list(corpus_sentences)) for g in groups]
-    with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
-        frames = list(pool.map(_judge_rows, jobs))
+    frames = judge_in_processes(_judge_rows, jobs, corpus_sentences, texts)
     out = pd.concat(frames, ignore_index=True)
     out["_order"] = out["system"].map({n: i for i, n in enumerate(names)})
     return out.sort_values(["_order"], kind="stable").drop(columns="_order").reset_index(drop=True)

@@ -78,22 +78,15 @@ def judge_utterances_parallel(ids: Sequence[str], texts: Sequence[str], systems:
     out over `workers` one-thread processes (pocketsphinx and the DNSMOS model are single-threaded); the same rows, in
     the same order, as one process (every judge is order-free: pocketsphinx starts each utterance on a fresh front
     end). JudgeLeakError before any worker starts when a scored text is in `corpus_sentences`."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    from taste.metrics.recognizer import judge_in_processes
 
-    from taste.data.forced_align import build_resources
-    from taste.metrics.recognizer import check_blind
-
-    check_blind(corpus_sentences, texts)
-    if workers <= 1 or len(ids) <= 1:
+    if workers <= 1 or len(ids) <= 1:  # default_judges checks the blindness
         return judge_utterances(ids, texts, systems, default_judges(corpus_sentences, scored_sentences=texts))
-    build_resources(corpus_sentences)  # once, before the workers: they then reuse the cached LM and dictionary
     shares = [list(range(w, len(ids), workers)) for w in range(min(workers, len(ids)))]
     jobs = [([ids[i] for i in share], [texts[i] for i in share],
              {name: [wavs[i] for i in share] for name, wavs in systems.items()}, list(corpus_sentences))
             for share in shares]
-    with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
-        frames = list(pool.map(_judge_share, jobs))
+    frames = judge_in_processes(_judge_share, jobs, corpus_sentences, texts)
     # each share's rows are system-major over its utterances: tag them with their serial position, then sort
     n = len(ids)
     for frame, share in zip(frames, shares):
