@@ -16,7 +16,11 @@ are merged key by key). Two keys are the script's own:
                              baseline's own settings, not with the untouched baseline);
   "_items_cache": "FILE"     cache the train split's items there (built once, shared by variants run side by side);
   "_no_location_prior": true train without the aggregator's location prior (every layer's prior weight fixed at
-                             softplus(-30) ~ 0 and frozen), a design question the stage has no switch for yet.
+                             softplus(-30) ~ 0 and frozen), a design question the stage has no switch for yet;
+  "_length_rule": "mean"     with the decoder's length head (decoder.length_head), give each generated word the
+                             rounded mean ("mean") or geometric mean ("mean_log") of the head's count distribution
+                             instead of its median (see use_length_rule; the stage has no switch for it yet); usually
+                             with "_pretrained", so the rules are compared on one trained model.
 --root is a checkout whose prepare, units, asr and vocoder stages have run (its data and models are only read).
 Each variant trains in <runs>/<NAME> (resumable sub-stages, like the stage) and prints one JSON line with the swap
 stage's dev edited set (`swap.edited.dev_bases` dev recordings, word j = the middle word, stretched or pitch-shifted:
@@ -121,6 +125,37 @@ def train_variant(params: dict, paths: P.StagePaths, text_only_from: str | None,
                    "final_train_log": {i["stage"]: i.get("final") for i in infos}}
 
 
+LENGTH_RULES = ("median", "mean", "mean_log")
+
+
+def use_length_rule(model: TasteTokenizer, rule: str) -> None:
+    """Point of the length head's count distribution each generated word gets, in place of the decoder's median
+    (`UnitDecoder.choose_lengths` in median mode; sampling mode is left as it is). The median of a wide distribution
+    sits nearer its bulk than the mean does, so a stretched word's long tail may count for more under "mean";
+    "mean_log" is exp(E[log count]), between the two for a right-skewed distribution."""
+    if rule not in LENGTH_RULES:
+        raise SystemExit(f"_length_rule must be one of {LENGTH_RULES}, got {rule!r}")
+    decoder = model.decoder
+    if not decoder.has_length_head:
+        raise SystemExit("_length_rule needs a tokenizer with the decoder's length head (decoder.length_head: true)")
+    if rule == "median":
+        return
+    median_or_sample = decoder.choose_lengths
+
+    def choose_lengths(hidden: torch.Tensor, median: bool, gen) -> torch.Tensor:
+        if not median:
+            return median_or_sample(hidden, median, gen)
+        probs = torch.softmax(decoder.length_logits(hidden).float(), dim=-1)  # count 0 has probability 0
+        counts = torch.arange(probs.shape[-1], dtype=probs.dtype, device=probs.device)
+        if rule == "mean":
+            point = (probs * counts).sum(-1)
+        else:
+            point = (probs[..., 1:] * counts[1:].log()).sum(-1).exp()
+        return point.round().long().clamp(min=1, max=decoder.cfg.max_word_units - 1)
+
+    decoder.choose_lengths = choose_lengths
+
+
 class ContinuousVectors:
     """A no-VQ tokenizer seen through the swap code's codes interface: `encode` files each word's continuous vector
     in a table and returns its row index as the word's one-column "code", `codes_to_vectors` looks the rows up.
@@ -171,6 +206,7 @@ def main() -> None:
     pretrained, text_only_from = overrides.pop("_pretrained", None), overrides.pop("_text_only_from", None)
     init_from, cache = overrides.pop("_init_from", None), overrides.pop("_items_cache", None)
     no_location_prior = bool(overrides.pop("_no_location_prior", False))
+    length_rule = overrides.pop("_length_rule", None)
     tp = params["tokenizer"]
     for key in ("rvq", "decoder"):
         tp[key].update(overrides.pop(key, {}))
@@ -184,6 +220,8 @@ def main() -> None:
         model, fit = train_variant(params, paths, text_only_from, init_from, Path(cache) if cache else None,
                                    no_location_prior)
     model.eval()
+    if length_rule is not None:
+        use_length_rule(model, length_rule)
     swap_model = ContinuousVectors(model) if model.stage == "no_vq" else model
 
     t0 = time.perf_counter()

@@ -103,3 +103,62 @@ def test_switch_off_location_prior_fixes_and_freezes_the_prior(tokenizer):
     for layer in tokenizer.aggregator.layers:
         assert float(F.softplus(layer.location_weight.detach()).max()) < 1e-9
         assert not layer.location_weight.requires_grad
+
+
+def _length_head_tokenizer(asr, bpe):
+    from dataclasses import replace
+
+    from taste.tokenizer import TasteTokenizer
+
+    base = make_tokenizer(asr, bpe)
+    torch.manual_seed(0)
+    cfg = replace(base.cfg, decoder=replace(base.cfg.decoder, length_head=True))
+    return TasteTokenizer.from_asr(cfg, asr, bpe, stage="rvq").eval()
+
+
+@pytest.mark.parametrize("rule", ["mean", "mean_log"])
+def test_length_rule_gives_each_word_that_point_of_the_head_s_distribution(asr, bpe, rule):
+    """tokenizer_variants_dev's `_length_rule`: in median mode every generated word gets the rounded mean / geometric
+    mean of the head's count distribution (a sum written out here), not its median; sampling mode is the decoder's."""
+    from taste.tokenizer.streams import parse_stream
+    from tokenizer_variants_dev import use_length_rule
+
+    model = _length_head_tokenizer(asr, bpe)
+    dec = model.decoder
+    with torch.no_grad():  # the same wide, skewed distribution at every BND: one count for every word
+        dec.length_mlp[-1].weight.zero_()
+        dec.length_mlp[-1].bias.copy_(torch.linspace(0.0, 3.0, dec.cfg.max_word_units))
+    hidden = torch.randn(3, dec.cfg.d_model)
+    probs = torch.softmax(dec.length_logits(hidden[0]).float(), -1).tolist()
+    if rule == "mean":
+        point = sum(c * p for c, p in enumerate(probs))
+    else:
+        point = float(np.exp(sum(np.log(c) * p for c, p in enumerate(probs) if c > 0)))
+    want = min(max(round(point), 1), dec.cfg.max_word_units - 1)
+    median = int(dec.choose_lengths(hidden, True, [])[0])
+    sampled = dec.choose_lengths(hidden, False, [torch.Generator().manual_seed(i) for i in range(3)])
+    assert want != median
+
+    def decode_counts() -> list[int]:
+        text = model.tokenize(["the cat sat"])
+        with torch.no_grad():
+            fused, mask = dec.condition(text.token_ids, text.word_index, text.n_words,
+                                        torch.randn(1, 3, model.cfg.aggregator.d_model))
+            stream = dec.generate(fused, mask, torch.zeros(1, dec.cfg.speaker_dim), seed=0)[0]
+        return parse_stream(stream, dec.cfg.n_units)[1]
+
+    assert decode_counts() == [median] * 3
+    use_length_rule(model, rule)
+    assert dec.choose_lengths(hidden, True, []).tolist() == [want] * 3
+    assert decode_counts() == [want] * 3
+    assert torch.equal(dec.choose_lengths(hidden, False, [torch.Generator().manual_seed(i) for i in range(3)]),
+                       sampled)
+
+
+def test_length_rule_refuses_a_decoder_without_the_head_and_unknown_rules(asr, bpe):
+    from tokenizer_variants_dev import use_length_rule
+
+    with pytest.raises(SystemExit, match="length head"):
+        use_length_rule(make_tokenizer(asr, bpe), "mean")
+    with pytest.raises(SystemExit, match="one of"):
+        use_length_rule(_length_head_tokenizer(asr, bpe), "mode")
