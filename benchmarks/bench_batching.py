@@ -72,14 +72,14 @@ def main() -> None:
     durations = [u.duration for u in utts]
     words = [float(len(u.text.split())) for u in utts]
     rate = params["units"]["rate_hz"]
-    s3_units = [min(d * rate, params["lm"]["s3_lm"].get("max_units", 400)) for d in durations]
+    s3_units = [min(d * rate, params["lm"]["s3_lm"]["max_units"]) for d in durations]
     report: dict[str, Any] = {"n_train": len(utts), "shares": {}, "step_time": {}}
     for name, section, lengths in [("units", params["units"], durations), ("vocoder", params["vocoder"], durations),
                                    ("asr", params["asr"], durations), ("tokenizer", params["tokenizer"], durations),
                                    ("s3_lm", params["lm"]["s3_lm"], s3_units),
                                    ("taslm", params["lm"]["taslm"], words)]:
         b = section["train"]["batch_size"]
-        report["shares"][name] = {"batch_size": b, "bucket_by_length": bool(section["train"].get("bucket_by_length")),
+        report["shares"][name] = {"batch_size": b, "bucket_by_length": bool(section["train"]["bucket_by_length"]),
                                   **shares(lengths, b, seed)}
         r = report["shares"][name]
         print(f"{name:>10}: real positions {r['random']:.3f} random, {r['bucketed']:.3f} bucketed "

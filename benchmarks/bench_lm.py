@@ -49,7 +49,7 @@ def trained_run(params: dict, n_prompts: int, target_words: int) -> list[dict]:
     for system in SYSTEMS:  # as the stage runs them: LM per prompt, unit decoding batched, vocoding per prompt
         drafts = [generate_continuation(system, pp, systems, s, target_words, max_units, i)
                   for i, pp in enumerate(prepared)]
-        decode_drafts(drafts, systems, 0, params["lm"]["continuation"].get("decode_batch", 16))
+        decode_drafts(drafts, systems, 0, params["lm"]["continuation"]["decode_batch"])
         records += [finish(d, systems)[0] for d in drafts]
     return records
 

@@ -98,7 +98,7 @@ def estimate_decodes(params: dict) -> int:
     sp, sets = params["swap"], params["data"]["swap_sets"]
     available = {"global_rate": int(sets["global_sentences"]), "global_pitch": int(sets["global_sentences"]),
                  "local": int(sets["local_pairs"])}
-    caps = sp.get("max_pairs")
+    caps = sp["max_pairs"]
     total = 0
     for name, n in available.items():
         cap = caps.get(name, 0) if isinstance(caps, dict) else caps

@@ -142,7 +142,7 @@ def main() -> None:
 
     # The swap stage's dev edited pairs: word j of a dev recording stretched / compressed (rate edits only).
     sp = params["swap"]
-    edit_settings = edit_settings_from_params(sp.get("edited"))
+    edit_settings = edit_settings_from_params(sp["edited"])
     bases = middle_word_bases(read_manifest(paths.prepared / "dev.jsonl"), edit_settings.dev_bases)
     utts, audio, kinds = make_edited_pairs(bases, lambda u: read_speech(str(root / u.audio_path), u.text),
                                            edit_settings)

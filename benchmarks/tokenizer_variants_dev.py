@@ -239,13 +239,13 @@ def main() -> None:
     sp = params["swap"]
     vocoder = UnitVocoder.from_pretrained(root / sp["vocoder_dir"])
     settings = settings_from_params(sp, model.cfg.unit_rate_hz)
-    edit_settings = edit_settings_from_params(sp.get("edited"))
+    edit_settings = edit_settings_from_params(sp["edited"])
     speakers = FeatureStore(paths.prepared / "speaker_embeddings.safetensors")
     bases = middle_word_bases(read_manifest(paths.prepared / "dev.jsonl"), edit_settings.dev_bases)
     pitch_cfg = pitch_config(params, mel_config(params))
     edited = measure_edited_set(swap_model, vocoder, bases, lambda u: read_speech(str(root / u.audio_path), u.text),
                                 edit_settings, settings, lambda uid: speakers.get(uid).float(), mel_config(params),
-                                pitch_cfg, slope_settings_from_params(sp.get("slope")), int(sp["bootstrap"]),
+                                pitch_cfg, slope_settings_from_params(sp["slope"]), int(sp["bootstrap"]),
                                 int(params["shared"]["seed"]))
     runs.mkdir(parents=True, exist_ok=True)
     (runs / "slope_edited_dev.json").write_text(json.dumps(edited.slope, indent=2, default=float))

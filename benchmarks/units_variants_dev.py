@@ -34,7 +34,7 @@ def main() -> None:
     u = params["units"]
     stride = params["shared"]["sample_rate"] // params["shared"]["features"]["hop_length"] // model.cfg.rate_hz
     pitch = pitch_information(ev["units"], dev_utts, load_pitch(params, "dev"), stride, model.cfg.codebook_size,
-                              PitchClasses(u.get("pitch_classes", 8), u.get("pitch_step_semitones", 3.0)))
+                              PitchClasses(u["pitch_classes"], u["pitch_step_semitones"]))
     keep = ("phone_purity", "pnmi", "usage_share", "perplexity", "per")
     out = {k: ev["metrics"].get(k) for k in keep} | pitch
     print(json.dumps({"name": args.name, "overrides": json.loads(args.overrides), "fit_s": round(fit_s),

@@ -56,7 +56,7 @@ out = stage_dir(params, "units")
 fig_dir = out / "figures"
 model_dir = Path(params["shared"]["paths"]["models"]) / "units"
 units_dir = Path(params["shared"]["paths"]["units"])
-backend = params["units"].get("backend", "trained")
+backend = params["units"]["backend"]
 vocab = load_phone_vocab(prepared_paths(params)["phones"])
 test_utts, test_feats = load_split(params, "test")
 params["units"], backend, vocab.n_phones, len(test_utts)
@@ -92,7 +92,7 @@ if len(history):
 # %%
 t0 = time.perf_counter()
 if backend == "trained":
-    counts = write_unit_streams(model, params, batch_size=params["units"].get("extract_batch_size", 32))
+    counts = write_unit_streams(model, params, batch_size=params["units"]["extract_batch_size"])
 else:
     counts = s3_unit_streams(params, model_dir)
 extract_s = time.perf_counter() - t0
@@ -119,8 +119,8 @@ test_metrics = evaluation["metrics"]
 test_metrics.update(pitch_information(evaluation["units"], test_utts, load_pitch(params, "test"),
                                       params["shared"]["sample_rate"] // params["shared"]["features"]["hop_length"]
                                       // rate_hz, codebook_size,
-                                      PitchClasses(params["units"].get("pitch_classes", 8),
-                                                   params["units"].get("pitch_step_semitones", 3.0))))
+                                      PitchClasses(params["units"]["pitch_classes"],
+                                                   params["units"]["pitch_step_semitones"])))
 pd.Series(test_metrics).to_frame("test")
 
 # %%

@@ -93,7 +93,7 @@ train_info
 
 # %%
 test_utts = read_manifest(prepared_paths(params)["root"] / "test.jsonl")
-subset = evaluation_subset(test_utts, v.get("eval_utterances", 60))
+subset = evaluation_subset(test_utts, v["eval_utterances"])
 t0 = time.perf_counter()
 systems = resynthesise(model, test_data, subset, mel_cfg, v["griffin_lim_iters"])
 synth_s = time.perf_counter() - t0
@@ -112,7 +112,7 @@ per_utt = judge_utterances_parallel([u.id for u in subset], [u.text for u in sub
 judge_s = time.perf_counter() - t0
 print(f"judged {len(per_utt)} rows in {judge_s:.0f} s")
 per_utt.to_csv(out / "resynthesis_per_utterance.csv", index=False)
-table = summarise_table(per_utt, n_boot=params["evaluation"].get("bootstrap", 1000), seed=params["shared"]["seed"])
+table = summarise_table(per_utt, n_boot=params["evaluation"]["bootstrap"], seed=params["shared"]["seed"])
 table.to_csv(out / "resynthesis_table.csv")
 table[["n", "wer", "dnsmos", "speaker_sim", "duration_ratio"]].round(3)
 
@@ -195,7 +195,7 @@ for name in rows:
                             "hi": round(float(table.loc[name, "wer_hi"]), 4)}  # utterance bootstrap of corpus WER
     rows[name].update(pitch_rows[name])
 # units row over the topline, paired over the same utterances (95% CI resamples utterances)
-ratio = paired_corpus_wer_ratio(per_utt, "units_vocoder", "mel_topline", n=params["evaluation"].get("bootstrap", 1000),
+ratio = paired_corpus_wer_ratio(per_utt, "units_vocoder", "mel_topline", n=params["evaluation"]["bootstrap"],
                                 seed=params["shared"]["seed"])
 wer_ratio = ratio["value"]
 metrics = {"resynthesis": rows, "units_wer_over_topline_wer": round(wer_ratio, 3),

@@ -68,7 +68,7 @@ stores = {s: FeatureStore(prepared / "features" / f"{s}.safetensors") for s in s
 
 # %%
 t0 = time.perf_counter()
-pretrained = params["asr"].get("pretrained_path")
+pretrained = params["asr"]["pretrained_path"]
 train_rows = splits["train"]
 if pretrained:
     model, tok = load_pretrained_whisper(pretrained)

@@ -64,7 +64,7 @@ seed, rate = params["shared"]["seed"], float(params["units"]["rate_hz"])
 seed_everything(seed)
 out = stage_dir(params, "tokenizer")
 paths = P.stage_paths(params)
-parallel = bool(tp.get("parallel_ablations", True))
+parallel = bool(tp["parallel_ablations"])
 set_threads(params["shared"]["threads"])
 timings = {}
 

@@ -155,7 +155,7 @@ if synthetic_skip is None:
         store = FeatureStore(prepared_dir / "pitch" / f"{name}.safetensors")
         tracks.update({u.id: store.get(u.id).numpy() for u in utts if u.id in store})
     truth = truth_table(pairs, {u.id: u for u in utts}, tracks, pitch_cfg.sample_rate / pitch_cfg.hop_length)
-    slope = slope_metrics(rows, pitch_rows, truth, plan, local_kinds, slope_settings_from_params(sp.get("slope")),
+    slope = slope_metrics(rows, pitch_rows, truth, plan, local_kinds, slope_settings_from_params(sp["slope"]),
                           int(sp["bootstrap"]), int(params["shared"]["seed"]))
     agreement = code_agreement(pairs, codes)
     slope_table = []
@@ -207,7 +207,7 @@ if synthetic_skip is None:
 # alignment), and this set is the stage's report.
 
 # %%
-edit_settings = edit_settings_from_params(sp.get("edited"))
+edit_settings = edit_settings_from_params(sp["edited"])
 edit_dir = out / "edited_audio"
 edit_dir.mkdir(parents=True, exist_ok=True)
 
@@ -218,7 +218,7 @@ def write_flac(name, wav, sr):
     return str(path)
 
 
-slope_settings = slope_settings_from_params(sp.get("slope"))
+slope_settings = slope_settings_from_params(sp["slope"])
 if synthetic_skip is None:
     edit_bases, speaker_of = base_utterances(utts, edit_settings.max_bases), lambda uid: speakers[uid]
 else:  # a real corpus: test recordings, word j = the middle word
@@ -257,7 +257,7 @@ pd.DataFrame({where: v["per_level"] for where, v in agreement_edited.items()},
 # and everything is measured exactly as for the test recordings above.
 
 # %%
-heldout_settings = heldout_settings_from_params(sp.get("heldout"))
+heldout_settings = heldout_settings_from_params(sp["heldout"])
 heldout_skip = heldout_skip_reason(params["data"]["source"], heldout_settings)
 edited_heldout = heldout = None
 if heldout_skip is None:

@@ -101,7 +101,7 @@ print(f"pocketsphinx LM: {len(lm_text)} train-split sentences ({n_removed} score
 # process runs torch on one thread while the pool is open, so the values are those of the sequential path
 # (JudgePool with workers=1) run at one thread; against a 2-thread run, float sums may differ in their last digits
 # (resemblyzer: ~1e-8). JudgeLeakError before any process starts.
-judge_settings = JudgeSettings(tuple(lm_text), tuple(scored), ev.get("utmos_checkpoint"))
+judge_settings = JudgeSettings(tuple(lm_text), tuple(scored), ev["utmos_checkpoint"])
 audio_cache: dict[str, np.ndarray] = {}
 
 

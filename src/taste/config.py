@@ -31,6 +31,23 @@ def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
     return params
 
 
+def complete_section(section: Any, settings_class: type, where: str) -> dict[str, Any]:
+    """A params.yaml section that must give every field of a settings dataclass -> a plain copy of it.
+
+    Raises ParamsError naming the section and the missing or unknown keys, so a dataclass default can never stand in
+    for a value params.yaml forgot (params.yaml is the one source of every number a stage uses)."""
+    import dataclasses
+
+    if not isinstance(section, dict):
+        raise ParamsError(f"params.yaml {where}: expected a mapping, got {type(section).__name__}")
+    fields = {f.name for f in dataclasses.fields(settings_class)}
+    missing, unknown = sorted(fields - set(section)), sorted(set(section) - fields)
+    if missing or unknown:
+        raise ParamsError(f"params.yaml {where}: " + "; ".join(
+            part for part in (f"missing {missing}" if missing else "", f"unknown {unknown}" if unknown else "") if part))
+    return dict(section)
+
+
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     """Return a new dict: `overlay` wins key by key, nested mappings are merged recursively."""
     merged = copy.deepcopy(base)

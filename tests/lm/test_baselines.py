@@ -115,7 +115,7 @@ def test_paper_profile_loads_local_llama(tmp_path, bpe, vocab, monkeypatch):
     (tmp_path / "raw" / "text_pool.txt").write_text("\n\n".join(SENTENCES) + "\n")
     params = {"shared": {"seed": 0, "paths": {"raw": str(tmp_path / "raw"), "models": str(tmp_path / "models"),
                                               "outputs": str(tmp_path / "outputs")}},
-              "lm": {"text_lm": {"pretrained_path": str(llama), "context": 8, "heldout_share": 0.25,
+              "lm": {"text_lm": {"pretrained_path": str(llama), "context": 8, "heldout_share": 0.25, "heldout_blocks": 200,
                                  "train": {"steps": 1}}}}
     run = pretrain_text_lm(params, progress=False)
     assert run.result is None and run.heldout_ppl > 1

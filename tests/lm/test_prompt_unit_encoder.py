@@ -48,11 +48,12 @@ def trained_models(tmp_path):
     return tmp_path / "models"
 
 
-@pytest.mark.parametrize("units_params", [{"backend": "trained", "s3_path": None}, {}])  # {}: backend defaults
-def test_trained_backend_gives_exactly_the_old_units(trained_models, units_params):
+def test_trained_backend_gives_exactly_the_old_units(trained_models):
     from taste.units.model import UnitTokenizer
 
-    encoder = prompt_unit_encoder(units_params, trained_models)
+    with pytest.raises(KeyError, match="backend"):  # params.yaml names the backend: no default stands in for it
+        prompt_unit_encoder({}, trained_models)
+    encoder = prompt_unit_encoder({"backend": "trained", "s3_path": None}, trained_models)
     assert isinstance(encoder, PromptUnitEncoder) and encoder.backend == "trained"
     old_model = UnitTokenizer.from_pretrained(trained_models / "units")  # what the three call sites loaded before
     for seed, seconds in [(0, 1.5), (1, 2.2), (2, 0.7)]:

@@ -1,5 +1,6 @@
 """Local pairs made from the speech itself: one word's span stretched or pitch-shifted, the rest untouched."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -93,8 +94,16 @@ def test_edited_pairs_are_local_pairs_on_the_changed_word():
 
 
 def test_settings_are_checked():
-    assert edit_settings_from_params({"stretch_factor": 2, "kinds": ["shift"], "max_bases": "4"}) == EditSettings(
-        stretch_factor=2.0, kinds=("shift",), max_bases=4)
+    from dataclasses import replace
+
+    from taste.config import ParamsError, load_params
+
+    section = load_params(Path(__file__).resolve().parents[2] / "params.yaml")["swap"]["edited"]
+    full = edit_settings_from_params(section)
+    assert edit_settings_from_params({**section, "stretch_factor": 2, "kinds": ["shift"], "max_bases": "4"}) == replace(
+        full, stretch_factor=2.0, kinds=("shift",), max_bases=4)
+    with pytest.raises(ParamsError, match=r"swap.edited: missing \['dev_bases'\]"):
+        edit_settings_from_params({k: v for k, v in section.items() if k != "dev_bases"})
     with pytest.raises(ValueError, match="unknown edit"):
         EditSettings(kinds=("reverse",))
     with pytest.raises(ValueError, match="empty"):

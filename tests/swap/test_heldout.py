@@ -111,7 +111,12 @@ def test_the_set_is_built_deterministically_at_the_test_voices(tmp_path):
 
 
 def test_settings_and_skip_reasons():
-    s = heldout_settings_from_params({"sentences": "x.txt", "max_bases": "3", "rate_wpm": [120, 130]})
+    from taste.config import ParamsError, load_params
+
+    section = load_params(Path(__file__).resolve().parents[2] / "params.yaml")["swap"]["heldout"]
+    s = heldout_settings_from_params({**section, "sentences": "x.txt", "max_bases": "3", "rate_wpm": [120, 130]})
+    with pytest.raises(ParamsError, match=r"swap.heldout: missing \['max_bases'\]"):
+        heldout_settings_from_params({k: v for k, v in section.items() if k != "max_bases"})
     assert (s.sentences, s.max_bases, s.rate_wpm) == ("x.txt", 3, (120, 130))
     assert heldout_skip_reason("synthetic", s) is None
     assert "data.source=librispeech" in heldout_skip_reason("librispeech", s)

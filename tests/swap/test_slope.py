@@ -1,5 +1,6 @@
 """The pooled-slope swap estimator against hand-computed references and the fake tokenizer."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -150,11 +151,20 @@ def test_code_agreement_per_level_and_side():
 
 
 def test_settings_from_params():
-    s = slope_settings_from_params({"min_truth_duration_s": 0.2, "offsets": [-2, 0, 2]})
+    """params.yaml's swap.slope gives every field; a missing or unknown key is refused by name (no dataclass default
+    stands in for params.yaml)."""
+    from taste.config import ParamsError, load_params
+
+    section = load_params(Path(__file__).resolve().parents[2] / "params.yaml")["swap"]["slope"]
+    s = slope_settings_from_params({**section, "min_truth_duration_s": 0.2, "offsets": [-2, 0, 2]})
     assert s.min_truth_duration_s == 0.2 and s.offsets == (-2, 0, 2)
-    assert slope_settings_from_params(None) == SlopeSettings()
-    with pytest.raises(TypeError):
-        slope_settings_from_params({"min_truth": 1})
+    assert slope_settings_from_params(section).offsets == tuple(section["offsets"])
+    with pytest.raises(ParamsError, match=r"swap.slope: missing \['min_truth_duration_s'\]"):
+        slope_settings_from_params({k: v for k, v in section.items() if k != "min_truth_duration_s"})
+    with pytest.raises(ParamsError, match=r"unknown \['min_truth'\]"):
+        slope_settings_from_params({**section, "min_truth": 1})
+    with pytest.raises(ParamsError, match="expected a mapping"):
+        slope_settings_from_params(None)
 
 
 def test_local_slope_frame_and_figure(tmp_path):

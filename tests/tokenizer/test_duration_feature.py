@@ -75,8 +75,9 @@ def test_params_switch_reaches_the_config(asr):
     for feature in ("none", "attention_width", "frame_count"):
         params["tokenizer"]["duration_feature"] = feature
         assert config_from_params(params, asr.config).aggregator.duration_feature == feature
-    del params["tokenizer"]["duration_feature"]  # params from before the switch
-    assert config_from_params(params, asr.config).aggregator.duration_feature == "none"
+    del params["tokenizer"]["duration_feature"]  # params.yaml is the one source: no default stands in for it
+    with pytest.raises(KeyError, match="duration_feature"):
+        config_from_params(params, asr.config)
 
 
 def test_feature_shape_and_zero_start(asr, bpe, mel):

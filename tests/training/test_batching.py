@@ -2,6 +2,7 @@
 draws whole, and an exact resume."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,11 +126,30 @@ def test_bucketed_run_resumes_to_identical_weights(tmp_path):
     assert state["config"]["bucket_by_length"] is True
 
 
-def test_train_config_reads_the_switch():
-    params = {"shared": {"seed": 3}}
+def test_train_config_reads_the_switch_and_the_shared_cadence():
+    params = {"shared": {"seed": 3, "mixed_precision": "no", "checkpoint_every": 7, "log_every": 3}}
     block = {"steps": 5, "batch_size": 2, "lr": 0.1, "warmup_steps": 0}
-    assert train_config({"train": block}, params).bucket_by_length is False
-    assert train_config({"train": {**block, "bucket_by_length": True}}, params).bucket_by_length is True
+    assert train_config({"train": {**block, "bucket_by_length": False}}, params).bucket_by_length is False
+    cfg = train_config({"train": {**block, "bucket_by_length": True}}, params)
+    assert cfg.bucket_by_length is True and (cfg.checkpoint_every, cfg.log_every, cfg.seed) == (7, 3, 3)
+    with pytest.raises(KeyError, match="bucket_by_length"):  # params.yaml gives it: no default stands in
+        train_config({"train": block}, params)
+
+
+def test_every_train_block_of_params_yaml_gives_every_key():
+    """The stages' train blocks and the shared cadence in params.yaml (and after each profile) make a TrainConfig."""
+    import yaml
+
+    from taste.config import deep_merge, load_params
+
+    repo = Path(__file__).resolve().parents[2]
+    base = load_params(repo / "params.yaml")
+    for profile in [None, *sorted((repo / "profiles").glob("*.yaml"))]:
+        params = base if profile is None else deep_merge(base, yaml.safe_load(profile.read_text()))
+        tokenizer = {"train": {**params["tokenizer"]["train"], "steps": 1}}  # its sub-stages give the steps
+        for section in (params["units"], params["vocoder"], params["asr"], tokenizer,
+                        params["lm"]["text_lm"], params["lm"]["taslm"], params["lm"]["s3_lm"]):
+            assert train_config(section, params).steps > 0
 
 
 def test_runs_saved_before_the_switch_existed_keep_their_identity(tmp_path):

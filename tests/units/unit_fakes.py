@@ -85,7 +85,10 @@ def write_fake_prepared(root, n_per_split=None, seed: int = 0) -> dict:
         feats_all.update(feats)
     save_tensor_map(root / "speaker_embeddings.safetensors", speakers)
     (root / "phones.json").write_text(json.dumps(["_"] + list(PHONES)))
-    return {
+    from taste.config import REPO_ROOT, deep_merge, load_params
+
+    # params.yaml with tiny models over it: every key the stages read comes from the real file (no default stands in)
+    return deep_merge(load_params(REPO_ROOT / "params.yaml"), {
         "shared": {"seed": 0, "sample_rate": 16000, "threads": 1, "mixed_precision": "no",
                    "features": {"n_fft": 400, "hop_length": 160, "n_mels": 80, "f_min": 0, "f_max": 8000},
                    "paths": {"prepared": str(root), "units": str(root / "units"), "models": str(root / "models"),
@@ -93,8 +96,9 @@ def write_fake_prepared(root, n_per_split=None, seed: int = 0) -> dict:
         "units": {"rate_hz": 25, "codebook_size": 16, "d_model": 32, "encoder_layers": 1, "head_layers": 1,
                   "n_heads": 2, "commitment_weight": 0.25, "frame_phone_weight": 0.5,
                   "frame_pitch_weight": 0.5,
-                  "train": {"steps": 30, "batch_size": 4, "lr": 0.003, "warmup_steps": 3}},
+                  "train": {"steps": 30, "batch_size": 4, "lr": 0.003, "warmup_steps": 3, "bucket_by_length": False}},
         "vocoder": {"d_model": 32, "layers": 1, "n_heads": 2, "conv_layers": 1, "griffin_lim_iters": 4,
-                    "eval_utterances": 3, "train": {"steps": 30, "batch_size": 4, "lr": 0.003, "warmup_steps": 3}},
+                    "eval_utterances": 3,
+                    "train": {"steps": 30, "batch_size": 4, "lr": 0.003, "warmup_steps": 3, "bucket_by_length": False}},
         "evaluation": {"bootstrap": 20},
-    }
+    })

@@ -30,7 +30,7 @@ def config_from_params(params: dict) -> tuple[AsrConfig, TrainConfig]:
         encoder_layers=int(a["encoder_layers"]), decoder_layers=int(a["decoder_layers"]),
         n_heads=int(a["n_heads"]), ffn_dim=int(a["ffn_dim"]),
         max_seconds=float(params["data"]["speech"]["max_seconds"]),
-        max_target_positions=int(a.get("max_target_positions", 128)),
+        max_target_positions=int(a["max_target_positions"]),
     )
     train_cfg = train_config(params["asr"], params)
     return cfg, train_cfg

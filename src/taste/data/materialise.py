@@ -209,7 +209,7 @@ def materialise_synthetic(params: dict, out_dir: Path) -> dict:
     train_spk, test_spk = corpus.make_speakers(seed, sp["n_train_speakers"], sp["n_test_speakers"], tuple(sp["pitch"]))
     cfg = SynthSettings(str(out_dir), sr, float(sp["dither"]), float(sp["max_seconds"]), seed)
     registry: dict[str, Story] = {}
-    synth = _Synthesiser(cfg, int(data.get("workers", 1)))
+    synth = _Synthesiser(cfg, int(data["workers"]))
     splits, dropped, split_stories = {}, {}, {}
     targets = _split_targets(sp, sw, train_spk, test_spk)
     try:
@@ -223,7 +223,7 @@ def materialise_synthetic(params: dict, out_dir: Path) -> dict:
     write_manifest(out_dir / "manifest.jsonl", [u for split in SPLIT_ORDER for u in splits[split]])
     n_pool_stories, n_pool_sentences, pool_vocab = _write_text_pool(out_dir / "text_pool.txt", seed, text)
     heldout = [generate_story(seed, "heldout", i, tuple(text["sentences_per_story"]), text["min_words"],
-                              text["max_words"]) for i in range(int(text.get("heldout_stories", 0)))]
+                              text["max_words"]) for i in range(int(text["heldout_stories"]))]
     _write_stories(out_dir / "stories.jsonl", registry, split_stories, heldout)
     info = {
         "source": "synthetic", "seed": seed, "sample_rate": sr,

@@ -247,7 +247,7 @@ def prepare(params: dict, raw_dir: Path, out_dir: Path, *, root: Path = Path("."
     align_rejections: list[Rejection] = []
     timer = ForcedTimer([u.text for u in utts if not u.words and u.text.strip()])
     encoder = None
-    if embed_speakers and params["prepare"].get("speaker_embedding", "resemblyzer") == "resemblyzer":
+    if embed_speakers and params["prepare"]["speaker_embedding"] == "resemblyzer":
         encoder = conditioning_encoder(params)
     kept = _PreparedSplits(mel_cfg, pitch_config(params, mel_cfg), encoder)
     for utt, wav, source in tqdm(stream, total=len(utts), desc="prepare", mininterval=10, disable=not progress):

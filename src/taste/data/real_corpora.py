@@ -109,7 +109,7 @@ def assign_splits(utts: list[Utterance], seed: int, n_test_speakers: int, dev_ut
 def materialise_real(params: dict, out_dir: Path) -> dict:
     """Index a real corpus (data.root) into out_dir/manifest.jsonl; audio stays where it is."""
     data = params["data"]
-    if not data.get("root"):
+    if not data["root"]:
         raise FileNotFoundError(f"data.source is {data['source']!r} but data.root is not set (params.yaml)")
     root = Path(data["root"])
     if not root.is_dir():

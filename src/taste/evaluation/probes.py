@@ -232,7 +232,8 @@ def _load_s3(paths: ModelPaths, bpe, vocab, mel_fn) -> UnitScorer:
     from taste.lm.s3_lm import S3UnitLM
 
     s3_lm = S3UnitLM.from_pretrained(paths.s3_lm)
-    encoder = prompt_unit_encoder(paths.unit_backend or {}, Path(paths.units).parent, SAMPLE_RATE, unit_dir=paths.units)
+    backend = paths.unit_backend or {"backend": "trained", "s3_path": None}  # no units section: the trained tokenizer
+    encoder = prompt_unit_encoder(backend, Path(paths.units).parent, SAMPLE_RATE, unit_dir=paths.units)
     return s3_scorer(s3_lm, encoder, bpe, vocab, mel_fn)
 
 

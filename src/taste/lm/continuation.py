@@ -136,7 +136,7 @@ def prompt_unit_encoder(units_params: dict[str, Any], models: str | Path, sample
     - backend "trained" (the default): `UnitTokenizer.from_pretrained(models / "units")` (or `unit_dir`);
     - backend "s3_pretrained": the local S3 tokenizer `load_s3_tokenizer(units.s3_path, units.s3_name)`.
     An unknown backend -> UnitBackendError; a missing tokenizer -> FileNotFoundError naming the path."""
-    backend = units_params.get("backend", "trained")
+    backend = units_params["backend"]
     if backend == "trained":
         from taste.units.model import UnitTokenizer
 
@@ -148,13 +148,13 @@ def prompt_unit_encoder(units_params: dict[str, Any], models: str | Path, sample
     if backend == "s3_pretrained":
         from taste.units.s3_pretrained import load_s3_tokenizer
 
-        if not units_params.get("s3_path"):
+        if not units_params["s3_path"]:
             raise FileNotFoundError("units.backend is s3_pretrained but units.s3_path is not set (a local .onnx file)")
         path = Path(units_params["s3_path"])
         if not path.is_file():
             raise FileNotFoundError(f"{path}: S3 tokenizer weights not found (units.s3_path; units.backend is "
                                     f"s3_pretrained)")
-        model = load_s3_tokenizer(path, units_params.get("s3_name", "speech_tokenizer_v1_25hz"))
+        model = load_s3_tokenizer(path, units_params["s3_name"])
         return PromptUnitEncoder("s3_pretrained", model, str(path), sample_rate)
     raise UnitBackendError(f"units.backend {backend!r} is not one of {', '.join(UNIT_BACKENDS)}")
 

@@ -74,7 +74,7 @@ def load_lm_tokenizer(params: dict[str, Any]):
 
     from taste.asr.bpe import load_bpe
 
-    pretrained = params["lm"]["text_lm"].get("pretrained_path")
+    pretrained = params["lm"]["text_lm"]["pretrained_path"]
     if pretrained:
         path = Path(pretrained) / TOKENIZER_FILE
         if not path.is_file():
@@ -105,12 +105,12 @@ def pretrain_text_lm(params: dict[str, Any], progress: bool = True) -> TextLMRun
     vocab = tl.LMVocab.for_tokenizer(tok)
     t = params["lm"]["text_lm"]
     stories = tl.read_text_pool(Path(params["shared"]["paths"]["raw"]) / "text_pool.txt")
-    train_stories, held = tl.split_stories(stories, t.get("heldout_share", 0.02), params["shared"]["seed"])
+    train_stories, held = tl.split_stories(stories, t["heldout_share"], params["shared"]["seed"])
     held_ds = tl.PackedTextDataset(tok, held, vocab, t["context"])
     out = text_lm_dir(params)
     result = None
     out.mkdir(parents=True, exist_ok=True)
-    if t.get("pretrained_path"):
+    if t["pretrained_path"]:
         model = tl.load_pretrained_llama(t["pretrained_path"])
         (out / PRETRAINED_FILE).write_text(str(t["pretrained_path"]))  # not copied: gigabytes, already local
     else:
@@ -127,7 +127,7 @@ def pretrain_text_lm(params: dict[str, Any], progress: bool = True) -> TextLMRun
         tl.save_text_lm(model, out)
     tok.save(str(out / TOKENIZER_FILE))
     (out / VOCAB_FILE).write_text(json.dumps(asdict(vocab)))
-    ppl = tl.perplexity(model, held_ds, max_blocks=t.get("heldout_blocks", 200))
+    ppl = tl.perplexity(model, held_ds, max_blocks=t["heldout_blocks"])
     return TextLMRun(model, tok, vocab, result, ppl, held_ds.n_tokens)
 
 
@@ -232,7 +232,7 @@ def s3_data(params: dict[str, Any], split: str, tok, vocab: tl.LMVocab) -> S3Dat
     utts = read_manifest(Path(params["shared"]["paths"]["prepared"]) / f"{split}.jsonl")
     units = load_code_table(Path(params["shared"]["paths"]["units"]) / f"{split}.safetensors")
     return S3Dataset(utts, units, tok, vocab, params["units"]["codebook_size"],
-                     max_len=params["lm"]["s3_lm"].get("max_units", 400))
+                     max_len=params["lm"]["s3_lm"]["max_units"])
 
 
 def train_s3_lm(params: dict[str, Any], base_lm, tok, vocab: tl.LMVocab, progress: bool = True

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from taste.config import complete_section
 from taste.data.records import PairInfo, Utterance
 from taste.tokenizer.augment import EDIT_KINDS, EditedSpan, edited_utterance, span_edit
 
@@ -119,17 +120,14 @@ def pitch_tracks_of(audio: Mapping[str, np.ndarray], pitch_cfg) -> dict[str, np.
     return {uid: done[id(w)] for uid, w in audio.items()}
 
 
-def edit_settings_from_params(edit_params: Mapping | None) -> EditSettings:
-    """params.yaml's `swap.edited` (a plain dict, read by the entry point) -> EditSettings."""
-    p = dict(edit_params or {})
-    if "kinds" in p:
-        p["kinds"] = tuple(p["kinds"])
+def edit_settings_from_params(edit_params: Mapping) -> EditSettings:
+    """params.yaml's `swap.edited` (a plain dict, read by the entry point; every field given) -> EditSettings."""
+    p = complete_section(edit_params, EditSettings, "swap.edited")
+    p["kinds"] = tuple(p["kinds"])
     for k in ("stretch_factor", "shift_semitones", "crossfade_s"):
-        if k in p:
-            p[k] = float(p[k])
+        p[k] = float(p[k])
     for k in ("max_bases", "dev_bases"):
-        if k in p:
-            p[k] = int(p[k])
+        p[k] = int(p[k])
     return EditSettings(**p)
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from taste.config import complete_section
 from taste.data import corpus
 from taste.data.corpus import Speaker, UttJob
 from taste.data.materialise import SynthSettings, synthesise_group
@@ -63,14 +64,12 @@ class HeldoutSettings:
             raise ValueError(f"swap.heldout.rate_wpm must be [lo, hi] with 0 < lo <= hi, got {self.rate_wpm}")
 
 
-def heldout_settings_from_params(p: Mapping | None) -> HeldoutSettings:
-    """params.yaml's `swap.heldout` (a plain dict) -> HeldoutSettings."""
-    p = dict(p or {})
-    if "rate_wpm" in p:
-        p["rate_wpm"] = tuple(int(r) for r in p["rate_wpm"])
+def heldout_settings_from_params(heldout_params: Mapping) -> HeldoutSettings:
+    """params.yaml's `swap.heldout` (a plain dict; every field given) -> HeldoutSettings."""
+    p = complete_section(heldout_params, HeldoutSettings, "swap.heldout")
+    p["rate_wpm"] = tuple(int(r) for r in p["rate_wpm"])
     for k in ("max_bases", "min_words", "max_words"):
-        if k in p:
-            p[k] = int(p[k])
+        p[k] = int(p[k])
     return HeldoutSettings(**p)
 
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from taste.config import complete_section
 from taste.data.records import Utterance
 from taste.swap.jobs import SwapJob, SwapPair
 
@@ -303,11 +304,10 @@ def code_agreement(pairs: Sequence[SwapPair], codes: Mapping[str, "np.ndarray"])
     return out
 
 
-def slope_settings_from_params(slope_params: Mapping | None) -> SlopeSettings:
-    """params.yaml's `swap.slope` (a plain dict, read by the entry point) -> SlopeSettings."""
-    p = dict(slope_params or {})
-    if "offsets" in p:
-        p["offsets"] = tuple(int(k) for k in p["offsets"])
+def slope_settings_from_params(slope_params: Mapping) -> SlopeSettings:
+    """params.yaml's `swap.slope` (a plain dict, read by the entry point; every field given) -> SlopeSettings."""
+    p = complete_section(slope_params, SlopeSettings, "swap.slope")
+    p["offsets"] = tuple(int(k) for k in p["offsets"])
     return SlopeSettings(**{k: (v if k == "offsets" else float(v)) for k, v in p.items()})
 
 

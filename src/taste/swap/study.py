@@ -203,12 +203,11 @@ def _max_pairs(value: Any) -> int | dict[str, int | None] | None:
 
 
 def settings_from_params(swap_params: Mapping[str, Any], rate_hz: float) -> SwapSettings:
-    """params.yaml's `swap:` section (a plain dict, read by the entry point) -> SwapSettings."""
+    """params.yaml's `swap:` section (a plain dict, read by the entry point) -> SwapSettings (every key from
+    params.yaml: no default here)."""
     p = swap_params
-    return SwapSettings(seeds=tuple(int(s) for s in p.get("seeds", (0,))),
-                        spans=tuple(p.get("spans", SPAN_RULES)), mismatch_span=p.get("mismatch_span", "first_third"),
-                        batch_size=int(p.get("batch_size", 64)),
-                        max_pairs=_max_pairs(p.get("max_pairs")),
-                        min_contrast_s=float(p.get("min_contrast_s", 0.04)),
-                        min_contrast_hz=float(p.get("min_contrast_hz", 5.0)),
-                        audio_pairs=_max_pairs(p.get("audio_pairs", 3)) or 0, rate_hz=float(rate_hz))
+    return SwapSettings(seeds=tuple(int(s) for s in p["seeds"]), spans=tuple(p["spans"]),
+                        mismatch_span=p["mismatch_span"], batch_size=int(p["batch_size"]),
+                        max_pairs=_max_pairs(p["max_pairs"]), min_contrast_s=float(p["min_contrast_s"]),
+                        min_contrast_hz=float(p["min_contrast_hz"]), audio_pairs=_max_pairs(p["audio_pairs"]) or 0,
+                        rate_hz=float(rate_hz))

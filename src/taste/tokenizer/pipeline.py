@@ -54,7 +54,7 @@ def other_mode(params: dict[str, Any]) -> str:
 
 def other_duration_feature(params: dict[str, Any]) -> str:
     """The ablation row's duration feature: none when the main model has one, attention_width when it has none."""
-    return "none" if params["tokenizer"].get("duration_feature", "none") != "none" else "attention_width"
+    return "none" if params["tokenizer"]["duration_feature"] != "none" else "attention_width"
 
 
 def build_model(params: dict[str, Any], paths: StagePaths, *, conditioning: str | None = None,

@@ -113,12 +113,13 @@ class TrainConfig:
 
 
 def train_config(section: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
-    """TrainConfig from a stage's `train:` block plus the shared seed / mixed precision."""
-    t = section["train"]
-    return TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], warmup_steps=t["warmup_steps"],
-                       checkpoint_every=t.get("checkpoint_every", 200), log_every=t.get("log_every", 20),
-                       seed=params["shared"]["seed"], mixed_precision=params["shared"].get("mixed_precision", "no"),
-                       bucket_by_length=bool(t.get("bucket_by_length", False)))
+    """TrainConfig from a stage's `train:` block plus the shared seed, mixed precision and checkpoint / log cadence
+    (every value from params.yaml: no default here)."""
+    t, shared = section["train"], params["shared"]
+    return TrainConfig(steps=int(t["steps"]), batch_size=int(t["batch_size"]), lr=float(t["lr"]),
+                       warmup_steps=int(t["warmup_steps"]), checkpoint_every=int(shared["checkpoint_every"]),
+                       log_every=int(shared["log_every"]), seed=int(shared["seed"]),
+                       mixed_precision=str(shared["mixed_precision"]), bucket_by_length=bool(t["bucket_by_length"]))
 
 
 def model_config(model: torch.nn.Module):

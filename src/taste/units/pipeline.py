@@ -32,10 +32,10 @@ def unit_config(params: dict[str, Any], n_phones: int) -> UnitTokenizerConfig:
         n_mels=feats["n_mels"], frame_rate_hz=params["shared"]["sample_rate"] // feats["hop_length"],
         rate_hz=u["rate_hz"], d_model=u["d_model"], encoder_layers=u["encoder_layers"], head_layers=u["head_layers"],
         n_heads=u["n_heads"], codebook_size=u["codebook_size"], commitment_weight=u["commitment_weight"],
-        ema_decay=u.get("ema_decay", 0.95), dead_code_threshold=u.get("dead_code_threshold", 2.0),
-        inter_ctc_weight=u.get("inter_ctc_weight", 0.3), frame_phone_weight=u["frame_phone_weight"], n_phones=n_phones,
-        frame_pitch_weight=u.get("frame_pitch_weight", 0.0), pitch_classes=u.get("pitch_classes", 8),
-        pitch_step_semitones=u.get("pitch_step_semitones", 3.0))
+        ema_decay=u["ema_decay"], dead_code_threshold=u["dead_code_threshold"],
+        inter_ctc_weight=u["inter_ctc_weight"], frame_phone_weight=u["frame_phone_weight"], n_phones=n_phones,
+        frame_pitch_weight=u["frame_pitch_weight"], pitch_classes=u["pitch_classes"],
+        pitch_step_semitones=u["pitch_step_semitones"])
 
 
 def pitch_dataset_args(cfg: UnitTokenizerConfig, params: dict[str, Any], split: str, utts) -> dict[str, Any]:
@@ -124,9 +124,9 @@ def s3_unit_streams(params: dict[str, Any], model_dir: str | Path, splits=SPLITS
     from taste.units.s3_pretrained import describe_s3_tokenizer, load_s3_tokenizer, s3_units
 
     u = params["units"]
-    if not u.get("s3_path"):
+    if not u["s3_path"]:
         raise FileNotFoundError("units.backend is s3_pretrained but units.s3_path is not set (a local .onnx file)")
-    name = u.get("s3_name", "speech_tokenizer_v1_25hz")
+    name = u["s3_name"]
     model = load_s3_tokenizer(u["s3_path"], name)
     record = describe_s3_tokenizer(model, u["s3_path"], name)
     wanted = int(u["codebook_size"]), int(u["rate_hz"])

@@ -32,9 +32,9 @@ def vocoder_config(params: dict[str, Any], n_units: int, unit_rate_hz: int) -> V
     return VocoderConfig(n_units=n_units, unit_rate_hz=unit_rate_hz,
                          frame_rate_hz=params["shared"]["sample_rate"] // feats["hop_length"], n_mels=feats["n_mels"],
                          d_model=v["d_model"], layers=v["layers"], n_heads=v["n_heads"],
-                         conv_layers=v.get("conv_layers", 2), griffin_lim_iters=v["griffin_lim_iters"],
-                         synthesis=v.get("synthesis", "source_filter"), f0_ref_hz=float(v.get("f0_ref_hz", 150.0)),
-                         noise_level=float(v.get("noise_level", 0.03)))
+                         conv_layers=v["conv_layers"], griffin_lim_iters=v["griffin_lim_iters"],
+                         synthesis=v["synthesis"], f0_ref_hz=float(v["f0_ref_hz"]),
+                         noise_level=float(v["noise_level"]))
 
 
 def unit_dataset(params: dict[str, Any], split: str) -> UnitMelDataset:
@@ -52,7 +52,7 @@ def train_vocoder(params: dict[str, Any], model_dir: Path, n_units: int, unit_ra
     cfg, tcfg = vocoder_config(params, n_units, unit_rate_hz), train_config(params["vocoder"], params)
     data = unit_dataset(params, "train")
     model = UnitVocoder(cfg)
-    pitch_weight = float(params["vocoder"].get("pitch_weight", 1.0))
+    pitch_weight = float(params["vocoder"]["pitch_weight"])
     fingerprint = {"model": cfg, "pitch_weight": pitch_weight, "n": len(data), "data": dataset_digest(data),
                    "code": code_digest()}
     run_dir = fresh_run_dir(Path(model_dir) / "training", tcfg, fingerprint)
