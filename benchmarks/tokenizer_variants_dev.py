@@ -4,7 +4,7 @@ tokenizer settings of params.yaml are chosen (issue 13: `tokenizer.duration_feat
     python benchmarks/tokenizer_variants_dev.py NAME '{"duration_feature": "attention_width"}' [--root .] [--threads 2]
 
 The JSON overrides keys of params.yaml's `tokenizer` section (`train` overrides tokenizer.train, `rvq` / `decoder`
-are merged key by key). Two keys are the script's own:
+are merged key by key). Keys starting with "_" are the script's own:
   "_pretrained": "DIR"       measure this saved TasteTokenizer as it is (no training), e.g. the stage's baseline;
                              a no-VQ model is measured on its continuous word vectors (see ContinuousVectors), which
                              separates what the quantiser loses from what the aggregator and decoder never carried;
