@@ -1,5 +1,6 @@
 """Text LM pretraining pieces, the S3-unit LM baseline and the cascade's text continuation."""
 
+import copy
 import math
 
 import pytest
@@ -80,6 +81,33 @@ def test_s3_overfit_and_round_trip(utts, bpe, vocab, tiny_lm, tmp_path):
     with torch.no_grad():
         a, b = model(batch["unit_ids"], batch["text_ids"])[0], loaded(batch["unit_ids"], batch["text_ids"])[0]
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_s3_lora_saves_adapters_and_loads_over_its_base(utts, bpe, vocab, tmp_path):
+    from safetensors import safe_open
+
+    from taste.training.saved_model import SavedModelError
+
+    torch.manual_seed(0)
+    base = text_lm.build_text_lm(text_lm.debug_config(vocab.size), vocab)
+    model = S3UnitLM(text_lm.apply_lora(copy.deepcopy(base), r=4, alpha=8), S3LMConfig(n_units=16, lora_r=4, lora_alpha=8))
+    ds = S3Dataset(utts, fake_units(utts), bpe, vocab, n_units=16)
+    batch = collate_s3([ds[i] for i in range(4)], vocab.pad, 16)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(5):
+        loss, _ = s3_loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval().save_pretrained(tmp_path / "s3")
+    keys = set(safe_open(str(tmp_path / "s3/model.safetensors"), "pt").keys())
+    assert {"unit_embedding.weight", "unit_head.weight"} <= keys and all(not k.startswith("lm.") or "lora_" in k for k in keys)
+    loaded = S3UnitLM.from_pretrained(tmp_path / "s3", base_lm=base)
+    with torch.no_grad():
+        a, b = model(batch["unit_ids"], batch["text_ids"])[0], loaded(batch["unit_ids"], batch["text_ids"])[0]
+    assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(SavedModelError, match="base_lm"):
+        S3UnitLM.from_pretrained(tmp_path / "s3")
 
 
 @pytest.mark.parametrize("max_units", [5, 30])

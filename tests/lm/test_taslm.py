@@ -5,11 +5,13 @@ import math
 import pytest
 import torch
 from fakes import word_ids
+from safetensors import safe_open
 
 from taste.lm import taslm as T
 from taste.lm import text_lm
 from taste.lm.data import TASLMDataset, build_taslm_example, collate_taslm
 from taste.lm.generate import Sampling, generate_taslm
+from taste.training.saved_model import SavedModelError
 
 
 def make(tiny_lm, variant, **kw):
@@ -135,10 +137,22 @@ def test_lora_path(tmp_path, vocab, batch):
     _, logs = T.taslm_loss(model, batch)
     assert logs["text_kl"] > 0  # adapters moved the model away from the frozen base
     model.save_pretrained(tmp_path / "taslm")
-    loaded = T.TASLM.from_pretrained(tmp_path / "taslm")
+    # The weights file holds the adapters and TASLM's own layers, not the frozen base LM.
+    saved = set(safe_open(str(tmp_path / "taslm/model.safetensors"), "pt").keys())
+    assert saved and all(not k.startswith("lm.") or "lora_" in k for k in saved)
+    assert any("lora_" in k for k in saved) and "fusion" in saved and any(k.startswith("code_heads.") for k in saved)
+    fresh_base = text_lm.load_pretrained_llama(tmp_path / "llama")  # the base as a later session loads it
+    loaded = T.TASLM.from_pretrained(tmp_path / "taslm", base_lm=fresh_base)
     args = (batch["input_ids"], batch["taste_vectors"], batch["has_taste"], batch["attention_mask"])
     with torch.no_grad():
         assert torch.allclose(model.eval()(*args).text_logits, loaded(*args).text_logits, atol=1e-5)
+        assert torch.allclose(model.code_logits(model(*args).hidden), loaded.code_logits(loaded(*args).hidden),
+                              atol=1e-5)
+    with pytest.raises(SavedModelError, match="LoRA adapters only.*base_lm"):
+        T.TASLM.from_pretrained(tmp_path / "taslm")
+    other = text_lm.build_text_lm(text_lm.debug_config(vocab.size), vocab)  # same shape, other weights
+    with pytest.raises(SavedModelError, match="not the one"):
+        T.TASLM.from_pretrained(tmp_path / "taslm", base_lm=other)
 
 
 def test_load_pretrained_llama_missing(tmp_path):

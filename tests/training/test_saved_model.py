@@ -90,3 +90,29 @@ def test_weights_of_another_config_are_refused(tmp_path):
 
 def test_the_default_error_is_a_value_error():
     assert issubclass(SavedModel.load_error, ValueError) and SavedModel.load_error is SavedModelError
+
+
+class HeadOnly(Tiny):
+    """A model whose weights file holds its head only; the embedding comes from the caller (like LoRA adapters over a
+    base LM saved elsewhere)."""
+
+    def saved_keys(self):
+        return {"head.weight"}
+
+    @classmethod
+    def from_payload(cls, payload: dict, directory, embed: nn.Embedding | None = None) -> "HeadOnly":
+        model = cls(TinyConfig(**payload))
+        model.embed.load_state_dict(embed.state_dict())
+        return model
+
+
+def test_a_partial_state_saves_its_keys_and_loads_over_parts_given(tmp_path):
+    torch.manual_seed(0)
+    model = HeadOnly(TinyConfig(dim=4))
+    model.save_pretrained(tmp_path / "m")
+    assert set(load_file(str(tmp_path / "m" / WEIGHTS_FILE))) == {"head.weight"}
+    loaded = HeadOnly.from_pretrained(tmp_path / "m", embed=model.embed)
+    assert torch.equal(loaded.head.weight, model.head.weight) and torch.equal(loaded.embed.weight, model.embed.weight)
+    Tiny(TinyConfig(dim=4)).save_pretrained(tmp_path / "whole")  # a whole state where the head alone is expected
+    with pytest.raises(TinyError, match=f"{WEIGHTS_FILE}.*do not match.*unexpected"):
+        HeadOnly.from_pretrained(tmp_path / "whole", embed=model.embed)

@@ -212,9 +212,9 @@ def load_system_scorers(paths: ModelPaths, mel_fn: Callable[[np.ndarray], Tensor
         return {}, {s: f"text LM: {type(err).__name__}: {err}" for s in systems}
     loaders: dict[str, Callable[[], LikelihoodScorer]] = {
         "cascade": lambda: cascade_scorer(text_lm, bpe, vocab),
-        "s3_lm": lambda: _load_s3(paths, bpe, vocab, mel_fn),
-        "taslm_token": lambda: _load_taslm(paths, "token", bpe, vocab, word_ids, mel_fn),
-        "taslm_embed": lambda: _load_taslm(paths, "embed", bpe, vocab, word_ids, mel_fn),
+        "s3_lm": lambda: _load_s3(paths, text_lm, bpe, vocab, mel_fn),
+        "taslm_token": lambda: _load_taslm(paths, "token", text_lm, bpe, vocab, word_ids, mel_fn),
+        "taslm_embed": lambda: _load_taslm(paths, "embed", text_lm, bpe, vocab, word_ids, mel_fn),
     }
     scorers, missing = {}, {}
     for system in systems:
@@ -225,23 +225,23 @@ def load_system_scorers(paths: ModelPaths, mel_fn: Callable[[np.ndarray], Tensor
     return scorers, missing
 
 
-def _load_s3(paths: ModelPaths, bpe, vocab, mel_fn) -> UnitScorer:
+def _load_s3(paths: ModelPaths, text_lm, bpe, vocab, mel_fn) -> UnitScorer:
     """The S3-unit LM's scorer; its units come from the configured unit backend (paths.unit_backend, the params' units
     section): the trained tokenizer at paths.units, or CosyVoice's S3 tokenizer from units.s3_path."""
     from taste.lm.continuation import prompt_unit_encoder
     from taste.lm.s3_lm import S3UnitLM
 
-    s3_lm = S3UnitLM.from_pretrained(paths.s3_lm)
+    s3_lm = S3UnitLM.from_pretrained(paths.s3_lm, base_lm=text_lm)  # the base: for LoRA adapters
     backend = paths.unit_backend or {"backend": "trained", "s3_path": None}  # no units section: the trained tokenizer
     encoder = prompt_unit_encoder(backend, Path(paths.units).parent, SAMPLE_RATE, unit_dir=paths.units)
     return s3_scorer(s3_lm, encoder, bpe, vocab, mel_fn)
 
 
-def _load_taslm(paths: ModelPaths, variant: str, bpe, vocab, word_ids_fn, mel_fn) -> TaslmScorer:
+def _load_taslm(paths: ModelPaths, variant: str, text_lm, bpe, vocab, word_ids_fn, mel_fn) -> TaslmScorer:
     from taste.lm.taslm import TASLM
     from taste.tokenizer.model import TasteTokenizer
 
-    model = TASLM.from_pretrained(paths.taslm.format(variant=variant))
+    model = TASLM.from_pretrained(paths.taslm.format(variant=variant), base_lm=text_lm)  # the base: for LoRA adapters
     return taslm_scorer(model, TasteTokenizer.from_pretrained(paths.taste), bpe, vocab, word_ids_fn, mel_fn)
 
 

@@ -384,9 +384,9 @@ def load_systems(params: dict[str, Any], systems: Sequence[str] = SYSTEMS) -> Sy
         out.taste_text_only = TasteTokenizer.from_pretrained(params["lm"]["taste_text_only"])
     for name in systems:
         if name.startswith("taslm_"):
-            out.taslm[name.split("_", 1)[1]] = TASLM.from_pretrained(lm_dir(params) / name)
+            out.taslm[name.split("_", 1)[1]] = TASLM.from_pretrained(lm_dir(params) / name, base_lm=text_lm)
     if "s3_lm" in systems:
-        out.s3_lm = S3UnitLM.from_pretrained(s3_lm_dir(params))
+        out.s3_lm = S3UnitLM.from_pretrained(s3_lm_dir(params), base_lm=text_lm)
     return out
 
 

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from taste.lm.adapters import AdapterSaving, lm_to_load
 from taste.lm.patterns import IGNORE
-from taste.lm.taslm import build_lm_from_dict, causal_lm
+from taste.lm.taslm import causal_lm
 from taste.training.saved_model import SavedModel
 
 
@@ -39,7 +40,7 @@ def debug_config() -> S3LMConfig:
     return S3LMConfig(n_units=16)
 
 
-class S3UnitLM(SavedModel, nn.Module):
+class S3UnitLM(AdapterSaving, SavedModel, nn.Module):
     saved_name = "S3-unit LM"
 
     def __init__(self, lm, config: S3LMConfig):
@@ -60,14 +61,16 @@ class S3UnitLM(SavedModel, nn.Module):
         h = out.last_hidden_state
         return self.unit_head(h), base.lm_head(h), (out.cache if use_cache else None)
 
-    # ---- save / load (taste.training.saved_model.SavedModel: config.json + model.safetensors) ---------------
+    # ---- save / load (taste.training.saved_model.SavedModel: config.json + model.safetensors; with LoRA the
+    # adapters and heads only, taste.lm.adapters) ---------------------------------------------------------------
     def config_payload(self) -> dict:
-        return {"s3_lm": asdict(self.config), "llama": causal_lm(self.lm).config.to_dict()}
+        return {"s3_lm": asdict(self.config), "llama": causal_lm(self.lm).config.to_dict(), **self.base_payload()}
 
     @classmethod
-    def from_payload(cls, payload: dict, directory: Path) -> "S3UnitLM":
+    def from_payload(cls, payload: dict, directory: Path, base_lm=None) -> "S3UnitLM":
+        """base_lm: the text LM a LoRA S3-unit LM was fine-tuned from (unused for a fully fine-tuned one)."""
         config = S3LMConfig(**payload["s3_lm"])
-        return cls(build_lm_from_dict(payload["llama"], config.lora_r, config.lora_alpha), config)
+        return cls(lm_to_load(payload, config.lora_r, config.lora_alpha, base_lm, directory, cls.saved_name), config)
 
 
 def s3_loss(model: S3UnitLM, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from taste.lm.adapters import AdapterSaving, lm_to_load
 from taste.lm.patterns import IGNORE
 from taste.training.saved_model import SavedModel
 
@@ -57,7 +58,7 @@ def causal_lm(lm):
     return lm.get_base_model() if hasattr(lm, "get_base_model") else lm
 
 
-class TASLM(SavedModel, nn.Module):
+class TASLM(AdapterSaving, SavedModel, nn.Module):
     saved_name = "TASLM"
 
     def __init__(self, lm, config: TASLMConfig, keep_reference: bool = True):
@@ -133,25 +134,18 @@ class TASLM(SavedModel, nn.Module):
             raise RuntimeError("TASLM has no frozen reference LM: build it with keep_reference=True to train")
         yield self._frozen_lm
 
-    # ---- save / load (taste.training.saved_model.SavedModel: config.json + model.safetensors) ---------------
+    # ---- save / load (taste.training.saved_model.SavedModel: config.json + model.safetensors; with LoRA the
+    # adapters and heads only, taste.lm.adapters) ---------------------------------------------------------------
     def config_payload(self) -> dict:
-        return {"taslm": asdict(self.config), "llama": causal_lm(self.lm).config.to_dict()}
+        return {"taslm": asdict(self.config), "llama": causal_lm(self.lm).config.to_dict(), **self.base_payload()}
 
     @classmethod
-    def from_payload(cls, payload: dict, directory: Path) -> "TASLM":
+    def from_payload(cls, payload: dict, directory: Path, base_lm=None) -> "TASLM":
+        """base_lm: the text LM a LoRA TASLM was fine-tuned from (unused for a fully fine-tuned one)."""
         t = payload["taslm"]
         config = TASLMConfig(**{**t, "fusion_init": tuple(t["fusion_init"])})
-        return cls(build_lm_from_dict(payload["llama"], config.lora_r, config.lora_alpha), config, keep_reference=False)
-
-
-def build_lm_from_dict(llama: dict, lora_r: int = 0, lora_alpha: int = 128):
-    """Rebuild the (optionally LoRA-wrapped) Llama skeleton from a saved config dict; weights load afterwards."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from taste.lm.text_lm import apply_lora
-
-    lm = LlamaForCausalLM(LlamaConfig.from_dict(llama))
-    return apply_lora(lm, lora_r, lora_alpha) if lora_r > 0 else lm
+        lm = lm_to_load(payload, config.lora_r, config.lora_alpha, base_lm, directory, cls.saved_name)
+        return cls(lm, config, keep_reference=False)
 
 
 # ---- losses --------------------------------------------------------------------------------------------

@@ -339,26 +339,45 @@ def train(
             device)
         running.add(_optimizer_step(model, batch, loss_fn, optimizer, params, config, accelerator, world, step,
                                     out_dir))
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            row = running.row(done, optimizer.param_groups[0]["lr"])
+        row = _log_row(step + 1, config, running, optimizer, out_dir, accelerator.is_main_process)
+        if row is not None:
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}")
-            if accelerator.is_main_process:
-                with (out_dir / "history.jsonl").open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(row) + "\n")
-        if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
-            save_training_state(out_dir / "checkpoint", model, optimizer, done,
+        if accelerator.is_main_process and _is_checkpoint_step(step + 1, config):
+            save_training_state(out_dir / "checkpoint", model, optimizer, step + 1,
                                 {"config": _jsonable(config), "fingerprint": fingerprint})
         accelerator.wait_for_everyone()
     model.to("cpu")  # callers evaluate, save and use the model on the CPU, whatever device trained it
-    if eval_fn is not None:
-        model.eval()
-        with torch.no_grad():
-            history.append({"step": config.steps, **{f"eval_{k}": float(v) for k, v in eval_fn(model).items()}})
+    history.extend(_final_eval(model, eval_fn, config.steps))
     model.eval()
     return TrainResult(history=history, wall_time_s=time.perf_counter() - t0, peak_memory_mb=_peak_memory_mb(),
                        resumed_from=start_step, final_step=config.steps)
+
+
+def _log_row(done: int, config: TrainConfig, running: "_RunningMeans", optimizer, out_dir: Path,
+             is_main: bool) -> dict[str, float] | None:
+    """Every `log_every` steps and at the last: the running means as a history row, appended to history.jsonl by
+    the main process; None on other steps."""
+    if done % config.log_every != 0 and done != config.steps:
+        return None
+    row = running.row(done, optimizer.param_groups[0]["lr"])
+    if is_main:
+        with (out_dir / "history.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+    return row
+
+
+def _is_checkpoint_step(done: int, config: TrainConfig) -> bool:
+    return done % config.checkpoint_every == 0 or done == config.steps
+
+
+def _final_eval(model: torch.nn.Module, eval_fn, steps: int) -> list[dict[str, float]]:
+    """The final eval row of the history (none without an eval_fn)."""
+    if eval_fn is None:
+        return []
+    model.eval()
+    with torch.no_grad():
+        return [{"step": steps, **{f"eval_{k}": float(v) for k, v in eval_fn(model).items()}}]
 
 
 def _jsonable(config: TrainConfig) -> dict[str, Any]:
