@@ -268,6 +268,31 @@ def test_load_system_scorers_reports_missing_models(tmp_path):
     assert none == {} and "text LM" in why["cascade"]
 
 
+def test_load_system_scorers_reports_lora_adapters_of_another_base(tmp_path):
+    """A LoRA S3-unit LM fine-tuned over another text LM than the one at paths.text_lm is reported, not scored."""
+    import json
+    from dataclasses import asdict
+
+    from taste.asr.bpe import train_bpe
+    from taste.evaluation.probes import ModelPaths, load_system_scorers
+    from taste.lm.s3_lm import S3LMConfig, S3UnitLM
+    from taste.lm.text_lm import LMVocab, apply_lora, build_text_lm, debug_config, save_text_lm
+
+    tok = train_bpe(["the cat sat on the mat", "a dog ran in the park"] * 10, vocab_size=60)
+    vocab = LMVocab.for_tokenizer(tok)
+    lm_dir = tmp_path / "text_lm"
+    torch.manual_seed(0)
+    save_text_lm(build_text_lm(debug_config(vocab.size + 2), vocab), lm_dir)
+    tok.save(str(lm_dir / "tokenizer.json"))
+    (lm_dir / "lm_vocab.json").write_text(json.dumps(asdict(vocab)))
+    other_base = build_text_lm(debug_config(vocab.size + 2), vocab)  # another initialisation: other weights
+    S3UnitLM(apply_lora(other_base, r=4, alpha=8), S3LMConfig(n_units=16, lora_r=4, lora_alpha=8)).save_pretrained(
+        tmp_path / "s3")
+    paths = ModelPaths(text_lm=str(lm_dir), s3_lm=str(tmp_path / "s3"), units=str(tmp_path / "no_units"))
+    scorers, missing = load_system_scorers(paths, lambda w: torch.zeros(80, 10), ["cascade", "s3_lm"])
+    assert set(scorers) == {"cascade"} and "not the one" in missing["s3_lm"]
+
+
 def test_encoder_window_seconds(tmp_path):
     import json
 

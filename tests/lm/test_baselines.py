@@ -1,11 +1,13 @@
 """Text LM pretraining pieces, the S3-unit LM baseline and the cascade's text continuation."""
 
 import copy
+import json
 import math
 
 import pytest
 import torch
 from fakes import SENTENCES, fake_units
+from transformers import LlamaForCausalLM
 
 from taste.lm import text_lm
 from taste.lm.data import S3Dataset, collate_s3
@@ -102,12 +104,37 @@ def test_s3_lora_saves_adapters_and_loads_over_its_base(utts, bpe, vocab, tmp_pa
     model.eval().save_pretrained(tmp_path / "s3")
     keys = set(safe_open(str(tmp_path / "s3/model.safetensors"), "pt").keys())
     assert {"unit_embedding.weight", "unit_head.weight"} <= keys and all(not k.startswith("lm.") or "lora_" in k for k in keys)
-    loaded = S3UnitLM.from_pretrained(tmp_path / "s3", base_lm=base)
+    text_lm.save_text_lm(base, tmp_path / "base")  # the base as stage lm_pretrain saves and a later stage reloads it
+    reloaded_base = LlamaForCausalLM.from_pretrained(tmp_path / "base", local_files_only=True)
+    loaded = S3UnitLM.from_pretrained(tmp_path / "s3", base_lm=reloaded_base)
     with torch.no_grad():
         a, b = model(batch["unit_ids"], batch["text_ids"])[0], loaded(batch["unit_ids"], batch["text_ids"])[0]
     assert torch.allclose(a, b, atol=1e-5)
     with pytest.raises(SavedModelError, match="base_lm"):
         S3UnitLM.from_pretrained(tmp_path / "s3")
+    other = text_lm.build_text_lm(text_lm.debug_config(vocab.size), vocab)
+    with pytest.raises(SavedModelError, match="not the one"):
+        S3UnitLM.from_pretrained(tmp_path / "s3", base_lm=other)
+    config = json.loads((tmp_path / "s3/config.json").read_text())
+    del config["base_lm_digest"]  # a LoRA folder written before adapter-only saving
+    (tmp_path / "s3/config.json").write_text(json.dumps(config))
+    with pytest.raises(SavedModelError, match="saved before adapter-only saving"):
+        S3UnitLM.from_pretrained(tmp_path / "s3", base_lm=reloaded_base)
+
+
+def test_base_digest_is_the_base_llamas_own_and_sees_one_changed_weight(vocab):
+    from taste.lm.adapters import base_digest
+
+    torch.manual_seed(0)
+    base = text_lm.build_text_lm(text_lm.debug_config(vocab.size), vocab)
+    wrapped = text_lm.apply_lora(copy.deepcopy(base), r=4, alpha=8)
+    assert base_digest(wrapped) == base_digest(base)  # peft's wrapping names and the adapters do not count
+    with torch.no_grad():
+        next(p for n, p in wrapped.named_parameters() if "lora_B" in n).add_(1.0)
+    assert base_digest(wrapped) == base_digest(base)
+    with torch.no_grad():
+        base.model.layers[0].mlp.down_proj.weight[0, 0] += 1e-3
+    assert base_digest(wrapped) != base_digest(base)
 
 
 @pytest.mark.parametrize("max_units", [5, 30])

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from taste.training.saved_model import SavedModelError
+
 SAMPLE_RATE = 16000
 GAP_SECONDS = 0.15  # silence between a StoryCloze context and its ending
 
@@ -220,7 +222,7 @@ def load_system_scorers(paths: ModelPaths, mel_fn: Callable[[np.ndarray], Tensor
     for system in systems:
         try:
             scorers[system] = loaders[system]()
-        except (FileNotFoundError, OSError, KeyError) as err:
+        except (FileNotFoundError, OSError, KeyError, SavedModelError) as err:  # e.g. LoRA adapters of another base
             missing[system] = f"{type(err).__name__}: {err}"
     return scorers, missing
 

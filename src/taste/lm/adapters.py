@@ -15,7 +15,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from taste.training.checkpoint import tensor_bytes_tag
+import torch
+
 from taste.training.saved_model import SavedModelError
 
 BASE_DIGEST_KEY = "base_lm_digest"
@@ -27,11 +28,19 @@ def is_base_tensor(name: str) -> bool:
 
 
 def base_digest(lm) -> str:
-    """sha256 over the base weights of a LoRA-wrapped LM (its adapters left out): identifies the base it wraps."""
+    """sha256 over the base weights of a LoRA-wrapped LM (its adapters left out): identifies the base it wraps.
+
+    Names are taken without peft's wrapping (`base_model.model.` and `.base_layer`), so the digest is the base
+    Llama's own; each tensor is hashed in place (no copy of a billion-parameter model)."""
     h = hashlib.sha256()
     for name, tensor in sorted(lm.state_dict().items()):
-        if "lora_" not in name:
-            h.update(tensor_bytes_tag(name, tensor))
+        if "lora_" in name:
+            continue
+        plain = name.removeprefix("base_model.model.").replace(".base_layer.", ".")
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{plain}:{tuple(t.shape)}:{t.dtype};".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
 
 
@@ -68,6 +77,9 @@ def lm_to_load(payload: dict[str, Any], lora_r: int, lora_alpha: int, base_lm, f
     if base_lm is None:
         raise SavedModelError(f"{folder}: this {what} holds LoRA adapters only; load it with base_lm= the text LM "
                               f"it was fine-tuned from (stage lm_pretrain's text_lm)")
+    if BASE_DIGEST_KEY not in payload:
+        raise SavedModelError(f"{folder}: this LoRA {what} has no {BASE_DIGEST_KEY} in its config: it was saved "
+                              f"before adapter-only saving (rerun the stage that trains it)")
     lm = apply_lora(copy.deepcopy(base_lm), lora_r, lora_alpha)
     if base_digest(lm) != payload[BASE_DIGEST_KEY]:
         raise SavedModelError(f"{folder}: the base LM given is not the one this {what}'s LoRA adapters were "
