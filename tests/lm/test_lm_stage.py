@@ -139,3 +139,31 @@ def test_taslm_on_the_saved_text_lm_is_the_taslm_on_the_trained_one(tmp_path, mo
     assert result.resumed_from == 0 and dev_loaded == dev
     again = load_file(P.lm_dir(params) / "taslm_token" / "model.safetensors")
     assert again.keys() == weights.keys() and all(torch.equal(again[k], weights[k]) for k in weights)
+
+
+def test_lora_stage_saves_adapters_and_continues_over_the_saved_text_lm(tmp_path, monkeypatch):
+    """lm.taslm.finetune: lora (the paper profile's mode) through the stage functions: the TASLM and S3-unit LM
+    folders hold no base-LM tensor, and load_systems puts them back over the saved text LM to continue speech."""
+    from safetensors import safe_open
+
+    params = build_world(tmp_path, REPO / "params.yaml")
+    params["lm"]["taslm"].update(finetune="lora", lora_r=4, lora_alpha=8)
+    monkeypatch.chdir(tmp_path)
+    text = P.pretrain_text_lm(params, progress=False)
+    taste = TasteTokenizer.from_pretrained(params["lm"]["taste_model"])
+    taslm, _, _ = P.train_taslm(params, "token", text.model, text.tokenizer, text.vocab, taste, progress=False)
+    s3, _, _ = P.train_s3_lm(params, text.model, text.tokenizer, text.vocab, progress=False)
+    for folder, model in ((P.lm_dir(params) / "taslm_token", taslm), (P.s3_lm_dir(params), s3)):
+        saved = set(safe_open(str(folder / "model.safetensors"), "pt").keys())
+        assert any("lora_" in k for k in saved) and all(not k.startswith("lm.") or "lora_" in k for k in saved)
+        assert len(saved) < len(model.state_dict())
+    systems = load_systems(params, ["taslm_token", "s3_lm"])
+    args = (torch.tensor([[1, 2, 3]]), torch.zeros(1, 3, taslm.config.taste_dim), torch.ones(1, 3, dtype=torch.bool))
+    with torch.no_grad():
+        assert torch.allclose(systems.taslm["token"](*args).text_logits, taslm.eval()(*args).text_logits, atol=1e-5)
+    prompts = select_prompts(read_manifest("data/prepared/test.jsonl"), 2, (0.5, 1.5), seed=0)
+    unit_model = UnitTokenizer.from_pretrained("models/units")
+    prepared = [prepare_prompt(p, systems, fake_speaker_embed, unit_model) for p in prompts]
+    for system in ("taslm_token", "s3_lm"):
+        run_system(system, prepared, systems, sampling_from_params(params), 3, 40, 0, "outputs/continuations")
+    assert len(read_records("outputs/continuations", ["taslm_token", "s3_lm"])) == 2 * len(prepared)
