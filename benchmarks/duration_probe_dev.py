@@ -60,8 +60,9 @@ def encode_with_widths(model: TasteTokenizer, mel: torch.Tensor, transcript: str
     """One encoder pass over an utterance -> (the decoder-side word vectors [N, D], as `model.encode` gives them;
     each word's last-layer cross-attention width in nats, tokenizer.aggregator.word_attention_width; the same
     width with the location prior switched off; the log of each word's frame count,
-    tokenizer.aggregator.word_frame_counts)."""
-    from taste.tokenizer.aggregator import word_attention_width, word_frame_counts
+    tokenizer.aggregator.word_frame_counts; the log of its frames in the best monotonic segmentation,
+    tokenizer.aggregator.word_monotonic_counts, from the same attention)."""
+    from taste.tokenizer.aggregator import word_attention_width, word_frame_counts, word_monotonic_counts
 
     text = model.tokenize([transcript])
     states = model.encoder_states(mel.unsqueeze(0).float(), torch.tensor([mel.shape[-1]]))
@@ -70,8 +71,10 @@ def encode_with_widths(model: TasteTokenizer, mel: torch.Tensor, transcript: str
     with location_prior_off(model):
         _, _, attention_no_prior = model.word_vectors(text, *states, return_attention=True)
     log_counts = word_frame_counts(attention, text.word_index, n_words).clamp(min=1.0).log()
+    log_monotonic = word_monotonic_counts(attention, text.word_index, text.n_words, states[2]).clamp(min=1.0).log()
     return (decoder_vectors(model, vectors[0]), word_attention_width(attention, text.word_index, n_words)[0].tolist(),
-            word_attention_width(attention_no_prior, text.word_index, n_words)[0].tolist(), log_counts[0].tolist())
+            word_attention_width(attention_no_prior, text.word_index, n_words)[0].tolist(), log_counts[0].tolist(),
+            log_monotonic[0].tolist())
 
 
 @contextmanager
@@ -152,18 +155,20 @@ def main() -> None:
         if kinds.get(u.pair.pair_id) == "rate":
             by_pair.setdefault(u.pair.pair_id, {})[u.pair.role] = u
     delta, diff, clusters, log_delta, width_diff, width_diff_no_prior, count_diff = [], [], [], [], [], [], []
+    monotonic_diff = []
     with torch.no_grad():
         for pair_id, roles in sorted(by_pair.items()):
             base, variant = roles["base"], next(v for r, v in roles.items() if r != "base")
             j = base.pair.changed_word
-            pred, width, width_no_prior, count = [], [], [], []
+            pred, width, width_no_prior, count, monotonic = [], [], [], [], []
             for u in (base, variant):
-                vec, w, w_no_prior, c = encode_with_widths(model, log_mel(torch.from_numpy(audio[u.id]), mel_cfg),
+                vec, w, w_no_prior, c, mono = encode_with_widths(model, log_mel(torch.from_numpy(audio[u.id]), mel_cfg),
                                                            u.text)
                 pred.append(float(np.exp(predict(probe, vec[j: j + 1].numpy())[0])))
                 width.append(w[j])
                 width_no_prior.append(w_no_prior[j])
                 count.append(c[j])
+                monotonic.append(mono[j])
             truth = [u.words[j].end - u.words[j].start for u in (base, variant)]
             delta.append(truth[1] - truth[0])
             diff.append(pred[1] - pred[0])
@@ -171,10 +176,11 @@ def main() -> None:
             width_diff.append(width[1] - width[0])
             width_diff_no_prior.append(width_no_prior[1] - width_no_prior[0])
             count_diff.append(count[1] - count[0])
+            monotonic_diff.append(monotonic[1] - monotonic[0])
             clusters.append(pair_id.split(":", 1)[1])
     delta, diff, clusters = np.array(delta), np.array(diff), np.array(clusters)
     log_delta, width_diff, width_diff_no_prior = np.array(log_delta), np.array(width_diff), np.array(width_diff_no_prior)
-    count_diff = np.array(count_diff)
+    count_diff, monotonic_diff = np.array(count_diff), np.array(monotonic_diff)
     out = {"model": str(args.model), "stage": model.stage, "train_words": int(y_tr.size), "dev_words": int(y_dev.size),
            "alpha": args.alpha, "probe_r2_train": round(r2(y_tr, predict(probe, x_tr)), 3),
            "probe_r2_dev": round(r2(y_dev, predict(probe, x_dev)), 3),
@@ -192,6 +198,10 @@ def main() -> None:
            # log true duration ratio: 1 = the attention counts exactly the word's frames in both renditions
            "frame_count_log_slope_on_edited_pairs": pair_slope(log_delta, count_diff, clusters,
                                                                int(sp["bootstrap"]), seed),
+           # the same for j's frames in the best monotonic segmentation of the frames into the words, read off the
+           # same attention (the monotonic_count duration feature)
+           "monotonic_count_log_slope_on_edited_pairs": pair_slope(log_delta, monotonic_diff, clusters,
+                                                                   int(sp["bootstrap"]), seed),
            "seconds": round(time.perf_counter() - t0)}
     print(json.dumps(out), flush=True)
 

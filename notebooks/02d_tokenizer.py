@@ -23,10 +23,12 @@
 # Three training aids read the corpus's word timings (inference never does): the aggregator's cross-attention is
 # pulled toward each word's frames (`tokenizer.align_weight`); each frame's attention, normalised over the words, is
 # trained to name the word the frame lies in (`tokenizer.assign_weight`), so that the attention counts a word's frames
-# and the `frame_count` duration feature can add that count to the word's vector; and coordinate 0 of each word's
-# TASTE vector is pulled toward its log duration (`tokenizer.duration_weight`). The training set adds copies of half
-# the train utterances with one word time-stretched 0.4x-2.5x (`tokenizer.stretch_augment`), the range the swap
-# study asks the tokens to carry.
+# and the duration feature (`tokenizer.duration_feature`; `monotonic_count`: the word's frames in the best
+# monotonic segmentation of the frames into the words, read off that assignment) can add that count to the word's
+# vector; and coordinate 0 of each word's TASTE vector is pulled toward its log duration
+# (`tokenizer.duration_weight`). The training set adds a copy of every train utterance (`stretch_augment.share`)
+# with one word time-stretched 0.4x-2.5x (`tokenizer.stretch_augment`), the range the swap study asks the tokens to
+# carry.
 # The ablation rows (the other conditioning mode, values from the last layer, the other duration feature) train
 # beside the main model: with `tokenizer.parallel_ablations` (the default) two of them in a second 1-thread process
 # while the main model trains and the third here after it; without it, all here after the main model. The table on

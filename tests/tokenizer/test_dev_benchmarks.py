@@ -77,21 +77,25 @@ def test_location_prior_off_zeroes_the_prior_and_restores_it(tokenizer):
 
 def test_encode_with_widths_gives_each_word_its_frame_count(tokenizer, mel):
     """duration_probe_dev.encode_with_widths: one entry per word in each output; its log frame counts are those of
-    tokenizer.aggregator.word_frame_counts on the model's own attention."""
+    tokenizer.aggregator.word_frame_counts on the model's own attention, its monotonic ones those of
+    word_monotonic_counts."""
     from duration_probe_dev import encode_with_widths
 
-    from taste.tokenizer.aggregator import word_frame_counts
+    from taste.tokenizer.aggregator import word_frame_counts, word_monotonic_counts
 
     tokenizer.eval()
     text = "the cat sat on the mat"
-    vectors, width, width_no_prior, log_counts = encode_with_widths(tokenizer, mel, text)
-    assert vectors.shape[0] == len(width) == len(width_no_prior) == len(log_counts) == 6
+    vectors, width, width_no_prior, log_counts, log_monotonic = encode_with_widths(tokenizer, mel, text)
+    assert vectors.shape[0] == len(width) == len(width_no_prior) == len(log_counts) == len(log_monotonic) == 6
     batch = tokenizer.tokenize([text])
     with torch.no_grad():
         states = tokenizer.encoder_states(mel[None], torch.tensor([mel.shape[-1]]))
         _, _, attention = tokenizer.word_vectors(batch, *states, return_attention=True)
     expected = word_frame_counts(attention, batch.word_index, 6)[0].clamp(min=1.0).log()
     assert log_counts == pytest.approx(expected.tolist(), abs=1e-5)
+    monotonic = word_monotonic_counts(attention, batch.word_index, batch.n_words, states[2])[0]
+    assert log_monotonic == pytest.approx(monotonic.clamp(min=1.0).log().tolist(), abs=1e-6)
+    assert monotonic.sum().item() == int(states[2][0])  # every frame to one word
 
 
 def test_switch_off_location_prior_fixes_and_freezes_the_prior(tokenizer):

@@ -68,11 +68,11 @@ def test_default_is_none_and_adds_no_weights(asr, bpe):
 
 def test_params_switch_reaches_the_config(asr):
     from taste.config import load_params
-    from taste.tokenizer.config import config_from_params
+    from taste.tokenizer.config import DURATION_FEATURES, config_from_params
 
     params = load_params("params.yaml")
-    assert params["tokenizer"]["duration_feature"] in ("none", "attention_width", "frame_count")
-    for feature in ("none", "attention_width", "frame_count"):
+    assert params["tokenizer"]["duration_feature"] in DURATION_FEATURES
+    for feature in DURATION_FEATURES:
         params["tokenizer"]["duration_feature"] = feature
         assert config_from_params(params, asr.config).aggregator.duration_feature == feature
     del params["tokenizer"]["duration_feature"]  # params.yaml is the one source: no default stands in for it

@@ -92,12 +92,13 @@ def test_assignment_loss_trains_the_attention(asr, bpe, mel):
     assert q is not None and q.abs().sum() > 0
 
 
-def frame_count_tokenizer(asr, bpe):
-    """The debug tokenizer with duration_feature=frame_count and a random (non-zero) duration projection."""
+def frame_count_tokenizer(asr, bpe, feature: str = "frame_count"):
+    """The debug tokenizer with duration_feature=`feature` (a frame count) and a random (non-zero) duration
+    projection."""
     from taste.tokenizer import TasteTokenizer
 
     base = make_tokenizer(asr, bpe)
-    cfg = replace(base.cfg, aggregator=replace(base.cfg.aggregator, duration_feature="frame_count"))
+    cfg = replace(base.cfg, aggregator=replace(base.cfg.aggregator, duration_feature=feature))
     tk = TasteTokenizer(cfg, asr=asr, bpe=bpe, stage="rvq")
     missing, unexpected = tk.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and missing and all(k.startswith("aggregator.duration_embed.") for k in missing)

@@ -75,6 +75,51 @@ def word_frame_counts(attention: Tensor, word_index: Tensor, n_words: int) -> Te
     return frame_assignment(word_attention(attention, word_index, n_words)).sum(-1)
 
 
+def word_monotonic_counts(attention: Tensor, word_index: Tensor, n_words: Tensor, frame_lengths: Tensor) -> Tensor:
+    """Hard number of encoder frames of each word: the best monotonic segmentation of an utterance's frames into its
+    words in order (every frame to exactly one word, every word at least one frame), scored by the log of
+    frame_assignment -> Tensor[B, N] (float; 0 for absent words). A Viterbi search (like Glow-TTS's monotonic
+    alignment search) over the same column-normalised attention that word_frame_counts sums: where the soft count
+    spreads a long word's frames over its neighbours, the segmentation gives each frame to one word, so the count
+    follows how long the word was spoken more closely. Pauses go to a neighbouring word, leading and trailing silence
+    to the first and last. An utterance with fewer frames than words gets its soft counts (no segmentation exists).
+
+    attention: Tensor[B, L, T]; word_index: LongTensor[B, L] (-1 = none); n_words, frame_lengths: LongTensor[B]."""
+    n = int(n_words.max()) if n_words.numel() else 0
+    soft = frame_assignment(word_attention(attention, word_index, n))  # (B, N, T), float32
+    b, _, t_max = soft.shape
+    if n == 0:
+        return soft.new_zeros(b, 0)
+    frames = frame_lengths.clamp(max=t_max)
+    t_max = int(frames.max())  # frames past every utterance's end change nothing
+    words = torch.arange(n, device=soft.device)
+    blocked = -1e9
+    score = soft.clamp(min=1e-12).log().masked_fill(~(words.view(1, -1, 1) < n_words.view(-1, 1, 1)), blocked)
+    score = score.double()
+    best = torch.full((b, n), blocked, dtype=torch.float64, device=soft.device)
+    best[:, 0] = score[:, 0, 0]
+    moved = torch.zeros(b, n, t_max, dtype=torch.bool, device=soft.device)  # frame t starts a new word
+    for t in range(1, t_max):
+        stay = best
+        move = torch.cat([best.new_full((b, 1), blocked), best[:, :-1]], dim=1)
+        step = move > stay
+        updated = torch.where(step, move, stay) + score[:, :, t]
+        live = (t < frames).unsqueeze(1)
+        best = torch.where(live, updated, best)
+        moved[:, :, t] = step & live
+    counts = torch.zeros(b, n, dtype=torch.float32, device=soft.device)
+    rows = torch.arange(b, device=soft.device)
+    current = (n_words - 1).clamp(min=0)
+    for t in range(t_max - 1, -1, -1):
+        live = (t < frames) & (n_words > 0)  # an utterance without words counts nothing
+        counts[rows, current] += live.float()
+        current = current - (moved[rows, current, t] & live).long()
+    fallback = frames < n_words  # too few frames to give every word one: keep the soft counts
+    if bool(fallback.any()):
+        counts[fallback] = soft.sum(-1)[fallback]
+    return counts
+
+
 class DurationEmbedding(nn.Module):
     """A word's duration statistic in nats of frames (attention width, or the log frame count) -> a vector added to
     the word vector before the RVQ: a sinusoid of the scaled statistic through a Linear that starts at zero (so a
@@ -208,8 +253,9 @@ class Aggregator(nn.Module):
         keys, values: Tensor[B, T, D] (last / shallow encoder layer); frame_lengths: LongTensor[B].
         Returns (word vectors Tensor[B, N, D], word_mask Bool[B, N]) with N = n_words.max(), plus the last layer's
         head-averaged cross-attention [B, L, T] when return_attention (what the alignment loss supervises).
-        duration_feature "attention_width" / "frame_count": each word vector also gets DurationEmbedding(width of its
-        last-layer cross-attention / log of its frame count, word_frame_counts), computed from the model's own
+        duration_feature "attention_width" / "frame_count" / "monotonic_count": each word vector also gets
+        DurationEmbedding(width of its last-layer cross-attention / log of its frame count, word_frame_counts / log of
+        its frames in the best monotonic segmentation, word_monotonic_counts), computed from the model's own
         attention (detached: a statistic, not a training path; no timings)."""
         b, length = token_ids.shape
         if length > self.cfg.max_tokens:
@@ -239,7 +285,11 @@ class Aggregator(nn.Module):
         vectors, word_mask = pool_words(h, word_index, int(n_words.max()))
         if feature != "none":
             n = int(n_words.max())
-            stat = (word_attention_width(attention.detach(), word_index, n) if feature == "attention_width"
-                    else word_frame_counts(attention.detach(), word_index, n).clamp(min=1.0).log())
+            if feature == "attention_width":
+                stat = word_attention_width(attention.detach(), word_index, n)
+            elif feature == "monotonic_count":
+                stat = word_monotonic_counts(attention.detach(), word_index, n_words, frame_lengths).clamp(min=1.0).log()
+            else:
+                stat = word_frame_counts(attention.detach(), word_index, n).clamp(min=1.0).log()
             vectors = vectors + self.duration_embed(stat) * word_mask.unsqueeze(-1).to(vectors.dtype)
         return (vectors, word_mask, attention) if return_attention else (vectors, word_mask)

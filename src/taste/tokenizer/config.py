@@ -10,7 +10,7 @@ from typing import Any
 
 CONDITIONING_MODES = ("word_sync", "prefix")
 BOUNDARY_RULES = ("median", "sample")
-DURATION_FEATURES = ("none", "attention_width", "frame_count")
+DURATION_FEATURES = ("none", "attention_width", "frame_count", "monotonic_count")
 
 
 class TokenizerConfigError(ValueError):
@@ -32,7 +32,9 @@ class AggregatorConfig:
     duration_feature: str = "none"  # "attention_width": add an embedding of each word's last-layer cross-attention
                                   # width (entropy ~ log frames) to its vector before the RVQ (issue 13);
                                   # "frame_count": of the log number of frames the attention assigns to the word
-                                  # (aggregator.word_frame_counts); "none" = off
+                                  # (aggregator.word_frame_counts); "monotonic_count": of its frames in the best
+                                  # monotonic segmentation of the frames into the words
+                                  # (aggregator.word_monotonic_counts); "none" = off
 
     def __post_init__(self) -> None:
         if self.duration_feature not in DURATION_FEATURES:
