@@ -126,13 +126,25 @@ def test_the_feature_changes_the_vectors_by_the_stretch(asr, bpe, mel):
     assert not torch.allclose(added[0], added[1], atol=1e-3)
 
 
-def test_the_feature_does_not_depend_on_batch_padding(asr, bpe, mel):
+def soft_counts(attention, batch, frame_lengths):
+    from taste.tokenizer.aggregator import word_frame_counts
+
+    return word_frame_counts(attention, batch.word_index, int(batch.n_words.max()))
+
+
+def monotonic_counts(attention, batch, frame_lengths):
+    from taste.tokenizer.aggregator import word_monotonic_counts
+
+    return word_monotonic_counts(attention, batch.word_index, batch.n_words, frame_lengths)
+
+
+@pytest.mark.parametrize("feature, count", [("frame_count", soft_counts), ("monotonic_count", monotonic_counts)])
+def test_the_feature_does_not_depend_on_batch_padding(asr, bpe, mel, feature, count):
     """An utterance alone and padded inside a batch with a longer one gets the same counts and vectors (padded
     frames and padded words take no share)."""
     from taste.asr.features import pad_mels
-    from taste.tokenizer.aggregator import word_frame_counts
 
-    _, tk = frame_count_tokenizer(asr, bpe)
+    _, tk = frame_count_tokenizer(asr, bpe, feature)
     texts = ["the cat sat", "she sells sea shells on the shore"]
     mels = [mel[:, :60], mel]
     batch = tk.tokenize(texts)
@@ -143,20 +155,21 @@ def test_the_feature_does_not_depend_on_batch_padding(asr, bpe, mel):
         alone_batch = tk.tokenize(texts[:1])
         alone_states = tk.encoder_states(mels[0][None], torch.tensor([60]))
         alone, _, alone_attention = tk.word_vectors(alone_batch, *alone_states, return_attention=True)
-    counts = word_frame_counts(attention, batch.word_index, int(batch.n_words.max()))
-    alone_counts = word_frame_counts(alone_attention, alone_batch.word_index, 3)
+    counts = count(attention, batch, states[2])
+    alone_counts = count(alone_attention, alone_batch, alone_states[2])
     torch.testing.assert_close(counts[0, :3], alone_counts[0], atol=1e-4, rtol=1e-4)
     assert counts[0, 3:].abs().max() == 0  # words the first transcript does not have
     torch.testing.assert_close(vectors[0, :3], alone[0], atol=1e-4, rtol=1e-4)
 
 
-def test_frame_count_model_save_load_round_trip(asr, bpe, mel, tmp_path):
+@pytest.mark.parametrize("feature", ["frame_count", "monotonic_count"])
+def test_frame_count_model_save_load_round_trip(asr, bpe, mel, tmp_path, feature):
     from taste.tokenizer import TasteTokenizer
 
-    _, tk = frame_count_tokenizer(asr, bpe)
+    _, tk = frame_count_tokenizer(asr, bpe, feature)
     tk.save_pretrained(tmp_path / "m")
     loaded = TasteTokenizer.from_pretrained(tmp_path / "m")
-    assert loaded.cfg.aggregator.duration_feature == "frame_count"
+    assert loaded.cfg.aggregator.duration_feature == feature
     text = "the cat sat"
     a, b = tk.encode(mel, text), loaded.encode(mel, text)
     assert torch.equal(a.codes, b.codes) and torch.equal(a.vectors, b.vectors)
